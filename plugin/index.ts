@@ -1,0 +1,135 @@
+/**
+ * fastify-htmx-sse: wires options, decorators and hooks. No logic of its own:
+ * encode → connection → stream → hub → transport hold that.
+ */
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { SseHub } from './hub.js'
+import { openStream, type Authorize, type OpenContext, type SseSource, type SseTopicsOptions } from './open.js'
+import { RESUME_SCRIPT } from './resume.js'
+import { FlushScheduler, Heartbeat, type SseStream } from './stream.js'
+import type { HubTransport } from './transport.js'
+import { MemoryTransport } from './transports/memory.js'
+
+export interface HtmxSseOptions {
+  /** Interval of `: ping` comments on idle streams; `false` disables. Default 15 000. */
+  heartbeatMs?: number | false
+  /** `retry:` hint sent at stream start and before shutdown (jittered ±20%). Default 3 000. */
+  retryMs?: number
+  /** Unsent bytes per connection before it is closed as a slow consumer. Default 1 MiB. */
+  maxBufferedBytes?: number
+  /** Events kept per topic for Last-Event-ID replay (default in-process transport). Default 1 000. */
+  history?: number
+  /** Where hub events live; default in-process. `redisTransport()` from `fastify-htmx-sse/redis` for many instances. */
+  transport?: HubTransport
+  /** Decides whether a request may subscribe to hub topics; refusal is a 403 before any byte. */
+  authorize?: Authorize
+  /** Open SSE streams per instance before new ones get 503. Default unlimited. */
+  maxConnections?: number
+  /** Open SSE streams per client IP before new ones get 503. Default unlimited. */
+  maxConnectionsPerIp?: number
+  /**
+   * URL path that serves the resume script (sets `htmx.createEventSource` so
+   * htmx's own reconnects carry `lastEventId`); `false` to not serve it.
+   * Default `/_sse/resume.js`.
+   */
+  resumeScriptPath?: string | false
+}
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /**
+     * Starts a Server-Sent Events response and returns its stream:
+     * - `reply.sse()`: send events yourself with `stream.send()`;
+     * - `reply.sse(iterable)` / `reply.sse(signal => iterable)`: drained with backpressure;
+     * - `reply.sse({ topics })`: hub topics, with Last-Event-ID replay.
+     * Awaiting (or returning) the stream waits until it ends.
+     */
+    sse (source?: SseSource | SseTopicsOptions): SseStream
+  }
+  interface FastifyInstance {
+    /** The broadcast hub shared by every route of this app. */
+    sseHub: SseHub
+  }
+}
+
+function positive (name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`fastify-htmx-sse: option ${name} must be a positive number, got ${String(value)}`)
+  return value
+}
+
+const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance, options: HtmxSseOptions) => {
+  const heartbeatMs = options.heartbeatMs === false ? false : positive('heartbeatMs', options.heartbeatMs, 15_000)
+  const retryMs = positive('retryMs', options.retryMs, 3_000)
+  const history = options.history ?? 1_000
+  if (!Number.isSafeInteger(history) || history < 0) throw new TypeError('fastify-htmx-sse: option history must be a non-negative integer')
+  if (options.authorize !== undefined && typeof options.authorize !== 'function') throw new TypeError('fastify-htmx-sse: option authorize must be a function')
+
+  let shuttingDown = false
+  const counters = { delivered: 0, evicted: 0 }
+  const scheduler = new FlushScheduler()
+  const maxBufferedBytes = positive('maxBufferedBytes', options.maxBufferedBytes, 1 << 20)
+  const hub = new SseHub({
+    transport: options.transport ?? new MemoryTransport({ history }),
+    scheduler,
+    log: app.log,
+    maxBufferedBytes,
+    counters
+  })
+  const ctx: OpenContext = {
+    log: app.log,
+    maxBufferedBytes,
+    scheduler,
+    heartbeat: new Heartbeat(heartbeatMs),
+    open: new Set(),
+    counters,
+    // Jitter spreads a thundering herd of reconnects after a restart.
+    jitteredRetry: () => Math.round(retryMs * (0.8 + Math.random() * 0.4)),
+    hub,
+    authorize: options.authorize,
+    maxConnections: positive('maxConnections', options.maxConnections, Infinity),
+    maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
+    perIp: new Map(),
+    shuttingDown: () => shuttingDown
+  }
+
+  await hub.start()
+  app.decorate('sseHub', hub)
+  app.decorateReply('sse', function (this: import('fastify').FastifyReply, source?: SseSource | SseTopicsOptions) {
+    return openStream(this, ctx, source)
+  })
+
+  const resumePath = options.resumeScriptPath ?? '/_sse/resume.js'
+  if (resumePath !== false) {
+    app.get(resumePath, { logLevel: 'warn' }, (_request, reply) => {
+      reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(RESUME_SCRIPT)
+    })
+  }
+
+  app.addHook('preClose', async () => {
+    shuttingDown = true
+    const streams = [...ctx.open]
+    for (const stream of streams) stream.shutdown()
+    // Clients get a moment to read the final retry hint; a client that does
+    // not read must not hold app.close() hostage.
+    await Promise.race([
+      Promise.all(streams.map(s => s.connectionClosed())),
+      new Promise(resolve => setTimeout(resolve, 300).unref())
+    ])
+    for (const stream of streams) stream.destroyConnection()
+  })
+  app.addHook('onClose', async () => {
+    await hub.close()
+  })
+}
+
+export default fp(htmxSse, { fastify: '5.x', name: 'fastify-htmx-sse' })
+export { htmxSse }
+export { SseHub, TOPIC_PATTERN, MAX_TOPICS_PER_CONNECTION, type HubEvent, type HubStats } from './hub.js'
+export { SseStream, SseClosedError, type SseData, type SseEvent, type SseEventFields, type SseCloseReason } from './stream.js'
+export { SseRefusedError, type Authorize, type SseSource, type SseTopicsOptions } from './open.js'
+export { encodeEvent, encodeEventText, encodeComment, Frame, type EncodableEvent } from './encode.js'
+export { MemoryTransport, memoryTransport, type MemoryTransportOptions } from './transports/memory.js'
+export { parseId, type HubTransport, type HubMessage, type PublishInput, type SinceResult } from './transport.js'
+export { RESUME_SCRIPT } from './resume.js'
