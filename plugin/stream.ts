@@ -235,7 +235,7 @@ export class SseStream implements PromiseLike<void> {
     }
     const previous = this.#renderTail ?? RESOLVED_TRUE
     const sent = previous.then(() => data).then((html) => {
-      if (this.closed) return false
+      if (this.#closeReason !== undefined) return false
       this.#enqueue(encodeEvent({ ...fields, data: html }), -1, true)
       return true
     })

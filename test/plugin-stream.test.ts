@@ -1,0 +1,281 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, fetch as undiciFetch } from 'undici'
+import { EventSource } from 'eventsource'
+import { connect, request, waitUntil } from './helpers/sse-client.js'
+import { startApp } from './helpers/app.js'
+import type { SseStream } from '../plugin/index.js'
+
+t.test('reply.sse(): headers, retry hint, ordered sends (sync and async), close', async t => {
+  const { app, url } = await startApp({ retryMs: 1000 }, app => {
+    app.get('/s', (_req, reply) => {
+      const stream = reply.sse()
+      void stream.send('one', { event: 'a' })
+      void stream.send(new Promise<string>(resolve => setTimeout(() => resolve('<b>two</b>'), 30)), { event: 'b', id: '2' })
+      void stream.send('three\nlines\r\nhere', { event: 'c' })
+      stream.close()
+      return stream
+    })
+  })
+  t.teardown(() => app.close())
+  const client = await connect(`${url}/s`)
+  await client.ended
+  t.equal(client.status, 200)
+  t.equal(client.headers['content-type'], 'text/event-stream; charset=utf-8')
+  t.equal(client.headers['cache-control'], 'no-cache')
+  t.equal(client.headers['x-accel-buffering'], 'no')
+  t.same(client.events.map(e => [e.event, e.data]), [['a', 'one'], ['b', '<b>two</b>'], ['c', 'three\nlines\nhere']])
+  t.equal(client.events[1]!.id, '2')
+  t.equal(client.retries.length, 1)
+  t.ok(client.retries[0]! >= 800 && client.retries[0]! <= 1200, 'retry is jittered around retryMs')
+  t.match(client.raw(), /^retry: \d+\n\n/, 'retry hint comes first')
+})
+
+t.test('invalid fields throw a TypeError at send() and nothing is written', async t => {
+  const errors: string[] = []
+  const { app, url } = await startApp({}, app => {
+    app.get('/s', (_req, reply) => {
+      const stream = reply.sse()
+      for (const bad of [{ event: 'x\ny' }, { id: 'a\rb' }, { id: 'a\u0000' }, { retry: -1 }]) {
+        try { void stream.send('forged\n\nevent: evil', bad) } catch (err) { errors.push((err as Error).message) }
+      }
+      void stream.send('ok')
+      stream.close()
+      return stream
+    })
+  })
+  t.teardown(() => app.close())
+  const client = await connect(`${url}/s`)
+  await client.ended
+  t.equal(errors.length, 4)
+  t.match(errors[0], /"event"/)
+  t.match(errors[1], /"id"/)
+  t.match(errors[2], /"id"/)
+  t.match(errors[3], /"retry"/)
+  t.same(client.events.map(e => e.data), ['ok'])
+  t.notMatch(client.raw(), /forged|evil/)
+})
+
+t.test('headers set before sse() are kept; hooks run first; 401 from preHandler is a normal reply', async t => {
+  const seen: string[] = []
+  const { app, url } = await startApp({}, app => {
+    app.addHook('onRequest', async (_req, reply) => {
+      seen.push('onRequest')
+      reply.header('access-control-allow-origin', 'https://example.test')
+    })
+    app.get('/s', {
+      preHandler: async (req, reply) => {
+        seen.push('preHandler')
+        if (req.headers.authorization !== 'Bearer ok') return await reply.code(401).send({ error: 'unauthorized' })
+      }
+    }, (_req, reply) => {
+      seen.push('handler')
+      reply.header('set-cookie', ['a=1; HttpOnly', 'b=2'])
+      const stream = reply.sse()
+      void stream.send('hi')
+      stream.close()
+      return stream
+    })
+  })
+  t.teardown(() => app.close())
+  const denied = await request(`${url}/s`)
+  t.equal(denied.status, 401)
+  t.same(JSON.parse(denied.body), { error: 'unauthorized' })
+  const client = await connect(`${url}/s`, { headers: { authorization: 'Bearer ok' } })
+  await client.ended
+  t.equal(client.headers['access-control-allow-origin'], 'https://example.test')
+  t.same(client.headers['set-cookie'], ['a=1; HttpOnly', 'b=2'])
+  t.same(seen, ['onRequest', 'preHandler', 'onRequest', 'preHandler', 'handler'])
+})
+
+t.test('onResponse fires and the request is logged when the stream ends', async t => {
+  const lines: Array<Record<string, unknown>> = []
+  const responses: number[] = []
+  const { app, url } = await startApp({}, app => {
+    app.addHook('onResponse', async (_req, reply) => { responses.push(reply.statusCode) })
+    app.get('/s', (_req, reply) => {
+      const stream = reply.sse()
+      setTimeout(() => stream.close(), 20)
+      return stream
+    })
+    app.get('/forever', (_req, reply) => reply.sse())
+  }, {
+    logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } }
+  })
+  t.teardown(() => app.close())
+  const client = await connect(`${url}/s`)
+  await client.ended
+  await waitUntil(() => responses.length === 1)
+  t.same(responses, [200])
+  t.ok(lines.some(l => l.msg === 'request completed'), 'fastify logged the completed request')
+  const dropped = await connect(`${url}/forever`)
+  dropped.close()
+  await waitUntil(() => lines.some(l => l.msg === 'sse stream closed' && l.reason === 'client'), 2000, 'client close log')
+  t.pass('a stream the client dropped is logged with its reason')
+})
+
+t.test('hostile Last-Event-ID is ignored; header and query are both read', async t => {
+  const ids: Array<string | undefined> = []
+  const { app, url } = await startApp({}, app => {
+    app.get('/s', (_req, reply) => {
+      const stream = reply.sse()
+      ids.push(stream.lastEventId)
+      void stream.send(`you said ${stream.lastEventId ?? 'nothing'}`)
+      stream.close()
+      return stream
+    })
+  })
+  t.teardown(() => app.close())
+  for (const headers of [{ 'last-event-id': '42' }, { 'last-event-id': 'x'.repeat(300) }, { 'last-event-id': 'a\tb\u00ff' }]) {
+    const c = await connect(`${url}/s`, { headers })
+    await c.ended
+  }
+  const viaQuery = await connect(`${url}/s?lastEventId=77`)
+  await viaQuery.ended
+  const hostileQuery = await connect(`${url}/s?lastEventId=${encodeURIComponent('1\u0000\r\nx')}`)
+  await hostileQuery.ended
+  t.same(ids, ['42', undefined, undefined, '77', undefined])
+  t.equal(hostileQuery.events[0]!.data, 'you said nothing', 'never echoed')
+})
+
+t.test('heartbeat comments on idle streams; false disables them', async t => {
+  const { app, url } = await startApp({ heartbeatMs: 30 }, app => { app.get('/s', (_req, reply) => reply.sse()) })
+  t.teardown(() => app.close())
+  const client = await connect(`${url}/s`)
+  await client.waitUntil(() => client.comments.length >= 3, 3000)
+  t.ok(client.comments.every(c => c.trim() === 'ping'))
+  client.close()
+
+  const quiet = await startApp({ heartbeatMs: false }, app => { app.get('/s', (_req, reply) => reply.sse()) })
+  t.teardown(() => quiet.app.close())
+  const c2 = await connect(`${quiet.url}/s`)
+  await sleep(150)
+  t.equal(c2.comments.length, 0)
+  c2.close()
+})
+
+t.test('reply.sse(generator): events in order, clean end, finally runs when the client leaves', async t => {
+  let finallyAt = 0
+  let closedAt = 0
+  let produced = 0
+  const { app, url } = await startApp({}, app => {
+    app.get('/finite', (_req, reply) => reply.sse(async function * () {
+      for (let i = 0; i < 5; i++) yield { event: 'n', data: Promise.resolve(`<i>${i}</i>`), id: String(i) }
+    }()))
+    app.get('/sync-iterable', (_req, reply) => reply.sse([{ data: 'x' }, { data: 'y', event: 'e' }]))
+    app.get('/infinite', (_req, reply) => reply.sse(async function * (signal) {
+      try {
+        while (!signal.aborted) {
+          produced++
+          yield { event: 'tick', data: String(produced) }
+          await sleep(5)
+        }
+      } finally {
+        finallyAt = Date.now()
+      }
+    }))
+  })
+  t.teardown(() => app.close())
+  const finite = await connect(`${url}/finite`)
+  await finite.ended
+  t.same(finite.events.map(e => e.data), ['<i>0</i>', '<i>1</i>', '<i>2</i>', '<i>3</i>', '<i>4</i>'])
+  t.same(finite.events.map(e => e.id), ['0', '1', '2', '3', '4'])
+  const sync = await connect(`${url}/sync-iterable`)
+  await sync.ended
+  t.same(sync.events.map(e => [e.event, e.data]), [[undefined, 'x'], ['e', 'y']])
+
+  const inf = await connect(`${url}/infinite`)
+  await inf.waitFor(5)
+  closedAt = Date.now()
+  inf.close()
+  await waitUntil(() => finallyAt > 0, 2000, 'generator finally')
+  t.ok(finallyAt - closedAt < 100, `finally ran ${finallyAt - closedAt} ms after the client left (bound: 100 ms)`)
+  const after = produced
+  await sleep(50)
+  t.equal(produced, after, 'the generator is not pulled after the client left')
+})
+
+t.test('an iterable that throws: logged, error event, stream ends, server survives', async t => {
+  const logged: string[] = []
+  const { app, url } = await startApp({}, app => {
+    app.get('/boom', (_req, reply) => reply.sse(async function * () {
+      yield { data: 'before' }
+      throw new Error('kaboom')
+    }))
+    app.get('/bad-render', (_req, reply) => {
+      const stream = reply.sse()
+      void stream.send('fine')
+      stream.send(Promise.reject(new Error('render failed'))).catch(() => {})
+      return stream
+    })
+    app.get('/ok', async () => 'still alive')
+  }, { logger: { level: 'error', stream: { write: (l: string) => { logged.push(JSON.parse(l).err?.message) } } } })
+  t.teardown(() => app.close())
+  const c = await connect(`${url}/boom`)
+  await c.ended
+  t.same(c.events.map(e => [e.event, e.data]), [[undefined, 'before'], ['error', 'stream failed']])
+  t.notMatch(c.raw(), /kaboom/, 'the error message is not leaked to the client')
+  const r = await connect(`${url}/bad-render`)
+  await r.ended
+  t.same(r.events.map(e => [e.event, e.data]), [[undefined, 'fine'], ['error', 'stream failed']])
+  t.ok(logged.includes('kaboom') && logged.includes('render failed'), 'both failures were logged')
+  t.equal((await request(`${url}/ok`)).body, 'still alive')
+})
+
+t.test('the eventsource client reconnects with Last-Event-ID', async t => {
+  const seenIds: Array<string | undefined> = []
+  let n = 0
+  const { app, url } = await startApp({ retryMs: 50 }, app => {
+    app.get('/s', (req, reply) => {
+      const stream = reply.sse()
+      seenIds.push(stream.lastEventId)
+      const start = stream.lastEventId === undefined ? 0 : Number(stream.lastEventId) + 1
+      void stream.send(`event ${start}`, { id: String(start) })
+      void stream.send(`event ${start + 1}`, { id: String(start + 1) })
+      n++
+      if (n < 3) stream.close()
+      return stream
+    })
+  })
+  const agent = new Agent()
+  t.teardown(async () => { await agent.destroy(); await app.close() })
+  const es = new EventSource(`${url}/s`, { fetch: (input, init) => undiciFetch(input, { ...init, dispatcher: agent }) as never })
+  const got: string[] = []
+  es.onmessage = e => { got.push(e.data) }
+  await waitUntil(() => got.length >= 6, 5000, '6 messages over 3 connections')
+  es.close()
+  t.same(seenIds, [undefined, '1', '3'])
+  t.same(got, ['event 0', 'event 1', 'event 2', 'event 3', 'event 4', 'event 5'])
+})
+
+t.test('a client that stops reading is evicted past maxBufferedBytes; memory stays bounded', async t => {
+  let stream: SseStream | undefined
+  const limit = 256 * 1024
+  const { app, url } = await startApp({ maxBufferedBytes: limit }, app => {
+    app.get('/s', (_req, reply) => {
+      stream = reply.sse()
+      return stream
+    })
+  })
+  t.teardown(() => app.close())
+  const client = await connect(`${url}/s`, { paused: true })
+  await waitUntil(() => stream !== undefined)
+  const s = stream!
+  const chunk = 'x'.repeat(16 * 1024)
+  const rssBefore = process.memoryUsage().rss
+  let sent = 0
+  while (!s.closed && sent < 20_000) {
+    await s.send(chunk)
+    sent++
+    if (sent % 8 === 0) await new Promise(resolve => setImmediate(resolve))
+  }
+  t.ok(s.closed, 'the slow stream was closed')
+  t.equal(s.closeReason, 'slow')
+  t.ok(s.signal.aborted, 'its signal is aborted')
+  t.ok(sent < 20_000, `evicted after ${sent} events of 16 KiB`)
+  // The kernel's socket buffers take their share before Node buffers anything; bounded either way.
+  t.ok(sent * chunk.length < 64 * 1024 * 1024, 'eviction happened within a bounded number of bytes')
+  t.ok(process.memoryUsage().rss - rssBefore < 64 * 1024 * 1024, 'server memory stayed bounded')
+  t.equal(app.sseHub.stats().evicted, 1)
+  client.close()
+})
