@@ -1,0 +1,119 @@
+import t from 'tap'
+import http2 from 'node:http2'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import Fastify from 'fastify'
+import htmxSse from '../plugin/index.js'
+import { connect, waitUntil, type SseClient } from './helpers/sse-client.js'
+import { activeTimers, startApp } from './helpers/app.js'
+
+t.test('app.close() with 1,000 open streams: every stream ended promptly, nothing left behind', async t => {
+  const timersBefore = activeTimers()
+  const { app, url } = await startApp({ heartbeatMs: 1000, retryMs: 2000 }, app => {
+    app.get('/s', (_req, reply) => reply.sse({ topics: ['t'] }))
+    app.get('/plain', (_req, reply) => {
+      const stream = reply.sse()
+      const timer = setInterval(() => { void stream.send('x') }, 5000)
+      stream.signal.addEventListener('abort', () => clearInterval(timer))
+      return stream
+    })
+  })
+  const clients: SseClient[] = []
+  for (let i = 0; i < 1000; i++) clients.push(await connect(`${url}/${i % 2 === 0 ? 's' : 'plain'}`))
+  await waitUntil(() => app.sseHub.stats().connections === 500, 5000, '500 hub connections')
+  const started = Date.now()
+  await app.close()
+  const took = Date.now() - started
+  t.ok(took < 1000, `app.close() took ${took} ms with 1,000 open streams (bound: 1 s)`)
+  await waitUntil(() => clients.every(c => c.isEnded()), 2000, 'every client saw its stream end')
+  t.ok(clients.every(c => /retry: \d+\n\n$/.test(c.raw())), 'each stream ended with a jittered retry hint')
+  const stats = app.sseHub.stats()
+  t.equal(stats.connections, 0, 'no hub subscriptions left')
+  t.same(stats.topics, {}, 'no topics left')
+  await new Promise(resolve => setImmediate(resolve))
+  t.ok(activeTimers() <= timersBefore, `no timers left behind (${activeTimers()} now, ${timersBefore} before)`)
+})
+
+t.test('new streams during shutdown are refused with 503', async t => {
+  const { app, url } = await startApp({}, app => {
+    app.addHook('preClose', async () => {
+      const res = await fetch(`${url}/s`).catch(() => undefined)
+      refused = res?.status
+    })
+    app.get('/s', (_req, reply) => reply.sse())
+  })
+  let refused: number | undefined
+  const client = await connect(`${url}/s`)
+  await app.close()
+  await client.ended
+  t.ok(refused === undefined || refused === 503, `a stream opened while closing is not accepted (${String(refused)})`)
+})
+
+t.test('works over HTTP/2 with a node:http2 client', async t => {
+  const app = Fastify({ http2: true })
+  await app.register(htmxSse, { heartbeatMs: false })
+  app.addHook('onRequest', async (_req, reply) => { reply.header('access-control-allow-origin', '*') })
+  app.get('/s', (_req, reply) => reply.sse(async function * () {
+    yield { event: 'a', data: 'one' }
+    yield { event: 'b', data: 'two\nlines', id: '5' }
+  }()))
+  app.get('/hub', (_req, reply) => reply.sse({ topics: ['h2'] }))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  const session = http2.connect(`http://127.0.0.1:${port}`)
+  t.teardown(async () => { session.close(); await app.close() })
+
+  const read = (path: string, until: (events: EventSourceMessage[]) => boolean): Promise<{ headers: http2.IncomingHttpHeaders, events: EventSourceMessage[] }> =>
+    new Promise((resolve, reject) => {
+      const req = session.request({ ':path': path, accept: 'text/event-stream' })
+      const events: EventSourceMessage[] = []
+      let headers: http2.IncomingHttpHeaders = {}
+      const parser = createParser({ onEvent: e => events.push(e) })
+      req.setEncoding('utf8')
+      req.on('response', h => { headers = h })
+      req.on('data', (chunk: string) => {
+        parser.feed(chunk)
+        if (until(events)) { req.close(); resolve({ headers, events }) }
+      })
+      req.on('end', () => resolve({ headers, events }))
+      req.on('error', reject)
+    })
+
+  const { headers, events } = await read('/s', () => false)
+  t.equal(headers[':status'], 200)
+  t.equal(headers['content-type'], 'text/event-stream; charset=utf-8')
+  t.equal(headers['access-control-allow-origin'], '*')
+  t.same(events.map(e => [e.event, e.data, e.id]), [['a', 'one', undefined], ['b', 'two\nlines', '5']])
+
+  const live = read('/hub', evs => evs.length === 3)
+  await waitUntil(() => app.sseHub.stats().connections === 1)
+  for (let i = 0; i < 3; i++) await app.sseHub.publish('h2', { event: 'n', data: String(i) })
+  t.same((await live).events.map(e => e.data), ['0', '1', '2'])
+  await waitUntil(() => app.sseHub.stats().connections === 0, 2000, 'the h2 stream closed on the server')
+})
+
+t.test('plugin options are validated with clear errors', async t => {
+  for (const [options, message] of [
+    [{ heartbeatMs: -1 }, /heartbeatMs/],
+    [{ retryMs: 0 }, /retryMs/],
+    [{ maxBufferedBytes: Number.NaN }, /maxBufferedBytes/],
+    [{ history: 1.5 }, /history/],
+    [{ authorize: 'yes' }, /authorize/]
+  ] as const) {
+    const app = Fastify()
+    await t.rejects(app.register(htmxSse, options as never).ready(), { message }, `rejects ${JSON.stringify(options)}`)
+    await app.close().catch(() => {})
+  }
+})
+
+t.test('reply.sse() on a reply already sent throws', async t => {
+  const app = Fastify()
+  await app.register(htmxSse)
+  let error: Error | undefined
+  app.get('/s', async (_req, reply) => {
+    await reply.send('done')
+    try { reply.sse() } catch (err) { error = err as Error }
+  })
+  await app.inject('/s')
+  t.match(error?.message, /already sent/)
+  await app.close()
+})

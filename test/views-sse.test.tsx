@@ -1,0 +1,102 @@
+import t from 'tap'
+import { Oob, SseConnect, SseSink, SseSwap, sseCloseAttr, sseConnectUrl } from '../views/index.js'
+
+const render = async (el: JSX.Element): Promise<string> => await el
+const decode = (s: string): string =>
+  s.replace(/&#34;|&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')
+/** Decoded value of attribute `name` on the first tag matching `tagRe` (undefined: absent). */
+const attr = (html: string, name: string, tagRe = /<[a-z][^>]*>/): string | undefined => {
+  const tag = tagRe.exec(html)?.[0] ?? ''
+  const m = new RegExp(`\\s${name}(?:="([^"]*)")?(?=[\\s/>])`).exec(tag)
+  return m ? decode(m[1] ?? '') : undefined
+}
+
+t.test('SseConnect: hx-ext, sse-connect with encoded topics and lastEventId', async (t) => {
+  const html = await render(
+    <SseConnect url="/stream?x=1" topics={['cpu', 'mem']} lastEventId="42" id="live" class="grid">
+      <SseSwap event="cpu">x</SseSwap>
+    </SseConnect>,
+  )
+  t.match(html, /^<div id="live" class="grid" hx-ext="sse" sse-connect="[^"]+">/)
+  const url = attr(html, 'sse-connect')!
+  const q = new URL(url, 'http://h').searchParams
+  t.equal(new URL(url, 'http://h').pathname, '/stream')
+  t.equal(q.get('x'), '1')
+  t.equal(q.get('topics'), 'cpu,mem')
+  t.equal(q.get('lastEventId'), '42')
+  t.match(html, /sse-connect="[^"]*&amp;topics=/, '& is escaped in the attribute')
+  t.equal(attr(html, 'sse-swap'), undefined, 'never sse-swap on the connect element')
+  t.equal(attr(html, 'sse-close'), undefined)
+})
+
+t.test('SseConnect: closeOn emits sse-close; hostile lastEventId stays inside the query', async (t) => {
+  const html = await render(<SseConnect url="https://example.com/s" lastEventId={'"><script>x'} closeOn="done" />)
+  t.equal(attr(html, 'sse-close'), 'done')
+  const url = attr(html, 'sse-connect')!
+  t.equal(new URL(url).searchParams.get('lastEventId'), '"><script>x')
+  t.notMatch(html, /<script/)
+})
+
+t.test('SseConnect: forbidden props are not emitted even if forced', async (t) => {
+  const props = { url: '/s', 'sse-swap': 'x', 'hx-swap': 'outerHTML' } as unknown as Parameters<typeof SseConnect>[0]
+  const html = await render(SseConnect(props))
+  t.notMatch(html, /sse-swap|hx-swap/)
+})
+
+t.test('SseConnect: URL and topic validation', async (t) => {
+  t.throws(() => SseConnect({ url: 'javascript:alert(1)' }), { name: 'TypeError', message: /url/ })
+  t.throws(() => SseConnect({ url: ' JaVaScRiPt:alert(1)' }), TypeError)
+  t.throws(() => SseConnect({ url: 'java\tscript:alert(1)' }), TypeError)
+  t.throws(() => SseConnect({ url: 'data:text/html,x' }), TypeError)
+  t.throws(() => SseConnect({ url: '/s', topics: ['a,b'] }), { message: /topics/ })
+  t.throws(() => SseConnect({ url: '/s', closeOn: 'a b' }), { message: /closeOn/ })
+  // entity-encoded scheme cannot be decoded by the browser: & is escaped
+  const html = await render(<SseConnect url={'&#106;avascript:alert(1)'} />)
+  t.equal(attr(html, 'sse-connect'), '&#106;avascript:alert(1)')
+})
+
+t.test('sseConnectUrl keeps hash and replaces existing params', async (t) => {
+  t.equal(sseConnectUrl('/s?topics=old#frag', { topics: ['a'] }), '/s?topics=a#frag')
+  t.equal(sseConnectUrl('/s', {}), '/s')
+  t.equal(sseConnectUrl('/s', { topics: [], lastEventId: '' }), '/s')
+  t.same(sseCloseAttr('done'), { 'sse-close': 'done' })
+  t.throws(() => sseCloseAttr('a\nb'), TypeError)
+})
+
+t.test('SseSwap: sse-swap + explicit hx-swap, tag, validation', async (t) => {
+  const html = await render(<SseSwap event="cpu_update" id="cpu" class={['card', false, 'x']}>initial</SseSwap>)
+  t.equal(html, '<div id="cpu" class="card x" sse-swap="cpu_update" hx-swap="innerHTML">initial</div>')
+  const list = await render(<SseSwap event={['a', 'b']} swap="beforeend" tag="ol" />)
+  t.match(list, /^<ol sse-swap="a,b" hx-swap="beforeend"><\/ol>$/)
+  for (const bad of ['a,b', 'a b', 'a\nb', 'a\rb', '']) {
+    t.throws(() => SseSwap({ event: bad }), { name: 'TypeError', message: /^event:/ }, JSON.stringify(bad))
+  }
+})
+
+t.test('SseSink: hidden, hx-swap none, comma-joined events', async (t) => {
+  const html = await render(<SseSink events={['status', 'done']} id="sink" />)
+  t.match(html, /^<div [^>]*><\/div>$/)
+  t.equal(attr(html, 'hidden'), '')
+  t.equal(attr(html, 'style'), 'display:none')
+  t.equal(attr(html, 'sse-swap'), 'status,done')
+  t.equal(attr(html, 'hx-swap'), 'none')
+  t.equal(attr(html, 'id'), 'sink')
+  t.equal(attr(await render(<SseSink events="log" />), 'sse-swap'), 'log')
+  t.throws(() => SseSink({ events: [] as unknown as [string] }), { message: /events/ })
+})
+
+t.test('Oob: id required, swap styles, table rows in <template>', async (t) => {
+  t.equal(await render(<Oob id="cpu">x</Oob>), '<div id="cpu" hx-swap-oob="true">x</div>')
+  t.equal(await render(<Oob id="cpu" swap="outerHTML" tag="section" class="card">x</Oob>), '<section id="cpu" class="card" hx-swap-oob="outerHTML">x</section>')
+  t.equal(await render(<Oob id="feed" swap="beforeend"><li>x</li></Oob>), '<div hx-swap-oob="beforeend:#feed"><li>x</li></div>')
+  t.equal(await render(<Oob id="feed" swap="afterbegin">x</Oob>), '<div hx-swap-oob="afterbegin:#feed">x</div>')
+  t.equal(await render(<Oob id="box" swap="innerHTML">x</Oob>), '<div hx-swap-oob="innerHTML:#box">x</div>')
+  t.equal(
+    await render(<Oob id="rows" swap="beforeend" asTableRows><tr><td>1</td></tr></Oob>),
+    '<template><tbody hx-swap-oob="beforeend:#rows"><tr><td>1</td></tr></tbody></template>',
+  )
+  t.equal(await render(<Oob id="row-1" asTableRows><td>1</td></Oob>), '<template><tr id="row-1" hx-swap-oob="true"><td>1</td></tr></template>')
+  for (const bad of ['', '1abc', 'a b', 'a"b', 'x,#y', 'a.b']) {
+    t.throws(() => Oob({ id: bad }), { name: 'TypeError', message: /^id:/ }, JSON.stringify(bad))
+  }
+})

@@ -1,0 +1,54 @@
+/** Notification feed: a polite live region that new items are prepended to. */
+import { SseSwap } from './sse.js'
+import { assertDomId, clockTime, escAttr, isoTime } from './util.js'
+
+export type NotificationLevel = 'info' | 'success' | 'warning' | 'error'
+
+export interface NotificationItemProps {
+  id: string
+  level: NotificationLevel
+  text: string
+  at: Date | number
+}
+
+/** One notification `<li>`. */
+export function NotificationItem(props: NotificationItemProps): JSX.Element {
+  return (
+    <li id={escAttr(props.id)} class={`note note-${props.level}`} data-level={props.level}>
+      <span class="level">{props.level}</span>
+      <time datetime={isoTime(props.at)} safe>{clockTime(props.at)}</time>
+      <span class="text" safe>{props.text}</span>
+    </li>
+  )
+}
+
+export interface NotificationFeedProps {
+  /** Target id for out-of-band `afterbegin:#id` swaps. Default 'notifications'. */
+  id?: string
+  /** Pre-rendered items, newest first. */
+  items?: readonly NotificationItemProps[]
+  /** If set, the list itself is the swap target: `sse-swap=event hx-swap="afterbegin"`. */
+  event?: string
+  label?: string
+}
+
+/**
+ * `<ol aria-live="polite">`. Feed it either with `event` (the list is an `sse-swap`
+ * target, newest on top) or with `<Oob id="notifications" swap="afterbegin">` fragments.
+ */
+export function NotificationFeed(props: NotificationFeedProps): JSX.Element {
+  const id = assertDomId(props.id ?? 'notifications', 'id')
+  const items = (props.items ?? []).map((item) => <NotificationItem {...item} />)
+  if (props.event !== undefined) {
+    return (
+      <SseSwap tag="ol" id={id} class="feed" event={props.event} swap="afterbegin" aria-live="polite">
+        {items}
+      </SseSwap>
+    )
+  }
+  return (
+    <ol id={id} class="feed" aria-live="polite" aria-label={escAttr(props.label ?? 'Notifications')}>
+      {items}
+    </ol>
+  )
+}

@@ -1,0 +1,69 @@
+/** Job progress: accessible progress bars and a final result banner. */
+import type { Children } from '@kitajs/html'
+import { SseSwap } from './sse.js'
+import { clamp, escAttr, formatNumber } from './util.js'
+
+export interface ProgressBarProps {
+  id?: string
+  /** Percent complete; clamped to 0..100 (NaN counts as 0). */
+  value: number
+  label: string
+}
+
+/** `role="progressbar"` with aria-valuenow/min/max and a visible percentage. */
+export function ProgressBar(props: ProgressBarProps): JSX.Element {
+  const pct = Math.round(clamp(props.value, 0, 100))
+  return (
+    <div id={escAttr(props.id)} class="progress-item">
+      <div class="label" safe>{props.label}</div>
+      <div class="progress" role="progressbar" aria-valuenow={pct} aria-valuemin="0" aria-valuemax="100" aria-label={escAttr(props.label)}>
+        <div class="bar" style={`width:${pct}%`}></div>
+        <span class="pct" safe>{formatNumber(pct, 0) + '%'}</span>
+      </div>
+    </div>
+  )
+}
+
+export interface ProgressContainerProps {
+  /** Target id (for OOB swaps of single bars, or as the swap target). */
+  id?: string
+  title?: string
+  /** If set, the container is an `sse-swap` target with `swap` (default 'innerHTML'). */
+  event?: string
+  swap?: 'innerHTML' | 'beforeend' | 'afterbegin'
+  children?: Children
+}
+
+/** A titled list of progress bars; optionally an SSE swap target itself. */
+export function ProgressContainer(props: ProgressContainerProps): JSX.Element {
+  const id = props.id ?? 'progress'
+  return (
+    <section class="card progress-card">
+      {props.title === undefined ? '' : <h2 safe>{props.title}</h2>}
+      {props.event === undefined ? (
+        <div id={escAttr(id)} class="progress-list">{props.children}</div>
+      ) : (
+        <SseSwap id={id} class="progress-list" event={props.event} swap={props.swap ?? 'innerHTML'}>
+          {props.children}
+        </SseSwap>
+      )}
+    </section>
+  )
+}
+
+export type ResultOutcome = 'success' | 'error' | 'cancelled'
+
+export interface ResultBannerProps {
+  id?: string
+  outcome: ResultOutcome
+  text: string
+}
+
+/** Final outcome of a job: `role="status"` (or `role="alert"` for errors). */
+export function ResultBanner(props: ResultBannerProps): JSX.Element {
+  return (
+    <div id={escAttr(props.id)} class={`banner banner-${props.outcome}`} role={props.outcome === 'error' ? 'alert' : 'status'} data-outcome={props.outcome}>
+      <span safe>{props.text}</span>
+    </div>
+  )
+}

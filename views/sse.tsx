@@ -1,0 +1,161 @@
+/**
+ * SSE wiring for htmx 2 + htmx-ext-sse 2.2.
+ *
+ * The shapes here encode the rules the extension actually follows:
+ * - one connection element (`hx-ext="sse"` + `sse-connect`), never with `sse-swap` on it;
+ * - one child per swap target, each with its own `sse-swap` and an explicit `hx-swap`
+ *   (`hx-swap` is inherited in htmx 2, so an ancestor's value would otherwise leak in);
+ * - a hidden `hx-swap="none"` sink for events that only carry out-of-band fragments;
+ * - out-of-band fragments that always carry a target id, with `<template>` for table rows;
+ * - `sse-close` on the connection element for streams that finish.
+ */
+import { createElement, type Children } from '@kitajs/html'
+import { assertDomId, assertEventName, cx, escAttr, eventList, urlAttr, withQuery, type ClassValue } from './util.js'
+
+/** Swap styles that make sense for an `sse-swap` target. */
+export type SseSwapStyle = 'innerHTML' | 'outerHTML' | 'beforeend' | 'afterbegin' | 'beforebegin' | 'afterend' | 'none'
+
+/** Builds the `sse-connect` URL: `topics` comma-joined, `lastEventId` for lossless resume. */
+export function sseConnectUrl(url: string, opts: { topics?: readonly string[] | undefined; lastEventId?: string | undefined } = {}): string {
+  const topics = opts.topics
+  if (topics !== undefined) {
+    for (const topic of topics) {
+      if (typeof topic !== 'string' || topic.length === 0 || topic.includes(',')) {
+        throw new TypeError(`topics: topic ${JSON.stringify(topic)} must be a non-empty string without commas`)
+      }
+    }
+  }
+  return withQuery(url, {
+    topics: topics && topics.length > 0 ? topics.join(',') : undefined,
+    lastEventId: opts.lastEventId === undefined || opts.lastEventId === '' ? undefined : opts.lastEventId,
+  })
+}
+
+/** `{ 'sse-close': eventName }`, to spread on a connection element you write yourself. */
+export function sseCloseAttr(eventName: string): { 'sse-close': string } {
+  return { 'sse-close': assertEventName(eventName, 'sse-close') }
+}
+
+/** The event name the components use by default to end a finished stream. */
+export const SSE_CLOSE_EVENT = 'done'
+
+export interface SseConnectProps {
+  /** Stream URL (http(s) or relative); anything else throws. */
+  url: string
+  /** Hub topics, sent as `?topics=a,b`. */
+  topics?: readonly string[]
+  /** Id of the newest event the page was rendered from, sent as `?lastEventId=`. */
+  lastEventId?: string
+  /** Event name after which the browser closes the stream (`sse-close`), e.g. 'done'. */
+  closeOn?: string
+  id?: string
+  class?: ClassValue
+  children?: Children
+  /** Not allowed: `sse-swap` on the connection element swaps the whole subtree. Use `<SseSwap>`. */
+  'sse-swap'?: never
+  /** Not allowed here: put `hx-swap` on each `<SseSwap>`. */
+  'hx-swap'?: never
+}
+
+/** The connection element: `<div hx-ext="sse" sse-connect="…">`. Swap targets go inside. */
+export function SseConnect(props: SseConnectProps): JSX.Element {
+  const url = urlAttr(sseConnectUrl(props.url, { topics: props.topics, lastEventId: props.lastEventId }), 'url')
+  const close = props.closeOn === undefined ? undefined : assertEventName(props.closeOn, 'closeOn')
+  const cls = props.class === undefined ? undefined : cx(props.class) || undefined
+  return (
+    <div id={escAttr(props.id)} class={escAttr(cls)} hx-ext="sse" sse-connect={url} sse-close={close}>
+      {props.children}
+    </div>
+  )
+}
+
+/** Tags allowed as swap targets. */
+export type SseSwapTag = 'div' | 'section' | 'article' | 'aside' | 'main' | 'ul' | 'ol' | 'tbody' | 'span' | 'p' | 'output'
+
+export interface SseSwapProps {
+  /** Event name(s) to swap on; no commas, whitespace, CR or LF in a name. */
+  event: string | readonly [string, ...string[]]
+  /** Defaults to 'innerHTML'. With 'outerHTML' the fragment replaces this element, so it must
+   *  render its own `<SseSwap>` or later events have nowhere to go. */
+  swap?: SseSwapStyle
+  id?: string
+  tag?: SseSwapTag
+  class?: ClassValue
+  /** Initial content (trusted markup). */
+  children?: Children
+  /** Extra ARIA for live regions, e.g. 'polite'. */
+  'aria-live'?: 'polite' | 'assertive' | 'off'
+}
+
+/** A swap target: an element with `sse-swap` and an explicit `hx-swap`. Must sit inside `<SseConnect>`. */
+export function SseSwap(props: SseSwapProps): JSX.Element {
+  const events = eventList(props.event, 'event')
+  const cls = props.class === undefined ? undefined : cx(props.class) || undefined
+  return createElement(
+    props.tag ?? 'div',
+    {
+      id: escAttr(props.id),
+      class: escAttr(cls),
+      'sse-swap': events,
+      'hx-swap': props.swap ?? 'innerHTML',
+      'aria-live': props['aria-live'],
+    },
+    props.children,
+  )
+}
+
+export interface SseSinkProps {
+  /** Events whose data only carries `hx-swap-oob` fragments. */
+  events: string | readonly [string, ...string[]]
+  id?: string
+}
+
+/**
+ * A hidden out-of-band sink: `sse-swap` for the listed events with `hx-swap="none"`.
+ * htmx still applies every `hx-swap-oob` fragment in the data, and no visible element is
+ * blanked by the (empty) main swap.
+ */
+export function SseSink(props: SseSinkProps): JSX.Element {
+  const events = eventList(props.events, 'events')
+  return <div id={escAttr(props.id)} class="sse-sink" hidden style="display:none" aria-hidden="true" sse-swap={events} hx-swap="none"></div>
+}
+
+/** Out-of-band swap styles. 'true' = 'outerHTML' by id. */
+export type OobSwap = 'true' | 'outerHTML' | 'innerHTML' | 'beforeend' | 'afterbegin' | 'delete'
+
+/** Wrapper tags for out-of-band fragments. */
+export type OobTag = 'div' | 'section' | 'article' | 'span' | 'li' | 'p' | 'ul' | 'ol' | 'tbody' | 'tr'
+
+export interface OobProps {
+  /** Target element id (required: an OOB fragment without a target does nothing). */
+  id: string
+  /** Default 'true' (replace the element with this id). */
+  swap?: OobSwap
+  /**
+   * Wrap in `<template>` so table parts (`<tr>`, `<td>`) survive HTML parsing.
+   * Default tag becomes 'tr' for 'true'/'outerHTML' and 'tbody' for the others.
+   */
+  asTableRows?: boolean
+  tag?: OobTag
+  /** Class of the replacing element (only meaningful for 'true'/'outerHTML'). */
+  class?: ClassValue
+  children?: Children
+}
+
+/**
+ * An out-of-band fragment.
+ * - 'true' / 'outerHTML': `<div id="x" hx-swap-oob="true">…</div>` replaces `#x`.
+ * - 'innerHTML' / 'beforeend' / 'afterbegin' / 'delete': `<div hx-swap-oob="beforeend:#x">…</div>`;
+ *   htmx inserts the wrapper's children into `#x` (the wrapper itself is dropped).
+ */
+export function Oob(props: OobProps): JSX.Element {
+  const id = assertDomId(props.id, 'id')
+  const swap = props.swap ?? 'true'
+  const outer = swap === 'true' || swap === 'outerHTML'
+  const tag = props.tag ?? (props.asTableRows ? (outer ? 'tr' : 'tbody') : 'div')
+  const cls = outer && props.class !== undefined ? cx(props.class) || undefined : undefined
+  const fragment = outer
+    ? createElement(tag, { id, class: escAttr(cls), 'hx-swap-oob': swap }, props.children)
+    : createElement(tag, { 'hx-swap-oob': `${swap}:#${id}` }, props.children)
+  return props.asTableRows ? <template>{fragment}</template> : fragment
+}
