@@ -21,6 +21,7 @@ class Client {
 
   open () {
     this.connections++
+    this.buffer = '' // a partial event from a dropped connection is not an event
     const headers = this.lastId === undefined ? {} : { 'last-event-id': this.lastId }
     const req = http.get(url, { agent: false, headers }, res => {
       this.res = res
@@ -83,8 +84,9 @@ function report () {
 
 const timer = setInterval(() => {
   const connected = clients.filter(c => c.connections > 0 && c.ids.length > 0).length
-  process.send({ type: 'progress', connected, received: clients.reduce((n, c) => n + c.ids.length, 0) })
-}, 100)
+  const receivedFast = clients.reduce((n, c) => c.slow ? n : n + c.ids.length, 0)
+  process.send({ type: 'progress', connected, received: clients.reduce((n, c) => n + c.ids.length, 0), receivedFast })
+}, 20)
 process.on('message', msg => {
   if (msg === 'resume') for (const c of clients) if (c.slow) c.resume()
   if (msg === 'exit') { clearInterval(timer); process.exit(0) }
