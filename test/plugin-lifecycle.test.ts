@@ -100,7 +100,7 @@ t.test('plugin options are validated with clear errors', async t => {
     [{ authorize: 'yes' }, /authorize/]
   ] as const) {
     const app = Fastify()
-    await t.rejects(app.register(htmxSse, options as never).ready(), { message }, `rejects ${JSON.stringify(options)}`)
+    await t.rejects(async () => { await app.register(htmxSse, options as never).ready() }, { message }, `rejects ${JSON.stringify(options)}`)
     await app.close().catch(() => {})
   }
 })
