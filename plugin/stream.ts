@@ -221,7 +221,9 @@ export class SseStream implements PromiseLike<void> {
   /**
    * Sends one event. Throws a TypeError at once if a field is invalid
    * (nothing is written). Async data is awaited; events keep their order.
-   * Resolves true once handed to the connection, false if the stream closed first.
+   * Resolves true once handed to the connection and the connection has room
+   * for more (so `await send()` in a loop is backpressured), false if the
+   * stream closed first.
    */
   send (data: SseData, fields?: SseEventFields): Promise<boolean> {
     if (fields !== undefined) assertEvent(fields)
@@ -231,13 +233,16 @@ export class SseStream implements PromiseLike<void> {
     if (this.closed) return RESOLVED_FALSE
     if (typeof data === 'string' && this.#renderTail === null) {
       this.#enqueue(encodeEvent({ ...fields, data }), -1, true)
+      // Backpressure for producers that await: resolve once the socket has room.
+      if (this.backlog > PULL_HIGH_WATER) return this.writable().then(() => this.#closeReason === undefined)
       return RESOLVED_TRUE
     }
     const previous = this.#renderTail ?? RESOLVED_TRUE
-    const sent = previous.then(() => data).then((html) => {
+    const sent = previous.then(() => data).then(async (html) => {
       if (this.#closeReason !== undefined) return false
       this.#enqueue(encodeEvent({ ...fields, data: html }), -1, true)
-      return true
+      if (this.backlog > PULL_HIGH_WATER) await this.writable()
+      return this.#closeReason === undefined
     })
     const tail = sent.then(noop, (err: unknown) => this.#fail(err, 'render'))
     this.#renderTail = tail

@@ -264,8 +264,10 @@ t.test('a client that stops reading is evicted past maxBufferedBytes; memory sta
   const chunk = 'x'.repeat(16 * 1024)
   const rssBefore = process.memoryUsage().rss
   let sent = 0
+  // A producer that does not wait (timer-driven, the common case): the
+  // stream's own bound must stop it.
   while (!s.closed && sent < 20_000) {
-    await s.send(chunk)
+    void s.send(chunk)
     sent++
     if (sent % 8 === 0) await new Promise(resolve => setImmediate(resolve))
   }
@@ -277,5 +279,37 @@ t.test('a client that stops reading is evicted past maxBufferedBytes; memory sta
   t.ok(sent * chunk.length < 64 * 1024 * 1024, 'eviction happened within a bounded number of bytes')
   t.ok(process.memoryUsage().rss - rssBefore < 64 * 1024 * 1024, 'server memory stayed bounded')
   t.equal(app.sseHub.stats().evicted, 1)
+  client.close()
+})
+
+t.test('await send() is backpressured: a producer that awaits never outruns the socket', async t => {
+  let stream: SseStream | undefined
+  const { app, url } = await startApp({ maxBufferedBytes: 256 * 1024 }, app => {
+    app.get('/s', (_req, reply) => { stream = reply.sse(); return stream })
+  })
+  t.teardown(() => app.close())
+  const client = await connect(`${url}/s`, { paused: true })
+  await waitUntil(() => stream !== undefined)
+  const s = stream!
+  const chunk = 'y'.repeat(16 * 1024)
+  let sent = 0
+  let blocked = false
+  const producer = (async () => {
+    while (sent < 2000 && !s.closed) {
+      const p = s.send(chunk)
+      const first = await Promise.race([p, sleep(200).then(() => 'blocked')])
+      if (first === 'blocked') { blocked = true; await p }
+      sent++
+    }
+  })()
+  await waitUntil(() => blocked, 10_000, 'the producer to be held back')
+  t.notOk(s.closed, 'a producer that waits is not evicted')
+  t.ok(s.backlog < 256 * 1024, `backlog ${s.backlog} B stays under maxBufferedBytes`)
+  const heldAt = sent
+  client.resume()
+  await producer
+  t.ok(sent === 2000 && heldAt < 2000, `held at ${heldAt}, then finished once the client read`)
+  await client.waitFor(2000, 20_000)
+  t.equal(client.events.length, 2000)
   client.close()
 })
