@@ -161,7 +161,15 @@ export class SseHub {
     }
     this.#connections++
     stream.onClose(() => this.#unsubscribe(sub))
-    if (lastEventId !== undefined) await this.#replay(sub, lastEventId)
+    if (lastEventId === undefined) return
+    try {
+      await this.#replay(sub, lastEventId)
+    } catch (err) {
+      // The transport could not say what was missed. Ending the stream makes
+      // the client reconnect with the same id and try again: nothing is skipped.
+      this.#log.error({ err }, 'sse: replay failed; closing the stream so the client retries')
+      stream.close()
+    }
   }
 
   /** @internal */

@@ -42,17 +42,22 @@
  * not go back). Clients holding an id from before the epoch get `reset`.
  *
  * Outage: `publish` waits at most `publishTimeoutMs` for the connection and
- * the reply, then rejects with `redis unavailable: ...`. If the command was
- * never sent, the event was not accepted. If it was sent but not confirmed in
- * time, Redis may still apply it (ioredis resends unanswered commands after a
- * reconnect); it is then delivered everywhere like any other event.
+ * the reply, then rejects with `redis unavailable: ...`. "not accepted": the
+ * command was never sent, or Redis refused it. Each publish carries a deadline
+ * in Redis's clock (the offset is learned from every reply), and the script
+ * refuses an event that reaches Redis after it, so a command ioredis resends
+ * after a reconnect is not applied seconds after its caller was told it
+ * failed. "not confirmed": it was sent and no reply came in time; it may have
+ * been applied just before its deadline (the reply, not the command, was
+ * lost), and is then delivered everywhere like any other event.
  * `since`/`head` fall back to `reset` semantics instead of failing the stream.
  * Connected SSE clients stay open; the XREAD loop retries with backoff, logs
  * one warning per outage and one info line on recovery, then delivers
  * everything Redis accepted meanwhile.
  *
- * Redis Cluster: the scripts touch several keys, so give the prefix a hash tag
- * (`prefix: '{sse}'`). Do not set ioredis `keyPrefix` on the client; use `prefix`.
+ * Not supported: ioredis `Cluster` clients (untested; the scripts touch several
+ * keys, so Cluster would at least need a hash-tagged prefix like `{sse}`), and
+ * ioredis `keyPrefix` on the client (rejected; use the `prefix` option).
  */
 import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
@@ -82,6 +87,10 @@ local function top(key)
   return 0
 end
 local function fmt(n) return string.format('%.0f', n) end
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function streamOrNone(key)
   local t = redis.call('TYPE', key).ok
   if t ~= 'none' and t ~= 'stream' then return redis.error_reply('fastify-htmx-sse: key ' .. key .. ' holds a ' .. t .. ', not a stream') end
@@ -106,29 +115,38 @@ local function ensure(floor, topicKey)
 end
 `
 
-/** KEYS seq epoch firehose trimmed topic; ARGV floor firehoseLen history topic field value... → { id, newEpoch } */
+/**
+ * KEYS seq epoch firehose trimmed topic; ARGV floor firehoseLen history topic
+ * deadline field value... → { id, newEpoch, redisMs }. A publish reaching
+ * Redis after its deadline (in Redis time; 0: none) is refused, so one that
+ * ioredis resends after an outage cannot be applied long after its caller
+ * was told it failed.
+ */
 const PUBLISH = LIB + `
+local now = nowMs()
+local deadline = tonumber(ARGV[5])
+if deadline > 0 and now > deadline then return redis.error_reply('EXPIRED publish reached Redis ' .. (now - deadline) .. ' ms after its deadline; not applied') end
 local bad = streamOrNone(KEYS[3]) or streamOrNone(KEYS[5])
 if bad then return bad end
 local _, fresh = ensure(tonumber(ARGV[1]), KEYS[5])
 local seq = redis.call('INCR', KEYS[1])
 local id = fmt(seq)
 local sid = id .. '-0'
-redis.call('XADD', KEYS[5], sid, unpack(ARGV, 5))
+redis.call('XADD', KEYS[5], sid, unpack(ARGV, 6))
 local over = redis.call('XLEN', KEYS[5]) - tonumber(ARGV[3])
 if over > 0 then
   local old = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', over)
   redis.call('HSET', KEYS[4], ARGV[4], string.match(old[#old][1], '^(%d+)'))
   redis.call('XTRIM', KEYS[5], 'MAXLEN', ARGV[3])
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], sid, 'topic', ARGV[4], unpack(ARGV, 5))
-return { id, fresh }
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], sid, 'topic', ARGV[4], unpack(ARGV, 6))
+return { id, fresh, now }
 `
 
-/** KEYS seq epoch firehose; ARGV floor → { seq, firehoseTop, newEpoch } */
+/** KEYS seq epoch firehose; ARGV floor → { seq, firehoseTop, newEpoch, redisMs } */
 const HEAD = LIB + `
 local seq, fresh = ensure(tonumber(ARGV[1]), nil)
-return { fmt(seq), fmt(top(KEYS[3])), fresh }
+return { fmt(seq), fmt(top(KEYS[3])), fresh, nowMs() }
 `
 
 /** KEYS seq epoch firehose trimmed topic; ARGV floor after topic → { complete, seq, firehoseTop, newEpoch, entries } */
@@ -228,6 +246,10 @@ export class RedisTransport implements HubTransport {
   /** Stream id the live loop reads after, and its number: every event up to it was delivered (or predates start). */
   #position: string | undefined
   #delivered = -1
+  /** Before live delivery has a position (Redis was down at start): just below the first id published here, so the loop still delivers it. */
+  #earliest = Infinity
+  /** Redis clock minus ours, in ms, once known. */
+  #offset: number | undefined
   /** Highest id this instance has seen anywhere: the floor ids never go below. */
   #floor = 0
   /** since/head calls waiting for live delivery to pass an id. */
@@ -279,8 +301,12 @@ export class RedisTransport implements HubTransport {
     this.#sub = sub
     try {
       // Where live delivery starts: the counter now (the `$` of the firehose, in ids).
-      const head = await this.#call('start', () => scripts.head.run(this.#redis, [...this.#baseKeys(), this.#floor]))
-      this.#setStart(head)
+      let sent = 0
+      const head = await this.#call('start', () => {
+        sent = Date.now()
+        return scripts.head.run(this.#redis, [...this.#baseKeys(), this.#floor])
+      })
+      this.#setStart(head, sent)
     } catch (err) {
       this.#markDown(err)
     }
@@ -294,12 +320,22 @@ export class RedisTransport implements HubTransport {
     fields.push('data', event.data)
     if (event.retry !== undefined) fields.push('retry', String(event.retry))
     const what = `publish to topic "${topic}"`
-    const reply = await this.#call(what, () => scripts.publish.run(this.#redis, [
-      ...this.#baseKeys(), this.#keys.trimmed, this.#keys.topic(topic),
-      this.#floor, this.#firehose, this.#history, topic, ...fields
-    ]), 'publish')
-    const [id, fresh] = reply as [string, number]
+    const called = Date.now()
+    // Redis refuses the event after this instant (Redis clock), the moment
+    // the caller is told it failed; unknown until the clock offset is known.
+    const deadline = this.#offset === undefined ? 0 : Math.round(called + this.#offset + this.#timeoutMs)
+    let sent = called
+    const reply = await this.#call(what, () => {
+      sent = Date.now()
+      return scripts.publish.run(this.#redis, [
+        ...this.#baseKeys(), this.#keys.trimmed, this.#keys.topic(topic),
+        this.#floor, this.#firehose, this.#history, topic, deadline, ...fields
+      ])
+    }, 'publish')
+    const [id, fresh, redisMs] = reply as [string, number, number]
+    this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(id, 'publish', fresh)
+    if (this.#position === undefined) this.#earliest = Math.min(this.#earliest, Number(id) - 1)
     this.#see(Number(id))
     return id
   }
@@ -354,14 +390,19 @@ export class RedisTransport implements HubTransport {
   }
 
   async head (): Promise<string | undefined> {
-    let reply: [string, string, number]
+    let reply: [string, string, number, number]
+    let sent = 0
     try {
-      reply = await this.#call('head', () => scripts.head.run(this.#redis, [...this.#baseKeys(), this.#floor])) as typeof reply
+      reply = await this.#call('head', () => {
+        sent = Date.now()
+        return scripts.head.run(this.#redis, [...this.#baseKeys(), this.#floor])
+      }) as typeof reply
     } catch (err) {
       this.#log.warn({ err: describe(err) }, 'sse redis: could not read the newest id; using the newest this instance has seen')
       return this.#floor > 0 ? String(this.#floor) : undefined
     }
-    const [seq, firehoseTop, fresh] = reply
+    const [seq, firehoseTop, fresh, redisMs] = reply
+    this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(seq, 'head', fresh)
     this.#see(Number(seq))
     // So that no live event up to the head reaches a client after it was told the head.
@@ -384,17 +425,23 @@ export class RedisTransport implements HubTransport {
     return [this.#keys.seq, this.#keys.epoch, this.#keys.all]
   }
 
+  /** Learns Redis's clock offset from a reply's TIME (sent: when the command left). */
+  #clock (redisMs: number, sent: number): void {
+    if (typeof redisMs === 'number') this.#offset = redisMs - (sent + Date.now()) / 2
+  }
+
   #see (id: number): void {
     if (Number.isSafeInteger(id) && id > this.#floor) this.#floor = id
   }
 
-  #setStart (head: unknown): void {
-    const [seq, , fresh] = head as [string, string, number]
+  #setStart (head: unknown, sent: number): void {
+    const [seq, , fresh, redisMs] = head as [string, string, number, number]
+    this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(seq, 'start', fresh)
-    const n = Number(seq)
-    this.#position = `${seq}-0`
+    this.#see(Number(seq))
+    const n = Math.min(Number(seq), this.#earliest)
+    this.#position = `${n}-0`
     this.#delivered = n
-    this.#see(n)
     this.#wake()
   }
 
@@ -434,11 +481,12 @@ export class RedisTransport implements HubTransport {
     const reply = send()
     try {
       return await this.#within(reply, left, () => kind === 'publish'
-        ? unavailable(`${what} not confirmed within ${this.#timeoutMs} ms; Redis may still accept it, and then delivers it like any other event`)
+        ? unavailable(`${what} not confirmed within ${this.#timeoutMs} ms (Redis refuses it after that deadline; if it was applied just before, it is delivered like any other event)`)
         : unavailable(`${what}: no reply within ${this.#timeoutMs} ms`))
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('redis unavailable:')) throw err
       // An error reply from Redis itself (script error, wrong key type): not an outage.
+      if (err instanceof Error && err.message.startsWith('EXPIRED')) throw unavailable(`${what} not accepted: ${err.message.slice(8)}`, err)
       if (err instanceof Error && err.name === 'ReplyError') throw new Error(`redisTransport: ${what} failed: ${err.message}`, { cause: err })
       throw unavailable(`${what}: ${describe(err)}`, err)
     }
@@ -525,7 +573,8 @@ export class RedisTransport implements HubTransport {
     while (!this.#closed) {
       try {
         if (this.#position === undefined) {
-          this.#setStart(await scripts.head.run(sub, [...this.#baseKeys(), this.#floor]))
+          const sent = Date.now()
+          this.#setStart(await scripts.head.run(sub, [...this.#baseKeys(), this.#floor]), sent)
         }
         if (this.#down) {
           await sub.ping()

@@ -1,0 +1,151 @@
+/**
+ * Test helpers for the Redis transport: a throwaway `redis-server` on a free
+ * loopback port (no persistence, so kill -9 loses its data like a crashed
+ * cache), and a minimal SSE client over node:http (one connection per
+ * request, so aborting it never leaves a keep-alive socket behind).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import http from 'node:http'
+import net from 'node:net'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+
+export interface RedisServer {
+  readonly port: number
+  readonly url: string
+  /** kill -9 (data is lost: no persistence). */
+  kill (): Promise<void>
+  /** Starts it again on the same port (after kill). */
+  start (): Promise<void>
+  /** kill -9, then start again on the same port. */
+  restart (): Promise<void>
+  stop (): Promise<void>
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function ping (port: number): Promise<boolean> {
+  return await new Promise(resolve => {
+    const socket = net.connect(port, '127.0.0.1')
+    let buf = ''
+    const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
+    socket.setTimeout(1000, () => done(false))
+    socket.once('error', () => done(false))
+    socket.on('data', d => {
+      buf += d.toString()
+      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'))
+    })
+    socket.once('connect', () => socket.write('PING\r\n'))
+  })
+}
+
+export async function startRedisServer (): Promise<RedisServer> {
+  const port = await freePort()
+  let child: ChildProcess | undefined
+  let exited: Promise<void> = Promise.resolve()
+
+  const start = async (): Promise<void> => {
+    if (child !== undefined) throw new Error('redis-server already running')
+    const proc = spawn('redis-server', ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', '127.0.0.1'], {
+      stdio: ['ignore', 'ignore', 'pipe']
+    })
+    let stderr = ''
+    proc.stderr!.on('data', d => { stderr += d.toString() })
+    exited = new Promise(resolve => proc.once('exit', () => resolve()))
+    child = proc
+    const failed = new Promise<never>((_resolve, reject) => proc.once('error', reject))
+    failed.catch(() => {})
+    for (let i = 0; i < 200; i++) {
+      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}: ${stderr}`)
+      if (await Promise.race([ping(port), failed])) return
+      await new Promise(resolve => setTimeout(resolve, 25))
+    }
+    throw new Error(`redis-server on port ${port} did not answer PING`)
+  }
+
+  const kill = async (): Promise<void> => {
+    const proc = child
+    if (proc === undefined) return
+    child = undefined
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+    await exited
+  }
+
+  await start()
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill,
+    start,
+    restart: async () => { await kill(); await start() },
+    stop: kill
+  }
+}
+
+export interface SseClient {
+  readonly events: EventSourceMessage[]
+  /** True once the response ended or the socket closed. */
+  readonly closed: boolean
+  readonly status: number
+  /** Resolves when `events.length >= n`; rejects after `timeoutMs` with what arrived. */
+  waitFor (n: number, timeoutMs?: number): Promise<EventSourceMessage[]>
+  /** Resolves when an event satisfies `pred`. */
+  waitUntil (pred: (e: EventSourceMessage) => boolean, timeoutMs?: number): Promise<EventSourceMessage>
+  close (): void
+}
+
+/** Opens an SSE stream; resolves once the response head arrived (the hub subscription exists by then). */
+export async function openSse (port: number, path: string, headers: Record<string, string> = {}): Promise<SseClient> {
+  const events: EventSourceMessage[] = []
+  const listeners = new Set<() => void>()
+  let closed = false
+  const notify = (): void => { for (const l of [...listeners]) l() }
+  const parser = createParser({ onEvent: e => { events.push(e); notify() } })
+  return await new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers: { accept: 'text/event-stream', ...headers }, agent: false }, res => {
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => parser.feed(chunk))
+      const end = (): void => { closed = true; notify() }
+      res.on('end', end)
+      res.on('close', end)
+      const client: SseClient = {
+        events,
+        get closed () { return closed },
+        status: res.statusCode ?? 0,
+        waitFor: async (n, timeoutMs = 10_000) => {
+          await until(() => events.length >= n, timeoutMs, () => `waited for ${n} events on ${path}, got ${events.length}${closed ? ' (stream closed)' : ''}: ${JSON.stringify(events.map(e => [e.id, e.event, e.data]))}`)
+          return events.slice(0, n)
+        },
+        waitUntil: async (pred, timeoutMs = 10_000) => {
+          await until(() => events.some(pred), timeoutMs, () => `no matching event on ${path}; got ${JSON.stringify(events.map(e => [e.id, e.event, e.data]))}`)
+          return events.find(pred)!
+        },
+        close: () => { req.destroy(); closed = true }
+      }
+      resolve(client)
+    })
+    req.on('error', err => { closed = true; notify(); reject(err) })
+  })
+
+  async function until (cond: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
+    if (cond()) return
+    await new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (!cond()) return
+        clearTimeout(timer)
+        listeners.delete(check)
+        resolve()
+      }
+      const timer = setTimeout(() => { listeners.delete(check); reject(new Error(describe())) }, timeoutMs)
+      listeners.add(check)
+    })
+  }
+}
