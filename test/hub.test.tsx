@@ -202,3 +202,20 @@ t.test('10,000 connect/disconnect cycles leave no subscription, stream or timer 
   t.ok(activeTimers() <= timersBefore, `no timers left behind (${activeTimers()} vs ${timersBefore}); the heartbeat stops with the last stream`)
   t.equal(app.server.listenerCount('connection') + app.server.listenerCount('request'), listenersBefore, 'no server listeners added')
 })
+
+t.test('a transport that fails during replay: the stream closes (client retries), nothing crashes', async t => {
+  class Flaky extends MemoryTransport {
+    override async since (): Promise<never> { throw new Error('store unavailable') }
+  }
+  const errors: string[] = []
+  const { app, url } = await startApp({ transport: new Flaky() }, topicsRoute, {
+    logger: { level: 'error', stream: { write: (l: string) => { errors.push(JSON.parse(l).msg) } } }
+  })
+  t.teardown(() => app.close())
+  const id = await app.sseHub.publish('a', { data: 'x' })
+  const c = await connect(`${url}/stream?topics=a&lastEventId=${id}`)
+  await c.ended
+  t.same(c.events, [], 'no event was sent out of order')
+  t.ok(errors.some(m => /replay failed/.test(m)), 'the failure was logged')
+  t.equal(app.sseHub.stats().connections, 0)
+})
