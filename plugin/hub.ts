@@ -95,7 +95,7 @@ export class SseHub {
 
   /** @internal */
   async start (): Promise<void> {
-    await this.#transport.start(message => this.#deliver(message), this.#log)
+    await this.#transport.start(message => this.#deliver(message), this.#log, () => this.#resync())
   }
 
   /**
@@ -176,6 +176,13 @@ export class SseHub {
   async close (): Promise<void> {
     this.#closed = true
     await this.#transport.close()
+  }
+
+  #resync (): void {
+    const streams = new Set<SseStream>()
+    for (const subs of this.#topics.values()) for (const sub of subs) streams.add(sub.stream)
+    this.#log.warn({ connections: streams.size }, 'sse: transport reported a gap; closing subscribers so they resume from history')
+    for (const stream of streams) stream.close()
   }
 
   #unsubscribe (sub: Subscriber): void {

@@ -34,9 +34,12 @@ export interface SinceResult {
 export interface HubTransport {
   /**
    * Starts delivering every message published on any topic, by any instance,
-   * in id order. Called once by the hub at plugin start.
+   * in id order. Called once by the hub at plugin start. Call `resync()`
+   * before delivering past a gap (events this instance can no longer deliver
+   * live): the hub closes every subscriber, and their reconnects are replayed
+   * from history (or reset), so a connected client never skips events silently.
    */
-  start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger): Promise<void>
+  start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void): Promise<void>
   /** Assigns an id, stores the event, and resolves with the id once it is accepted. */
   publish (topic: string, event: PublishInput): Promise<string>
   /** What a client that last saw `afterId` missed on `topic`. */

@@ -238,6 +238,7 @@ export class RedisTransport implements HubTransport {
   readonly #blockMs: number
   #log: FastifyBaseLogger = silentLog
   #deliver: ((message: HubMessage) => void) | undefined
+  #resync: (() => void) | undefined
   /** The blocking connection of the live loop (a duplicate of the user's client). */
   #sub: Redis | undefined
   #loop: Promise<void> | undefined
@@ -281,9 +282,10 @@ export class RedisTransport implements HubTransport {
     this.#blockMs = nonNegativeInt('blockMs', options.blockMs, 5000, 1)
   }
 
-  async start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger): Promise<void> {
+  async start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void): Promise<void> {
     if (this.#deliver !== undefined) throw new Error('redisTransport: already started (one transport per app)')
     this.#deliver = deliver
+    this.#resync = resync
     this.#log = log ?? silentLog
     const sub = this.#redis.duplicate({
       lazyConnect: false,
@@ -582,7 +584,16 @@ export class RedisTransport implements HubTransport {
         }
         const reply = await this.#xread(sub, this.#position!)
         backoff = 100
-        if (reply !== null) this.#handle(reply)
+        if (reply !== null) {
+          // A jump in ids is either a new epoch (Redis lost data: nothing more
+          // to recover) or a trimmed firehose (events this instance can no
+          // longer deliver live): only the epoch key tells them apart.
+          const first = seqOf(reply[0]?.[1][0]?.[0] ?? '')
+          const epoch = first !== undefined && first > this.#delivered + 1 && this.#delivered > 0
+            ? Number(await sub.get(this.#keys.epoch))
+            : undefined
+          this.#handle(reply, epoch)
+        }
       } catch (err) {
         if (this.#closed) break
         this.#markDown(err)
@@ -606,15 +617,16 @@ export class RedisTransport implements HubTransport {
     }
   }
 
-  #handle (reply: Array<[string, StreamEntry[]]>): void {
+  #handle (reply: Array<[string, StreamEntry[]]>, epoch?: number): void {
     for (const [, entries] of reply) {
       for (const [sid, fields] of entries) {
         const n = seqOf(sid)
         this.#position = sid
         if (n === undefined || n <= this.#delivered) continue
-        if (n > this.#delivered + 1) {
+        if (n > this.#delivered + 1 && this.#delivered > 0 && n !== (epoch ?? -1) + 1) {
           this.#log.warn({ from: this.#delivered, to: n },
-            'sse redis: ids jumped (firehose trimmed while this instance was cut off, or Redis lost data); clients connected here may have missed events in between, reconnecting clients get replay or reset')
+            'sse redis: ids jumped (firehose trimmed while this instance was cut off, or Redis lost data); closing subscribers here so they resume with replay or reset')
+          this.#resync?.()
         }
         this.#delivered = n
         this.#see(n)
