@@ -1,0 +1,179 @@
+/**
+ * The bundled dashboard: the plugin, every route module, and one page that
+ * shows them all over ONE SSE connection. `buildApp()` is what `npm start`
+ * serves and what the tests build.
+ *
+ * Imports are relative (`../plugin/index.js`, `../routes/index.js`) so the app
+ * runs with tsx straight from a clone, without a build step. In your own
+ * service, import `fastify-htmx-sse`, `fastify-htmx-sse/views` and
+ * `fastify-htmx-sse/routes` instead.
+ */
+import { createReadStream } from 'node:fs'
+import os from 'node:os'
+import Fastify, { type FastifyInstance } from 'fastify'
+import htmxSse, { type HubTransport } from '../plugin/index.js'
+import { assetFiles, Layout, SseConnect } from '../views/index.js'
+import {
+  AgentPanel, AgentRunner, agentRoutes, ChatPanel, chatRoutes, chatTopic, HubStatsFeed, hubStatsRoutes,
+  JobRunner, JobsPanel, jobsRoutes, LogFeed, logsRoutes, MetricsFeed, metricsRoutes, NotificationsPanel,
+  notificationsRoutes, pageCursor, RouteHead, simulatedAgent,
+  type AgentSource, type JobsOptions, type Sampler, type SimulatedAgentOptions
+} from '../routes/index.js'
+
+export interface BuildAppOptions {
+  /** Log level, or false for no logger (and no log tail). Default 'info'. */
+  logLevel?: string | false
+  /** Echo log lines to stdout (default true). Tests turn it off. */
+  echoLogs?: boolean
+  /** Metrics source; default reads this machine (systeminformation). */
+  sampler?: Sampler
+  /** Default 1000 ms. */
+  metricsIntervalMs?: number
+  /** Keep sampling after the last viewer left. Default 5 000 ms. */
+  metricsLingerMs?: number
+  /** Default 2000 ms. */
+  statsIntervalMs?: number
+  jobs?: JobsOptions
+  /** An AgentSource, or options for the bundled simulator. */
+  agent?: AgentSource | SimulatedAgentOptions
+  /** Hub transport (default in-process). Pass one object to several apps to keep history across restarts. */
+  transport?: HubTransport
+  heartbeatMs?: number | false
+  retryMs?: number
+  /** The chat room previewed on the dashboard. Default 'lobby'. */
+  chatRoom?: string
+}
+
+export interface DashboardApp {
+  app: FastifyInstance
+  metrics: MetricsFeed
+  stats: HubStatsFeed
+  jobs: JobRunner
+  agent: AgentRunner
+  logs: LogFeed | undefined
+  /** Topics of the dashboard's one connection. */
+  topics: string[]
+}
+
+const NOTIFY_TOPIC = 'notifications'
+
+function isSource (agent: BuildAppOptions['agent']): agent is AgentSource {
+  return agent !== undefined && typeof (agent as AgentSource).run === 'function'
+}
+
+export async function buildApp (options: BuildAppOptions = {}): Promise<DashboardApp> {
+  const logLevel = options.logLevel ?? 'info'
+  const logs = logLevel === false ? undefined : new LogFeed({ size: 60, echo: options.echoLogs === false ? false : process.stdout })
+  const app: FastifyInstance = Fastify({
+    logger: logs === undefined || logLevel === false ? false : { level: logLevel, stream: logs.stream }
+  })
+
+  await app.register(htmxSse, {
+    transport: options.transport,
+    heartbeatMs: options.heartbeatMs,
+    retryMs: options.retryMs
+  })
+
+  // htmx and the SSE extension from node_modules, never a CDN.
+  for (const [name, file] of Object.entries(assetFiles())) {
+    app.get(`/assets/${name}`, { logLevel: 'warn' }, (_request, reply) => {
+      reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(createReadStream(file))
+    })
+  }
+  app.get('/favicon.ico', { logLevel: 'warn' }, (_request, reply) => reply.code(204).send())
+
+  const metrics = new MetricsFeed({ sampler: options.sampler, intervalMs: options.metricsIntervalMs, lingerMs: options.metricsLingerMs })
+  const stats = new HubStatsFeed({ intervalMs: options.statsIntervalMs })
+  const jobs = new JobRunner(options.jobs)
+  const agentSource = isSource(options.agent) ? options.agent : simulatedAgent(options.agent)
+  const agent = new AgentRunner({ source: agentSource })
+  const room = options.chatRoom ?? 'lobby'
+
+  await app.register(metricsRoutes, { prefix: '/metrics', feed: metrics })
+  await app.register(hubStatsRoutes, { prefix: '/hub', feed: stats })
+  await app.register(notificationsRoutes, { prefix: '/notifications', topic: NOTIFY_TOPIC })
+  await app.register(jobsRoutes, { prefix: '/jobs', runner: jobs })
+  await app.register(chatRoutes, { prefix: '/chat' })
+  await app.register(agentRoutes, { prefix: '/agent', runner: agent })
+  if (logs !== undefined) await app.register(logsRoutes, { prefix: '/logs', feed: logs })
+
+  const topics = [metrics.topic, stats.topic, NOTIFY_TOPIC, jobs.listTopic, chatTopic(room), agent.topic, ...(logs === undefined ? [] : [logs.topic])]
+
+  // The dashboard's one connection: every panel's topic. The metrics loop and
+  // the stats timer run while at least one such stream is open.
+  app.get('/stream', (_request, reply) => {
+    const stream = reply.sse({ topics })
+    metrics.watch(stream.signal)
+    stats.watch(stream.signal)
+    return stream
+  })
+
+  app.get('/', async (_request, reply) => {
+    // Read the cursor before any state: everything published after it is
+    // replayed when the page connects (see routes/util.tsx, pageCursor).
+    const cursor = await pageCursor(app.sseHub)
+    const page = (
+      <Layout title='Live dashboard · fastify-htmx-sse' resumeScript='/_sse/resume.js' head={<><RouteHead /><DashboardStyles /></>}>
+        <header class='app topbar'>
+          <div class='brand'>
+            <span class='logo' aria-hidden='true'></span>
+            <div>
+              <h1>Live dashboard</h1>
+              <p class='muted small' safe>{`${os.hostname()} · Fastify + htmx over one Server-Sent Events connection`}</p>
+            </div>
+          </div>
+          <nav class='links small'>
+            <a href='/jobs'>Jobs</a><a href='/chat/lobby'>Chat</a><a href='/agent'>Agent</a><a href='/logs'>Log</a><a href='/metrics'>Metrics</a>
+          </nav>
+        </header>
+        <main class='app'>
+          <SseConnect id='dashboard' url='/stream' lastEventId={cursor}>
+            <h2 class='section-title'>System</h2>
+            <div class='grid metrics-grid'>
+              {metrics.Panel()}
+            </div>
+            <h2 class='section-title'>Activity</h2>
+            <div class='grid panels'>
+              <div class='span-2 slot'><NotificationsPanel hub={app.sseHub} cursor={cursor} action='/notifications' topic={NOTIFY_TOPIC} /></div>
+              <div class='span-2 slot'><JobsPanel runner={jobs} /></div>
+              <div class='span-2 slot'><AgentPanel runner={agent} cursor={cursor} action='/agent/runs' /></div>
+              <div class='span-2 slot'><ChatPanel hub={app.sseHub} room={room} cursor={cursor} action={`/chat/${room}/messages`} title={`Chat · #${room}`} /></div>
+              {logs === undefined ? '' : <div class='span-3 slot'>{logs.Panel({ title: 'Server log (this process, live)' })}</div>}
+              <div class='slot'>{stats.Panel()}</div>
+            </div>
+          </SseConnect>
+        </main>
+      </Layout>
+    )
+    return reply.type('text/html; charset=utf-8').send(await page)
+  })
+
+  return { app, metrics, stats, jobs, agent, logs, topics }
+}
+
+const dashboardCss = `
+header.app,main.app{max-width:1440px}
+.topbar{display:flex;align-items:center;justify-content:space-between;gap:16px;flex-wrap:wrap;border-bottom:1px solid var(--line);padding-bottom:12px}
+.brand{display:flex;align-items:center;gap:12px}
+.brand h1{font-size:1.35rem;margin:0}
+.brand p{margin:2px 0 0}
+.logo{width:34px;height:34px;border-radius:9px;background:linear-gradient(135deg,var(--accent),var(--ok));box-shadow:var(--shadow)}
+.links{display:flex;gap:14px}
+.links a{color:var(--muted);text-decoration:none;font-weight:600}
+.links a:hover{color:var(--accent)}
+.section-title{font-size:.78rem;text-transform:uppercase;letter-spacing:.09em;color:var(--muted);margin:18px 0 10px;font-weight:700}
+.metrics-grid{grid-template-columns:repeat(auto-fill,minmax(250px,1fr))}
+@media (min-width:1100px){.metrics-grid,.panels{grid-template-columns:repeat(4,minmax(0,1fr))}#metric-cores-slot,.panels .span-2{grid-column:span 2}.panels .span-3{grid-column:span 3}}
+#metric-cores-slot .cores{height:104px}
+.panels .logs .log-scroll{height:232px}
+.panels .card{height:100%}
+.panels .chat{height:440px}
+`
+
+function DashboardStyles (): JSX.Element {
+  return <style>{dashboardCssElement()}</style>
+}
+
+function dashboardCssElement (): JSX.Element {
+  return dashboardCss
+}

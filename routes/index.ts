@@ -1,0 +1,19 @@
+/**
+ * `fastify-htmx-sse/routes`: route modules (Fastify plugins) that feed the
+ * views from samplers and the hub. Each registers alone under a prefix:
+ *
+ *   await app.register(htmxSse)
+ *   await app.register(metricsRoutes, { prefix: '/metrics' })
+ *
+ * and each exposes its state object (feed / runner) and a panel component so
+ * a dashboard can embed several over one SSE connection.
+ */
+export { metricsRoutes, MetricsFeed, systemSampler, fakeSampler, type Sampler, type MetricsSample, type MetricsOptions, type MetricsRoutesOptions } from './metrics.js'
+export { notificationsRoutes, NotificationsPanel, NotificationForm, publishNotification, validateNotification, NOTIFICATION_LEVELS, MAX_NOTIFICATION_LENGTH, type NotificationsOptions, type NotificationInput } from './notifications.js'
+export { jobsRoutes, JobRunner, JobsPanel, JobBody, JobList, JobRow, jobPercent, DEFAULT_STAGES, type Job, type JobStage, type JobsOptions, type JobsRoutesOptions } from './jobs.js'
+export { chatRoutes, ChatPanel, publishMessage, validateMessage, chatTopic, ROOM_PATTERN, type ChatOptions } from './chat.js'
+export { agentRoutes, AgentRunner, AgentPanel, AgentRunSnapshot, RunState, agentEvents, simulatedAgent, newRunId, type AgentEvent, type AgentSource, type SimulatedAgentOptions, type AgentRoutesOptions } from './agent.js'
+export { logsRoutes, LogFeed, formatLogRecord, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
+export { hubStatsRoutes, HubStatsFeed, HubStatsCard, type HubStatsOptions } from './stats.js'
+export { Watchers, pageCursor, upTo, trusted, acceptForms, HtmxConfig, HTMX_CONFIG, RouteHead, RouteStyles } from './util.js'
+export { routeStyles } from './styles.js'

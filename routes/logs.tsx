@@ -1,0 +1,158 @@
+/**
+ * A live tail of the app's own log. `LogFeed.stream` is a pino destination
+ * (pass it as Fastify's `logger.stream`); each line is echoed to stdout and
+ * published on the `logs` topic as an out-of-band slot replacement, so the
+ * page holds at most `size` line elements however long it stays open.
+ */
+import type { FastifyPluginAsync } from 'fastify'
+import type { SseHub } from '../plugin/index.js'
+import { Layout, LogTail, LogTailEntry, SseConnect, type LogLevel, type SequencedLogLine } from '../views/index.js'
+import { html, pageCursor, RouteHead } from './util.js'
+
+const LEVELS: Record<number, LogLevel> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }
+
+/** A readable one-line message from a pino JSON record (request lines get method, url, status, time). */
+export function formatLogRecord (record: Record<string, unknown>): string {
+  const parts: string[] = []
+  if (typeof record.msg === 'string') parts.push(record.msg)
+  const req = record.req as { method?: unknown, url?: unknown } | undefined
+  if (req !== undefined && typeof req.method === 'string' && typeof req.url === 'string') parts.push(`${req.method} ${req.url}`)
+  const res = record.res as { statusCode?: unknown } | undefined
+  if (res !== undefined && typeof res.statusCode === 'number') parts.push(String(res.statusCode))
+  if (typeof record.responseTime === 'number') parts.push(`${record.responseTime.toFixed(1)} ms`)
+  if (typeof record.reason === 'string') parts.push(`(${record.reason})`)
+  const err = record.err as { message?: unknown } | undefined
+  if (err !== undefined && typeof err.message === 'string') parts.push(`: ${err.message}`)
+  return parts.join(' ').slice(0, 2_000)
+}
+
+export interface LogFeedOptions {
+  /** Hub topic. Default 'logs'. */
+  topic?: string
+  /** SSE event (handled by the tail's sink). Default 'log'. */
+  event?: string
+  /** Lines kept, in memory and on the page. Default 50. */
+  size?: number
+  /** Id of the `LogTail`. Default 'log'. */
+  tailId?: string
+  /** Also write every line to this stream (default process.stdout); `false` to not echo. */
+  echo?: { write: (chunk: string) => unknown } | false
+}
+
+/** Collects log lines and publishes them, batched per event-loop turn. */
+export class LogFeed {
+  readonly topic: string
+  readonly event: string
+  readonly size: number
+  readonly tailId: string
+  /** A pino destination: `Fastify({ logger: { stream: feed.stream } })`. */
+  readonly stream: { write: (chunk: string) => void }
+  readonly #ring: SequencedLogLine[] = []
+  readonly #echo: { write: (chunk: string) => unknown } | false
+  #seq = 0
+  #hub: SseHub | undefined
+  #batch: SequencedLogLine[] = []
+  #scheduled = false
+
+  constructor (options: LogFeedOptions = {}) {
+    this.topic = options.topic ?? 'logs'
+    this.event = options.event ?? 'log'
+    this.size = options.size ?? 50
+    this.tailId = options.tailId ?? 'log'
+    this.#echo = options.echo ?? process.stdout
+    this.stream = { write: (chunk: string) => this.write(chunk) }
+  }
+
+  /** Starts publishing (lines logged before are kept for the first page render). */
+  bind (hub: SseHub): void {
+    this.#hub = hub
+  }
+
+  /** Stops publishing (the hub is closing); lines are still echoed. */
+  unbind (): void {
+    this.#hub = undefined
+    this.#batch = []
+  }
+
+  /** The newest lines, oldest first. */
+  get lines (): readonly SequencedLogLine[] { return this.#ring }
+
+  write (chunk: string): void {
+    if (this.#echo !== false) this.#echo.write(chunk)
+    for (const text of chunk.split('\n')) {
+      if (text.trim() === '') continue
+      let record: Record<string, unknown>
+      try {
+        record = JSON.parse(text) as Record<string, unknown>
+      } catch {
+        record = { level: 30, time: Date.now(), msg: text }
+      }
+      this.add({
+        level: LEVELS[record.level as number] ?? 'info',
+        time: typeof record.time === 'number' ? record.time : Date.now(),
+        msg: formatLogRecord(record)
+      })
+    }
+  }
+
+  /** Adds one line (also usable without pino). */
+  add (line: { level: LogLevel, time: number, msg: string }): void {
+    const sequenced = { ...line, seq: this.#seq++ }
+    this.#ring.push(sequenced)
+    if (this.#ring.length > this.size) this.#ring.shift()
+    if (this.#hub === undefined) return
+    this.#batch.push(sequenced)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      // One event per turn, and never from inside the logger call: a line
+      // logged while publishing cannot recurse into publish.
+      setImmediate(() => this.#flush())
+    }
+  }
+
+  #flush (): void {
+    this.#scheduled = false
+    const lines = this.#batch.slice(-this.size)
+    this.#batch = []
+    const hub = this.#hub
+    if (hub === undefined || lines.length === 0) return
+    const data = <>{lines.map(line => <LogTailEntry tailId={this.tailId} size={this.size} line={line} />)}</>
+    hub.publish(this.topic, { event: this.event, data }).catch(() => {
+      // The hub is gone or the transport failed; logging that here would feed the loop.
+    })
+  }
+
+  /** The tail as it stands, with its sink. Put it inside an `<SseConnect>` subscribed to `topic`. */
+  Panel (props: { title?: string } = {}): JSX.Element {
+    return <LogTail id={this.tailId} size={this.size} lines={this.#ring} event={this.event} title={props.title ?? 'Server log'} />
+  }
+}
+
+export interface LogsRoutesOptions {
+  /** The feed that receives the app's log lines (its `stream` must be the logger's destination). */
+  feed: LogFeed
+}
+
+/** `GET /` a log tail page, `GET /stream` its SSE. */
+export const logsRoutes: FastifyPluginAsync<LogsRoutesOptions> = async (app, options) => {
+  const feed = options.feed
+  if (!(feed instanceof LogFeed)) throw new TypeError('logsRoutes: option feed must be a LogFeed (and its stream the logger destination)')
+  feed.bind(app.sseHub)
+  app.addHook('preClose', async () => feed.unbind())
+  const base = app.prefix
+
+  app.get('/stream', { logLevel: 'warn' }, (_request, reply) => reply.sse({ topics: [feed.topic] }))
+
+  app.get('/', async (_request, reply) => {
+    // Lines replace their slot by sequence number, so replaying one the page shows is harmless.
+    const cursor = await pageCursor(app.sseHub)
+    return html(reply, (
+      <Layout title='Log' resumeScript='/_sse/resume.js' head={<RouteHead />}>
+        <header class='app'><h1>Server log</h1></header>
+        <main class='app'>
+          <SseConnect url={`${base}/stream`} lastEventId={cursor}>{feed.Panel()}</SseConnect>
+        </main>
+      </Layout>
+    ))
+  })
+}

@@ -1,0 +1,153 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import htmxSse from '../plugin/index.js'
+import { fakeSampler, MetricsFeed, metricsRoutes, Watchers, HubStatsFeed, hubStatsRoutes } from '../routes/index.js'
+import { connect, waitUntil } from './helpers/sse-client.js'
+
+async function start (sampler = fakeSampler(), extra: { intervalMs?: number, lingerMs?: number } = {}) {
+  const app = Fastify({ logger: false })
+  await app.register(htmxSse, { heartbeatMs: false })
+  const feed = new MetricsFeed({ sampler, intervalMs: extra.intervalMs ?? 30, lingerMs: extra.lingerMs ?? 0 })
+  await app.register(metricsRoutes, { prefix: '/metrics', feed })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  return { app, feed, sampler, url: `http://127.0.0.1:${port}` }
+}
+
+t.test('Watchers: start with the first, stop after the last, linger', async t => {
+  const log: string[] = []
+  const w = new Watchers(() => log.push('start'), () => log.push('stop'))
+  const a = new AbortController()
+  const b = new AbortController()
+  w.watch(a.signal)
+  w.watch(b.signal)
+  t.same(log, ['start'])
+  t.equal(w.count, 2)
+  a.abort()
+  t.same(log, ['start'], 'still one watcher')
+  b.abort()
+  t.same(log, ['start', 'stop'])
+  t.equal(w.running, false)
+  const aborted = new AbortController()
+  aborted.abort()
+  w.watch(aborted.signal)
+  t.same(log, ['start', 'stop'], 'an aborted signal does not start it')
+
+  const lingering = new Watchers(() => log.push('start2'), () => log.push('stop2'), 40)
+  const c = new AbortController()
+  lingering.watch(c.signal)
+  c.abort()
+  t.equal(lingering.running, true, 'lingers')
+  const d = new AbortController()
+  lingering.watch(d.signal)
+  await new Promise(resolve => setTimeout(resolve, 60))
+  t.equal(lingering.running, true, 'a watcher back within the linger keeps it running, no restart')
+  t.same(log.filter(x => x.endsWith('2')), ['start2'])
+  d.abort()
+  await new Promise(resolve => setTimeout(resolve, 60))
+  t.same(log.filter(x => x.endsWith('2')), ['start2', 'stop2'])
+  lingering.close()
+})
+
+t.test('metrics: sampler starts with the first subscriber and stops after the last', async t => {
+  const { app, feed, sampler, url } = await start()
+  t.teardown(() => app.close())
+  await new Promise(resolve => setTimeout(resolve, 80))
+  t.equal(sampler.calls, 0, 'no sampling without subscribers')
+  t.equal(sampler.warmUps, 0)
+
+  const one = await connect(`${url}/metrics/stream`)
+  const two = await connect(`${url}/metrics/stream`)
+  await one.waitFor(3)
+  t.equal(sampler.warmUps, 1, 'warmed up once before the first sample')
+  t.same(feed.state, { running: true, watchers: 2 })
+  const values = one.events.slice(0, 3).map(e => /id="metric-cpu"[\s\S]*?class="value">([^<]+)</.exec(e.data)?.[1])
+  t.equal(new Set(values).size, 3, 'values change every tick')
+  t.ok(one.events.every(e => e.event === 'metrics'))
+  t.match(one.events[0]!.data, /hx-swap-oob="innerHTML:#metric-cpu-slot"/)
+  t.match(one.events[0]!.data, /<svg class="sparkline"/)
+  t.match(one.events[0]!.data, /hx-swap-oob="innerHTML:#metric-cores-slot"/)
+
+  await two.waitFor(3)
+  const sameBytes = two.events.find(e => e.id === one.events[2]!.id)
+  t.equal(sameBytes?.data, one.events[2]!.data, 'one loop: both clients get the same sample')
+
+  one.close()
+  await waitUntil(() => feed.state.watchers === 1, 2000, 'one watcher')
+  t.equal(feed.state.running, true, 'still sampling for the second client')
+  two.close()
+  await waitUntil(() => !feed.state.running, 2000, 'loop stopped')
+  const calls = sampler.calls
+  await new Promise(resolve => setTimeout(resolve, 120))
+  t.ok(sampler.calls <= calls + 1, 'no more samples after the last subscriber left')
+
+  const three = await connect(`${url}/metrics/stream`)
+  await three.waitFor(1)
+  t.ok(sampler.calls > calls, 'restarts with a new subscriber')
+  three.close()
+  await waitUntil(() => !feed.state.running, 2000, 'loop stopped again')
+})
+
+t.test('metrics: sparklines keep the last minute; page renders the cards and the sink', async t => {
+  const sampler = fakeSampler()
+  const feed = new MetricsFeed({ sampler, intervalMs: 1000, windowMs: 5000 })
+  const app = Fastify({ logger: false })
+  await app.register(htmxSse)
+  await app.register(metricsRoutes, { feed })
+  t.teardown(() => app.close())
+  const page = await app.inject('/')
+  t.equal(page.statusCode, 200)
+  t.match(page.body, /sse-connect="\/stream\?lastEventId=\d+"/)
+  t.match(page.body, /id="metric-cpu-slot"/)
+  t.match(page.body, /sse-swap="metrics" hx-swap="none"/)
+  t.match(page.body, /<span class="value">—<\/span>/, 'no sample yet: an em dash, not 0')
+  // drive the loop by hand through its watcher
+  const ac = new AbortController()
+  feed.watch(ac.signal)
+  await waitUntil(() => sampler.calls >= 2, 5000, 'two samples')
+  ac.abort()
+  const cards = await (feed.Updates() as Promise<string> | string)
+  t.match(cards, /<polyline points="[^"]+"/)
+  t.ok(feed.latest !== undefined)
+})
+
+t.test('metrics: a failing sampler logs and keeps going', async t => {
+  let n = 0
+  const base = fakeSampler()
+  const flaky = { sample: async () => { if (n++ % 2 === 0) throw new Error('boom'); return await base.sample() } }
+  const { app, feed, url } = await start(flaky as never)
+  t.teardown(() => app.close())
+  const c = await connect(`${url}/metrics/stream`)
+  await c.waitFor(2)
+  t.pass('events still flow')
+  c.close()
+  await waitUntil(() => !feed.state.running, 2000)
+})
+
+t.test('hub stats: published while watched, stops after', async t => {
+  const app = Fastify({ logger: false })
+  await app.register(htmxSse)
+  const feed = new HubStatsFeed({ intervalMs: 30 })
+  await app.register(hubStatsRoutes, { prefix: '/hub', feed })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  t.equal(feed.running, false)
+  const c = await connect(`http://127.0.0.1:${port}/hub/stream`)
+  await c.waitFor(2)
+  t.equal(c.events[0]!.event, 'hub_stats')
+  t.match(c.events[1]!.data, /Connections<\/dt><dd><span class="num">1</)
+  c.close()
+  await waitUntil(() => !feed.running, 2000, 'stats timer stopped')
+  const page = await app.inject('/hub/')
+  t.match(page.body, /sse-swap="hub_stats"/)
+})
+
+t.test('app.close() stops the loop', async t => {
+  const { app, feed, url } = await start()
+  const c = await connect(`${url}/metrics/stream`)
+  await c.waitFor(1)
+  await app.close()
+  t.equal(feed.state.running, false)
+  await c.ended
+})
