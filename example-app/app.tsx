@@ -3,22 +3,22 @@
  * shows them all over ONE SSE connection. `buildApp()` is what `npm start`
  * serves and what the tests build.
  *
- * Imports are relative (`../plugin/index.js`, `../routes/index.js`) so the app
- * runs with tsx straight from a clone, without a build step. In your own
- * service, import `fastify-htmx-sse`, `fastify-htmx-sse/views` and
- * `fastify-htmx-sse/routes` instead.
+ * It imports the package by its own name, as a user would. From a clone,
+ * `npm start` runs it with tsx under the `htmx-sse-source` export condition,
+ * which maps those names to the TypeScript sources, so no build is needed;
+ * the built package resolves them to `dist/`.
  */
 import { createReadStream } from 'node:fs'
 import os from 'node:os'
 import Fastify, { type FastifyInstance } from 'fastify'
-import htmxSse, { type HubTransport } from '../plugin/index.js'
-import { assetFiles, Layout, SseConnect } from '../views/index.js'
+import htmxSse, { type HubTransport } from 'fastify-htmx-sse'
+import { assetFiles, Layout, SseConnect } from 'fastify-htmx-sse/views'
 import {
   AgentPanel, AgentRunner, agentRoutes, ChatPanel, chatRoutes, chatTopic, HubStatsFeed, hubStatsRoutes,
   JobRunner, JobsPanel, jobsRoutes, LogFeed, logsRoutes, MetricsFeed, metricsRoutes, NotificationsPanel,
   notificationsRoutes, pageCursor, RouteHead, simulatedAgent,
   type AgentSource, type JobsOptions, type Sampler, type SimulatedAgentOptions
-} from '../routes/index.js'
+} from 'fastify-htmx-sse/routes'
 
 export interface BuildAppOptions {
   /** Log level, or false for no logger (and no log tail). Default 'info'. */

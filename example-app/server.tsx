@@ -3,7 +3,7 @@
  * With REDIS_URL set, the hub uses Redis Streams so several instances share
  * topics and history (start two on different ports and post a notification).
  */
-import type { HubTransport } from '../plugin/index.js'
+import type { HubTransport } from 'fastify-htmx-sse'
 import { buildApp } from './app.js'
 
 const host = process.env.HOST ?? '127.0.0.1'
@@ -13,7 +13,7 @@ let transport: HubTransport | undefined
 let closeRedis: (() => Promise<unknown>) | undefined
 if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') {
   // Loaded only when asked for: the in-process hub needs neither module.
-  const [{ Redis }, { redisTransport }] = await Promise.all([import('ioredis'), import('../plugin/transports/redis.js')])
+  const [{ Redis }, { redisTransport }] = await Promise.all([import('ioredis'), import('fastify-htmx-sse/redis')])
   const redis = new Redis(process.env.REDIS_URL)
   transport = redisTransport({ redis })
   closeRedis = async () => await redis.quit()
