@@ -313,3 +313,24 @@ t.test('await send() is backpressured: a producer that awaits never outruns the 
   t.equal(client.events.length, 2000)
   client.close()
 })
+
+t.test('exact bytes on the wire (undici)', async t => {
+  const { app, url } = await startApp({ retryMs: 1000, heartbeatMs: false }, app => {
+    app.get('/s', (_req, reply) => reply.sse([
+      { event: 'card', id: '1', data: '<div>\n  <b>x</b>\r\n</div>' },
+      { data: ' leading space', retry: 500 },
+      { data: '' }
+    ]))
+  })
+  const agent = new Agent()
+  t.teardown(async () => { await agent.close(); await app.close() })
+  const res = await undiciFetch(`${url}/s`, { dispatcher: agent })
+  t.equal(res.status, 200)
+  t.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8')
+  const body = await res.text()
+  t.match(body, /^retry: (\d+)\n\n/)
+  t.equal(body.replace(/^retry: \d+\n\n/, ''),
+    'event: card\nid: 1\ndata: <div>\ndata:   <b>x</b>\ndata: </div>\n\n' +
+    'retry: 500\ndata:  leading space\n\n' +
+    'data: \n\n')
+})
