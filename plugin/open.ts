@@ -95,14 +95,14 @@ export function openStream (reply: FastifyReply, ctx: OpenContext, arg?: SseSour
   if (fromIp >= ctx.maxConnectionsPerIp) refuse(reply, 503, 'too many SSE connections from this address', 5)
 
   const stream = new SseStream(ctx, lastEventIdOf(reply.request))
-  ctx.perIp.set(ip, fromIp + 1)
-  stream.onClose(() => {
-    const n = (ctx.perIp.get(ip) ?? 1) - 1
-    if (n === 0) ctx.perIp.delete(ip)
-    else ctx.perIp.set(ip, n)
-  })
-
+  const countIp = ctx.maxConnectionsPerIp !== Infinity
+  if (countIp) ctx.perIp.set(ip, fromIp + 1)
   stream.onClose(reason => {
+    if (countIp) {
+      const n = (ctx.perIp.get(ip) ?? 1) - 1
+      if (n === 0) ctx.perIp.delete(ip)
+      else ctx.perIp.set(ip, n)
+    }
     // Fastify logs "request completed" when the response finishes; a stream
     // the client dropped (or that was evicted) never finishes, so say it here.
     if (reason === 'client' || reason === 'slow') reply.log.info({ reason, responseTime: reply.elapsedTime }, 'sse stream closed')

@@ -146,17 +146,19 @@ export class SseStream implements PromiseLike<void> {
   #closeReason: SseCloseReason | undefined
   #closing = false
   #controller: AbortController | undefined
-  #pending: Frame[] | null = null
+  // This tick's batch: almost always one frame, so no array until a second arrives.
+  #pending: Frame | null = null
+  #more: Frame[] | null = null
   #pendingBytes = 0
   #pendingEvents = 0
   #firstSeq = -1
   #lastSeq = -1
   #wrote = false
   #renderTail: Promise<unknown> | null = null
-  #closeListeners: Array<(reason: SseCloseReason) => void> = []
+  #closeListeners: Array<(reason: SseCloseReason) => void> | null = null
   #done: Promise<void> | undefined
   #resolveDone: (() => void) | undefined
-  #flushWaiters: Array<() => void> = []
+  #flushWaiters: Array<() => void> | null = null
   #holdDone = false
 
   /** @internal Created by `reply.sse()`. */
@@ -286,7 +288,7 @@ export class SseStream implements PromiseLike<void> {
   /** @internal Hub hook: runs once when the stream ends. */
   onClose (fn: (reason: SseCloseReason) => void): void {
     if (this.#closeReason !== undefined) fn(this.#closeReason)
-    else this.#closeListeners.push(fn)
+    else (this.#closeListeners ??= []).push(fn)
   }
 
   /** @internal Queues a pre-encoded frame for this tick's write. `seq` ≥ 0 marks a hub frame shared with other sockets. */
@@ -312,7 +314,7 @@ export class SseStream implements PromiseLike<void> {
 
   /** @internal Resolves when the backlog is below `limit` (or the stream closed). */
   async writable (limit = PULL_HIGH_WATER): Promise<void> {
-    if (this.#pending !== null) await new Promise<void>(resolve => this.#flushWaiters.push(resolve))
+    if (this.#pending !== null) await new Promise<void>(resolve => { (this.#flushWaiters ??= []).push(resolve) })
     let conn: Connection | null
     while (this.#closeReason === undefined && (conn = this.#conn) !== null && conn.buffered > limit) {
       await new Promise<void>(resolve => conn!.onDrain(resolve))
@@ -330,15 +332,19 @@ export class SseStream implements PromiseLike<void> {
 
   /** @internal Writes this tick's batch as one frame. */
   flush (): void {
-    const frames = this.#pending
+    const first = this.#pending
     const conn = this.#conn
-    if (frames === null || conn === null) return
+    if (first === null || conn === null) return
+    const more = this.#more
     this.#pending = null
+    this.#more = null
     const events = this.#pendingEvents
-    const contiguous = this.#firstSeq >= 0 && this.#lastSeq - this.#firstSeq === frames.length - 1
-    const frame = frames.length === 1
-      ? frames[0]!
-      : contiguous ? this.#ctx.scheduler.joined(this.#firstSeq, this.#lastSeq, frames) : joinFrames(frames)
+    let frame = first
+    if (more !== null) {
+      const frames = [first, ...more]
+      const contiguous = this.#firstSeq >= 0 && this.#lastSeq - this.#firstSeq === frames.length - 1
+      frame = contiguous ? this.#ctx.scheduler.joined(this.#firstSeq, this.#lastSeq, frames) : joinFrames(frames)
+    }
     this.#pendingBytes = 0
     this.#pendingEvents = 0
     this.#firstSeq = this.#lastSeq = -1
@@ -349,8 +355,8 @@ export class SseStream implements PromiseLike<void> {
       this.#checkBacklog()
     }
     const waiters = this.#flushWaiters
-    if (waiters.length > 0) {
-      this.#flushWaiters = []
+    if (waiters !== null) {
+      this.#flushWaiters = null
       for (const resolve of waiters) resolve()
     }
   }
@@ -401,11 +407,11 @@ export class SseStream implements PromiseLike<void> {
 
   #enqueue (frame: Frame, seq: number, isEvent: boolean): void {
     if (this.#pending === null) {
-      this.#pending = [frame]
+      this.#pending = frame
       this.#firstSeq = seq
       this.#ctx.scheduler.mark(this)
     } else {
-      this.#pending.push(frame)
+      (this.#more ??= []).push(frame)
       if (this.#firstSeq >= 0 && seq === this.#lastSeq + 1) {
         // still one contiguous run of shared hub frames
       } else {
@@ -465,18 +471,21 @@ export class SseStream implements PromiseLike<void> {
     this.#closeReason = reason
     this.#closing = false
     this.#pending = null
+    this.#more = null
     this.#pendingBytes = 0
     this.#ctx.open.delete(this)
     this.#ctx.heartbeat.delete(this)
     this.#controller?.abort(new SseClosedError(reason))
     const listeners = this.#closeListeners
-    this.#closeListeners = []
-    for (const fn of listeners) {
-      try { fn(reason) } catch (err) { this.#ctx.log.error({ err }, 'sse: close listener failed') }
+    this.#closeListeners = null
+    if (listeners !== null) {
+      for (const fn of listeners) {
+        try { fn(reason) } catch (err) { this.#ctx.log.error({ err }, 'sse: close listener failed') }
+      }
     }
     const waiters = this.#flushWaiters
-    this.#flushWaiters = []
-    for (const resolve of waiters) resolve()
+    this.#flushWaiters = null
+    if (waiters !== null) for (const resolve of waiters) resolve()
     if (!this.#holdDone) this.#resolveDone?.()
   }
 }

@@ -1,0 +1,86 @@
+// IPC messages between the driver (bench/run.ts), the servers and the load
+// generator workers. Every request carries an `id` echoed by its reply.
+import type { HistogramJSON } from './hist.js'
+
+export type PayloadKind = 'text' | 'card'
+
+export interface PublishPlan {
+  count: number
+  /** 0 = as fast as possible (yielding with setImmediate every `yieldEvery`). */
+  intervalMs: number
+  size: number
+  yieldEvery: number
+  kind: PayloadKind
+}
+
+export type ServerRequest =
+  | { t: 'clients', id: number }
+  | { t: 'gc', id: number }
+  | { t: 'stats', id: number }
+  | { t: 'publish', id: number, plan: PublishPlan }
+  | { t: 'exit', id: number }
+
+export interface PublishResult {
+  published: number
+  errors: number
+  /** Wall time of the whole publish phase. */
+  ms: number
+  /** Per publish: render + publish call (+ its promise), in µs. */
+  meanPublishUs: number
+  p99PublishUs: number
+  firstError?: string
+  /** Process warnings emitted while the server ran, by name (e.g. MaxListenersExceededWarning). */
+  warnings: Record<string, number>
+}
+
+export type ServerReply =
+  | { t: 'ready', port: number, variant: string }
+  | { t: 'clients', id: number, n: number }
+  | { t: 'gc', id: number }
+  | { t: 'stats', id: number, stats: Record<string, number> }
+  | { t: 'publish', id: number, result: PublishResult }
+  | { t: 'exit', id: number }
+
+export interface WorkerInit {
+  index: number
+  port: number
+  path: string
+  clients: number
+  slow: number
+  count: number
+  concurrency: number
+  maxReconnects: number
+}
+
+export type WorkerRequest =
+  | { t: 'connect', id: number, init: WorkerInit }
+  | { t: 'progress', id: number }
+  | { t: 'resume', id: number }
+  | { t: 'report', id: number }
+  | { t: 'close', id: number }
+
+export interface GroupReport {
+  clients: number
+  /** Clients whose connection never opened (not counted as losing events). */
+  neverOpened: number
+  open: number
+  unique: number
+  duplicates: number
+  outOfOrder: number
+  other: number
+  complete: number
+  reconnects: number
+  bytes: number
+  hist: HistogramJSON
+  errors: Record<string, number>
+}
+
+export interface Progress { unique: number, complete: number, open: number, reconnects: number }
+
+export type WorkerReply =
+  | { t: 'ready' }
+  | { t: 'connect', id: number, ok: number, failed: number, ms: number, errors: Record<string, number> }
+  | { t: 'progress', id: number, progress: Progress }
+  | { t: 'resume', id: number }
+  | { t: 'report', id: number, normal: GroupReport, slow: GroupReport }
+  | { t: 'close', id: number }

@@ -1,0 +1,85 @@
+// Process statistics from /proc (Linux only): CPU ticks and resident memory.
+import { readFileSync } from 'node:fs'
+import os from 'node:os'
+
+/** Clock ticks per second used by /proc/<pid>/stat (USER_HZ; 100 on Linux). */
+export const CLK_TCK = 100
+
+/** utime + stime of a process, in seconds (all threads), or NaN if it is gone. */
+export function cpuSeconds (pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // comm (field 2) may contain spaces: parse after the closing parenthesis.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // rest[0] is field 3 (state); utime is field 14, stime field 15.
+    const utime = Number(rest[11])
+    const stime = Number(rest[12])
+    return (utime + stime) / CLK_TCK
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** VmRSS of a process in KiB, or NaN if it is gone. */
+export function rssKiB (pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
+    return m ? Number(m[1]) : Number.NaN
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** Samples VmRSS every `everyMs` and keeps the peak since the last reset. */
+export class RssSampler {
+  peak = 0
+  last = 0
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (private readonly pid: number, private readonly everyMs = 100) {}
+
+  start (): void {
+    this.sample()
+    this.timer = setInterval(() => this.sample(), this.everyMs)
+    this.timer.unref()
+  }
+
+  sample (): number {
+    const v = rssKiB(this.pid)
+    if (!Number.isNaN(v)) {
+      this.last = v
+      if (v > this.peak) this.peak = v
+    }
+    return this.last
+  }
+
+  /** Start a new peak window from the current value. */
+  resetPeak (): void {
+    this.peak = this.sample()
+  }
+
+  stop (): void {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = undefined
+  }
+}
+
+export interface MachineInfo {
+  cpu: string
+  cores: number
+  memGiB: number
+  node: string
+  os: string
+}
+
+export function machineInfo (): MachineInfo {
+  const cpus = os.cpus()
+  return {
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`
+  }
+}
