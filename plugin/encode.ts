@@ -79,6 +79,27 @@ export function encodeEvent (ev: EncodableEvent): Frame {
   return new Frame(Buffer.from(encodeEventText(ev), 'utf8'))
 }
 
+/**
+ * The `data` of an encoded single event, read back from its bytes (line ends
+ * come back as LF, as a browser would see them). Lets a history store keep
+ * only the encoded frame instead of the frame and the string.
+ */
+export function decodeData (frame: Frame): string {
+  const text = frame.bytes.toString('utf8')
+  let data: string | undefined
+  let start = 0
+  while (start < text.length) {
+    const end = text.indexOf('\n', start)
+    if (end <= start) break // the blank line that ends the event
+    if (text.startsWith('data: ', start)) {
+      const line = text.slice(start + 6, end)
+      data = data === undefined ? line : data + '\n' + line
+    }
+    start = end + 1
+  }
+  return data ?? ''
+}
+
 /** A comment frame (`: text`), ignored by clients; each line of `text` stays a comment. */
 export function encodeComment (text: string): Frame {
   let out = ''

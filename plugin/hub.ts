@@ -124,7 +124,9 @@ export class SseHub {
     assertTopic(topic)
     const limit = options.limit ?? 100
     if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError('history: limit must be a non-negative integer')
-    return await this.#transport.history(topic, limit)
+    const kept = await this.#transport.history(topic, limit)
+    // Plain copies: callers may spread or serialize them, and the encoded frame stays internal.
+    return kept.map(m => ({ id: m.id, topic: m.topic, event: m.event, data: m.data, retry: m.retry }))
   }
 
   /** The newest id assigned on any topic (what a page renders into `lastEventId` when it has no history). */

@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import { encodeComment, encodeEvent, encodeEventText, encodeRetry, sanitizeLastEventId } from '../plugin/encode.js'
+import { decodeData, encodeComment, encodeEvent, encodeEventText, encodeRetry, sanitizeLastEventId } from '../plugin/encode.js'
 
 function parse (text: string): { events: EventSourceMessage[], retries: number[], comments: string[], errors: string[] } {
   const events: EventSourceMessage[] = []
@@ -101,4 +101,12 @@ t.test('hostile Last-Event-ID values are dropped', async t => {
   t.equal(sanitizeLastEventId('12\r\nSet-Cookie: a=b'), undefined)
   t.equal(sanitizeLastEventId('\u001b[31m'), undefined)
   t.equal(sanitizeLastEventId(undefined), undefined)
+})
+
+t.test('property: decodeData reads back the data of an encoded event', async t => {
+  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), fc.option(fc.stringMatching(/^[^\r\n]{0,20}$/)), (data, event) => {
+    const frame = encodeEvent({ data, event: event ?? undefined, id: '12', retry: 5 })
+    return decodeData(frame) === data.replace(/\r\n|\r/g, '\n')
+  }), { numRuns: 2000 })
+  t.pass('2000 random strings read back')
 })

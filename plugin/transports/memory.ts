@@ -2,12 +2,46 @@
  * In-process transport (the default): ids from one counter, history in a
  * ring buffer per topic.
  */
+import { decodeData, type Frame } from '../encode.js'
 import type { HubMessage, HubTransport, PublishInput, SinceResult } from '../transport.js'
 import { parseId } from '../transport.js'
 
 export interface MemoryTransportOptions {
   /** Events kept per topic for replay. */
   history?: number
+}
+
+/**
+ * A kept event. Once the hub has encoded it (on delivery), the data string is
+ * dropped and read back from the frame on demand: replay needs the frame,
+ * only history() needs the string, and keeping both doubles the memory.
+ */
+class StoredMessage implements HubMessage {
+  #data: string | undefined
+  #frame: Frame | undefined
+
+  constructor (
+    readonly id: string,
+    readonly topic: string,
+    readonly event: string | undefined,
+    data: string,
+    readonly retry: number | undefined
+  ) {
+    this.#data = data
+  }
+
+  get data (): string {
+    return this.#data ?? decodeData(this.#frame!)
+  }
+
+  get frame (): Frame | undefined {
+    return this.#frame
+  }
+
+  set frame (frame: Frame | undefined) {
+    this.#frame = frame
+    if (frame !== undefined) this.#data = undefined
+  }
 }
 
 class Ring {
@@ -79,7 +113,7 @@ export class MemoryTransport implements HubTransport {
 
   async publish (topic: string, event: PublishInput): Promise<string> {
     const n = this.#next++
-    const message: HubMessage = { id: String(n), topic, event: event.event, data: event.data, retry: event.retry }
+    const message = new StoredMessage(String(n), topic, event.event, event.data, event.retry)
     let ring = this.#rings.get(topic)
     if (ring === undefined) this.#rings.set(topic, ring = new Ring(this.#history))
     ring.push(message, n)
