@@ -1,13 +1,13 @@
 /**
  * Test helpers for the Redis transport: a throwaway `redis-server` on a free
  * loopback port (no persistence, so kill -9 loses its data like a crashed
- * cache), and a minimal SSE client over node:http (one connection per
- * request, so aborting it never leaves a keep-alive socket behind).
+ * cache), and `openSse`, the shared SSE test client with waits shaped for
+ * these tests.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import http from 'node:http'
 import net from 'node:net'
-import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import type { EventSourceMessage } from 'eventsource-parser'
+import { connect, waitUntil } from './sse-client.js'
 
 export interface RedisServer {
   readonly port: number
@@ -104,48 +104,20 @@ export interface SseClient {
 
 /** Opens an SSE stream; resolves once the response head arrived (the hub subscription exists by then). */
 export async function openSse (port: number, path: string, headers: Record<string, string> = {}): Promise<SseClient> {
-  const events: EventSourceMessage[] = []
-  const listeners = new Set<() => void>()
-  let closed = false
-  const notify = (): void => { for (const l of [...listeners]) l() }
-  const parser = createParser({ onEvent: e => { events.push(e); notify() } })
-  return await new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, headers: { accept: 'text/event-stream', ...headers }, agent: false }, res => {
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => parser.feed(chunk))
-      const end = (): void => { closed = true; notify() }
-      res.on('end', end)
-      res.on('close', end)
-      const client: SseClient = {
-        events,
-        get closed () { return closed },
-        status: res.statusCode ?? 0,
-        waitFor: async (n, timeoutMs = 10_000) => {
-          await until(() => events.length >= n, timeoutMs, () => `waited for ${n} events on ${path}, got ${events.length}${closed ? ' (stream closed)' : ''}: ${JSON.stringify(events.map(e => [e.id, e.event, e.data]))}`)
-          return events.slice(0, n)
-        },
-        waitUntil: async (pred, timeoutMs = 10_000) => {
-          await until(() => events.some(pred), timeoutMs, () => `no matching event on ${path}; got ${JSON.stringify(events.map(e => [e.id, e.event, e.data]))}`)
-          return events.find(pred)!
-        },
-        close: () => { req.destroy(); closed = true }
-      }
-      resolve(client)
-    })
-    req.on('error', err => { closed = true; notify(); reject(err) })
-  })
-
-  async function until (cond: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
-    if (cond()) return
-    await new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if (!cond()) return
-        clearTimeout(timer)
-        listeners.delete(check)
-        resolve()
-      }
-      const timer = setTimeout(() => { listeners.delete(check); reject(new Error(describe())) }, timeoutMs)
-      listeners.add(check)
-    })
+  const c = await connect(`http://127.0.0.1:${port}${path}`, { headers })
+  const seen = (): string => `${JSON.stringify(c.events.map(e => [e.id, e.event, e.data]))}${c.isEnded() ? ' (stream closed)' : ''}`
+  return {
+    events: c.events,
+    get closed () { return c.isEnded() },
+    status: c.status,
+    waitFor: async (n, timeoutMs = 10_000) => {
+      await waitUntil(() => c.events.length >= n, timeoutMs, `${n} events on ${path}, got ${seen()}`)
+      return c.events.slice(0, n)
+    },
+    waitUntil: async (pred, timeoutMs = 10_000) => {
+      await waitUntil(() => c.events.some(pred), timeoutMs, `a matching event on ${path}; got ${seen()}`)
+      return c.events.find(pred)!
+    },
+    close: () => { c.close() }
   }
 }
