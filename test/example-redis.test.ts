@@ -1,0 +1,71 @@
+/**
+ * `npm start` with REDIS_URL: two dashboard processes on two ports share the
+ * hub, so a notification posted to one appears on the other's page stream.
+ */
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import net from 'node:net'
+import { connect, request } from './helpers/sse-client.js'
+import { startRedisServer } from './helpers/redis-server.js'
+
+function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo
+      srv.close(() => resolve(port))
+    }).on('error', reject)
+  })
+}
+
+async function startServer (port: number, redisUrl: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--conditions=htmx-sse-source', '--import', 'tsx', 'example-app/server.tsx'], {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit']
+  })
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      if ((await request(`http://127.0.0.1:${port}/`)).status === 200) return child
+    } catch {}
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`dashboard on ${port} did not start`)
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+}
+
+t.test('two dashboard instances with REDIS_URL show the same notifications', async t => {
+  const redis = await startRedisServer()
+  const servers: ChildProcess[] = []
+  t.teardown(async () => {
+    // Servers first (they quit their Redis clients on SIGTERM), then Redis.
+    await Promise.all(servers.map(s => new Promise(resolve => {
+      if (s.exitCode !== null) return resolve(undefined)
+      s.once('exit', resolve)
+      s.kill('SIGTERM')
+    })))
+    await redis.stop()
+  })
+  const [portA, portB] = [await freePort(), await freePort()]
+  servers.push(await startServer(portA, redis.url))
+  servers.push(await startServer(portB, redis.url))
+
+  const page = (await request(`http://127.0.0.1:${portB}/`)).body
+  const connectUrl = /sse-connect="([^"]+)"/.exec(page)?.[1]?.replaceAll('&amp;', '&')
+  t.ok(connectUrl, 'the page on B carries its one sse-connect URL')
+  const stream = await connect(`http://127.0.0.1:${portB}${connectUrl!}`)
+  t.teardown(() => stream.close())
+
+  const posted = await request(`http://127.0.0.1:${portA}/notifications`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'hx-request': 'true' },
+    body: 'level=warning&text=' + encodeURIComponent('from instance A <b>bold</b>')
+  })
+  t.equal(posted.status, 200, 'accepted by A')
+  await stream.waitUntil(() => stream.events.some(e => e.data.includes('from instance A')), 15_000)
+  const note = stream.events.find(e => e.data.includes('from instance A'))!
+  t.match(note.data, /from instance A &lt;b>bold&lt;\/b>/, 'arrives on B, escaped')
+  t.match(note.id ?? '', /^\d+$/, 'with a hub id from Redis')
+
+  // The same notification is in the history B pre-renders for a new page.
+  const later = (await request(`http://127.0.0.1:${portB}/`)).body
+  t.match(later, /from instance A &lt;b>bold&lt;\/b>/, 'and in B\'s pre-rendered feed')
+})
