@@ -8,7 +8,7 @@ import os from 'node:os'
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
 import { CoreBars, Layout, MetricCard, Oob, SseConnect, SseSink, type Thresholds } from '../views/index.js'
-import { html, pageCursor, Watchers, RouteHead } from './util.js'
+import { html, pageCursor, Watchers, RouteHead, watchedStreamRoute } from './util.js'
 
 /** One reading of the machine. Percentages are 0..100, sizes in bytes, rates in bytes/s. */
 export interface MetricsSample {
@@ -300,11 +300,7 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
   app.addHook('onClose', async () => feed.close())
   const base = app.prefix
 
-  app.get('/stream', (_request, reply) => {
-    const stream = reply.sse({ topics: [feed.topic] })
-    feed.watch(stream.signal)
-    return stream
-  })
+  watchedStreamRoute(app, feed)
 
   app.get('/', async (_request, reply) => {
     // Metric cards are replaced whole, so no cursor is needed: the next tick repaints.

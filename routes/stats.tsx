@@ -4,7 +4,7 @@
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import type { HubStats, SseHub } from '../plugin/index.js'
 import { Layout, SseConnect, SseSwap } from '../views/index.js'
-import { html, Watchers, RouteHead } from './util.js'
+import { html, Watchers, RouteHead, watchedStreamRoute } from './util.js'
 
 export interface HubStatsOptions {
   /** Hub topic. Default 'hub-stats'. */
@@ -115,11 +115,7 @@ export const hubStatsRoutes: FastifyPluginAsync<HubStatsOptions & { feed?: HubSt
   app.addHook('onClose', async () => feed.close())
   const base = app.prefix
 
-  app.get('/stream', (_request, reply) => {
-    const stream = reply.sse({ topics: [feed.topic] })
-    feed.watch(stream.signal)
-    return stream
-  })
+  watchedStreamRoute(app, feed)
 
   app.get('/', async (_request, reply) => html(reply, (
     <Layout title='SSE hub' head={<RouteHead />}>

@@ -104,6 +104,18 @@ export function trusted (html: string): JSX.Element {
   return html
 }
 
+/**
+ * `GET /stream` for a feed that samples only while watched: subscribes the
+ * connection to the feed's topic and counts it as a watcher until it closes.
+ */
+export function watchedStreamRoute (app: FastifyInstance, feed: { topic: string, watch: (signal: AbortSignal) => void }): void {
+  app.get('/stream', (_request, reply) => {
+    const stream = reply.sse({ topics: [feed.topic] })
+    feed.watch(stream.signal)
+    return stream
+  })
+}
+
 /** Parses `application/x-www-form-urlencoded` bodies (htmx's default) in this plugin's scope. */
 export function acceptForms (app: FastifyInstance): void {
   const type = 'application/x-www-form-urlencoded'

@@ -6,16 +6,8 @@ import {
   MessageChunk, MetricCard, NotificationFeed, NotificationItem, ProgressBar, ProgressContainer, ResultBanner, RunDetail,
   RunStatusBadge, Sparkline, ToolResult, ToolUseCard, assetFiles, logSlotId, metricStatus, sparklinePoints, styles,
 } from '../views/index.js'
+import { render, decode, attr, count } from './helpers/html.js'
 
-const render = async (el: JSX.Element): Promise<string> => await el
-const decode = (s: string): string =>
-  s.replace(/&#34;|&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')
-const attr = (html: string, name: string, tagRe = /<[a-z][^>]*>/): string | undefined => {
-  const tag = tagRe.exec(html)?.[0] ?? ''
-  const m = new RegExp(`\\s${name}(?:="([^"]*)")?(?=[\\s/>])`).exec(tag)
-  return m ? decode(m[1] ?? '') : undefined
-}
-const count = (html: string, re: RegExp): number => html.match(new RegExp(re.source, 'g'))?.length ?? 0
 
 t.test('Layout: doctype, local htmx + sse scripts in order, inline styles, no CDN, no inline handlers', async (t) => {
   const html = await render(<Layout title="Dash" resumeScript="/sse/resume.js" head={<meta name="x" content="y" />}>body</Layout>)

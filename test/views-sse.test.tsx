@@ -1,15 +1,7 @@
 import t from 'tap'
 import { Oob, SseConnect, SseSink, SseSwap, sseCloseAttr, sseConnectUrl } from '../views/index.js'
+import { render, decode, attr } from './helpers/html.js'
 
-const render = async (el: JSX.Element): Promise<string> => await el
-const decode = (s: string): string =>
-  s.replace(/&#34;|&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')
-/** Decoded value of attribute `name` on the first tag matching `tagRe` (undefined: absent). */
-const attr = (html: string, name: string, tagRe = /<[a-z][^>]*>/): string | undefined => {
-  const tag = tagRe.exec(html)?.[0] ?? ''
-  const m = new RegExp(`\\s${name}(?:="([^"]*)")?(?=[\\s/>])`).exec(tag)
-  return m ? decode(m[1] ?? '') : undefined
-}
 
 t.test('SseConnect: hx-ext, sse-connect with encoded topics and lastEventId', async (t) => {
   const html = await render(

@@ -10,10 +10,8 @@ import {
   MessageChunk, MetricCard, NotificationFeed, NotificationItem, Oob, ProgressBar, ProgressContainer, ResultBanner,
   RunDetail, SseConnect, SseSink, SseSwap, ToolResult, ToolUseCard,
 } from '../views/index.js'
+import { render, decode } from './helpers/html.js'
 
-const render = async (el: JSX.Element): Promise<string> => await el
-const decode = (s: string): string =>
-  s.replace(/&#34;|&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')
 
 interface Tag { name: string; attrs: Array<[string, string]> }
 
