@@ -41,7 +41,7 @@ t.test('agent: per-connection stream (reply.sse(signal => …)) with tool cards 
   t.match(c.events[0]!.data, /&lt;b>hi&lt;\/b>/, 'prompt escaped')
   const data = c.events.map(e => e.data).join('\n')
   t.match(data, /hx-swap-oob="beforeend:#agent-r[0-9a-f]+-output"><div id="agent-r[0-9a-f]+-tool-1" class="tool">/)
-  t.match(data, /id="agent-r[0-9a-f]+-tool-1-status" class="badge badge-ok" hx-swap-oob="true"/)
+  t.match(data, /id="agent-r[0-9a-f]+-tool-1-status" class="badge badge-ok" role="status" hx-swap-oob="true"/)
   t.match(data, /hx-swap-oob="true">[^]*cpu_avg_pct|cpu_avg_pct/)
   t.match(data, /state-done/)
   t.equal((await app.inject('/agent/stream')).statusCode, 400)

@@ -152,9 +152,9 @@ t.test('Agent: chunk, tool card pending, OOB tool result, status, error', async 
   t.match(card, '<div id="tool-1-result" class="tool-result" aria-busy="true"></div>')
   t.match(card, '&#34;q&#34;: &#34;cats&#34;')
   const result = await render(<ToolResult id="tool-1" output="3 results" />)
-  t.equal(result, '<span id="tool-1-status" class="badge badge-ok" hx-swap-oob="true">done</span><div id="tool-1-result" class="tool-result" hx-swap-oob="true"><pre>3 results</pre></div>')
+  t.equal(result, '<span id="tool-1-status" class="badge badge-ok" role="status" hx-swap-oob="true">done</span><div id="tool-1-result" class="tool-result" hx-swap-oob="true"><pre>3 results</pre></div>')
   const failed = await render(<ToolResult id="tool-1" output={{ error: 'x' }} isError />)
-  t.match(failed, 'class="badge badge-error" hx-swap-oob="true">error</span>')
+  t.match(failed, 'class="badge badge-error" role="status" hx-swap-oob="true">error</span>', 'the badge stays a live region after the swap')
   t.match(failed, 'class="tool-result error" hx-swap-oob="true"')
   t.throws(() => ToolUseCard({ id: 'a b', name: 'x', input: 1 }), { message: /^id:/ })
   const circular: Record<string, unknown> = {}

@@ -60,7 +60,7 @@ export function ToolResult(props: ToolResultProps): JSX.Element {
   const state = props.isError ? 'error' : 'ok'
   return (
     <>
-      <Oob id={`${id}-status`} tag="span" class={`badge badge-${state}`}>{state === 'ok' ? 'done' : 'error'}</Oob>
+      <Oob id={`${id}-status`} tag="span" class={`badge badge-${state}`} role="status">{state === 'ok' ? 'done' : 'error'}</Oob>
       <Oob id={`${id}-result`} class={['tool-result', props.isError && 'error']}>
         <pre safe>{formatPayload(props.output)}</pre>
       </Oob>

@@ -139,6 +139,8 @@ export interface OobProps {
   tag?: OobTag
   /** Class of the replacing element (only meaningful for 'true'/'outerHTML'). */
   class?: ClassValue
+  /** ARIA role of the replacing element ('true'/'outerHTML'), so a live region stays one after the swap. */
+  role?: 'status' | 'alert' | 'log' | 'region'
   children?: Children
 }
 
@@ -155,7 +157,7 @@ export function Oob(props: OobProps): JSX.Element {
   const tag = props.tag ?? (props.asTableRows ? (outer ? 'tr' : 'tbody') : 'div')
   const cls = outer && props.class !== undefined ? cx(props.class) || undefined : undefined
   const fragment = outer
-    ? createElement(tag, { id, class: escAttr(cls), 'hx-swap-oob': swap }, props.children)
+    ? createElement(tag, { id, class: escAttr(cls), role: props.role, 'hx-swap-oob': swap }, props.children)
     : createElement(tag, { 'hx-swap-oob': `${swap}:#${id}` }, props.children)
   return props.asTableRows ? <template>{fragment}</template> : fragment
 }
