@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
-import { Layout, NotificationItem, SseConnect, SseSwap, type NotificationLevel } from '../views/index.js'
+import { Layout, NotificationFeed, NotificationItem, SseConnect, type NotificationLevel } from '../views/index.js'
 import { acceptForms, field, html, RouteHead, isHtmx, pageCursor, trusted, upTo } from './util.js'
 
 export const NOTIFICATION_LEVELS: readonly NotificationLevel[] = ['info', 'success', 'warning', 'error']
@@ -87,8 +87,7 @@ export async function NotificationsPanel (props: { hub: SseHub, cursor: string |
     <section class='card notifications-card' aria-label='Notifications'>
       <header><h2>Notifications</h2><span class='muted small'>to every open page</span></header>
       <NotificationForm action={props.action} />
-      {/* The hub keeps rendered items, so this is NotificationFeed's markup filled with them. */}
-      <SseSwap tag='ol' id={feedId} class='feed' event={event} swap='afterbegin' aria-live='polite'>{items}</SseSwap>
+      <NotificationFeed id={feedId} event={event}>{items}</NotificationFeed>
       {items.length === 0 ? <p class='muted small empty-hint'>No notifications yet.</p> : ''}
     </section>
   )

@@ -103,6 +103,10 @@ t.test('Notifications: item, feed live region, sse target variant', async (t) =>
   const live = await render(<NotificationFeed id="feed" event="notification" />)
   t.equal(live, '<ol id="feed" class="feed" sse-swap="notification" hx-swap="afterbegin" aria-live="polite"></ol>')
   t.throws(() => NotificationFeed({ id: 'bad id' }), { message: /^id:/ })
+  const prerendered = await render(<NotificationItem id="n0" level="warning" text="from history" at={at} />)
+  const mixed = await render(<NotificationFeed id="feed" event="notification" items={[{ id: 'n1', level: 'info', text: 'new', at }]}>{prerendered}</NotificationFeed>)
+  t.ok(mixed.indexOf('id="n1"') < mixed.indexOf('id="n0"'), 'items first, then pre-rendered history (newest first)')
+  t.match(mixed, /^<ol[^>]* sse-swap="notification"[^>]*>/)
   t.match(await render(<NotificationItem id="n" level="info" text="x" at={NaN} />), '<time datetime="">--:--:--</time>')
 })
 

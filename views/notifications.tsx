@@ -1,5 +1,6 @@
 /** Notification feed: a polite live region that new items are prepended to. */
 import { SseSwap } from './sse.js'
+import type { Children } from '@kitajs/html'
 import { assertDomId, clockTime, escAttr, isoTime } from './util.js'
 
 export type NotificationLevel = 'info' | 'success' | 'warning' | 'error'
@@ -25,8 +26,10 @@ export function NotificationItem(props: NotificationItemProps): JSX.Element {
 export interface NotificationFeedProps {
   /** Target id for out-of-band `afterbegin:#id` swaps. Default 'notifications'. */
   id?: string
-  /** Pre-rendered items, newest first. */
+  /** Items to render, newest first. */
   items?: readonly NotificationItemProps[]
+  /** Items already rendered to HTML (e.g. `sseHub.history()` data), newest first, after `items`: trusted markup. */
+  children?: Children
   /** If set, the list itself is the swap target: `sse-swap=event hx-swap="afterbegin"`. */
   event?: string
   label?: string
@@ -43,12 +46,14 @@ export function NotificationFeed(props: NotificationFeedProps): JSX.Element {
     return (
       <SseSwap tag="ol" id={id} class="feed" event={props.event} swap="afterbegin" aria-live="polite">
         {items}
+        {props.children}
       </SseSwap>
     )
   }
   return (
     <ol id={id} class="feed" aria-live="polite" aria-label={escAttr(props.label ?? 'Notifications')}>
       {items}
+      {props.children}
     </ol>
   )
 }
