@@ -128,10 +128,15 @@ export function openStream (reply: FastifyReply, ctx: OpenContext, arg?: SseSour
     stream.abandon()
     refuse(reply, 403, 'not authorized for these topics')
   } else {
-    void verdict.then(ok => {
+    verdict.then(ok => {
       if (ok && !stream.closed && !reply.request.raw.destroyed) return start()
       stream.abandon(reply.raw)
       if (!reply.sent) reply.code(403).send(new SseRefusedError(403, ok ? 'stream closed before it started' : 'not authorized for these topics'))
+    }).catch((err: unknown) => {
+      // The client may have gone while authorize ran: nothing to answer, nothing to crash.
+      reply.log.warn({ err }, 'sse: could not start the stream after authorize')
+      stream.abandon()
+      if (!reply.raw.destroyed) reply.raw.destroy()
     })
   }
   return stream
