@@ -112,3 +112,11 @@ export async function runServer (variant: string, server: BenchServer): Promise<
   setTimeout(() => process.exit(2), MAX_LIFETIME_MS).unref()
   send({ t: 'ready', port, variant })
 }
+
+/** `listen` for the Fastify-based variants: loopback, a large backlog, the port it got. */
+export async function listenFastify (app: { listen: (opts: { port: number, host: string, backlog: number }) => Promise<unknown>, server: { address: () => unknown } }): Promise<number> {
+  await app.listen({ port: 0, host: '127.0.0.1', backlog: 4096 })
+  const addr = app.server.address() as { port: number } | string | null
+  if (addr === null || typeof addr === 'string') throw new Error('no port')
+  return addr.port
+}

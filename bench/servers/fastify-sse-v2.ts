@@ -3,7 +3,7 @@
 // replies in a Set and call `reply.sse()` on each. It assigns no ids.
 import { createRequire } from 'node:module'
 import Fastify, { type FastifyReply } from 'fastify'
-import { runServer } from '../lib/server-harness.js'
+import { listenFastify, runServer } from '../lib/server-harness.js'
 
 // Loaded untyped on purpose: its `reply.sse` type augmentation would clash with
 // this project's own `reply.sse` in the shared tsc program.
@@ -31,12 +31,7 @@ app.get('/sse', (_request, reply) => {
 })
 
 await runServer('fastify-sse-v2', {
-  listen: async () => {
-    await app.listen({ port: 0, host: '127.0.0.1', backlog: 4096 })
-    const addr = app.server.address()
-    if (addr === null || typeof addr === 'string') throw new Error('no port')
-    return addr.port
-  },
+  listen: async () => await listenFastify(app),
   clients: () => clients.size,
   publish: (_seq, data) => {
     const msg: EventMessage = { event: 'tick', data }

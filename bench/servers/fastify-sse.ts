@@ -3,7 +3,7 @@
 // `send()` per client per event. It assigns no ids.
 import { createRequire } from 'node:module'
 import Fastify from 'fastify'
-import { runServer } from '../lib/server-harness.js'
+import { listenFastify, runServer } from '../lib/server-harness.js'
 
 // Loaded untyped on purpose: its `reply.sse` type augmentation would clash with
 // this project's own `reply.sse` in the shared tsc program.
@@ -34,12 +34,7 @@ app.get('/sse', { sse: { kind: 'only', heartbeat: false, serializer: (d: unknown
 const noop = (): void => {}
 
 await runServer('@fastify/sse', {
-  listen: async () => {
-    await app.listen({ port: 0, host: '127.0.0.1', backlog: 4096 })
-    const addr = app.server.address()
-    if (addr === null || typeof addr === 'string') throw new Error('no port')
-    return addr.port
-  },
+  listen: async () => await listenFastify(app),
   clients: () => clients.size,
   publish: (_seq, data) => {
     const msg = { event: 'tick', data }

@@ -2,19 +2,14 @@
 // slow consumers evicted past maxBufferedBytes.
 import Fastify from 'fastify'
 import htmxSse from '../../plugin/index.js'
-import { runServer } from '../lib/server-harness.js'
+import { listenFastify, runServer } from '../lib/server-harness.js'
 
 const app = Fastify({ logger: false })
 await app.register(htmxSse, { heartbeatMs: false, history: 5000, maxBufferedBytes: 1 << 20 })
 app.get('/sse', (_request, reply) => reply.sse({ topics: ['bench'] }))
 
 await runServer('ours', {
-  listen: async () => {
-    await app.listen({ port: 0, host: '127.0.0.1', backlog: 4096 })
-    const addr = app.server.address()
-    if (addr === null || typeof addr === 'string') throw new Error('no port')
-    return addr.port
-  },
+  listen: async () => await listenFastify(app),
   clients: () => app.sseHub.stats().connections,
   publish: (_seq, data) => app.sseHub.publish('bench', { event: 'tick', data }),
   stats: () => {
