@@ -42,6 +42,12 @@ export interface BuildAppOptions {
   retryMs?: number
   /** The chat room previewed on the dashboard. Default 'lobby'. */
   chatRoom?: string
+  /**
+   * Suffix for the topics that describe this instance (metrics, logs, hub
+   * stats), e.g. `host-3001`. With a shared (Redis) transport, each instance
+   * then shows its own figures instead of interleaving everyone's.
+   */
+  instance?: string
 }
 
 export interface DashboardApp {
@@ -63,7 +69,8 @@ function isSource (agent: BuildAppOptions['agent']): agent is AgentSource {
 
 export async function buildApp (options: BuildAppOptions = {}): Promise<DashboardApp> {
   const logLevel = options.logLevel ?? 'info'
-  const logs = logLevel === false ? undefined : new LogFeed({ size: 60, echo: options.echoLogs === false ? false : process.stdout })
+  const own = (topic: string): string => options.instance === undefined ? topic : `${topic}:${options.instance}`
+  const logs = logLevel === false ? undefined : new LogFeed({ size: 60, echo: options.echoLogs === false ? false : process.stdout, topic: own('logs') })
   const app: FastifyInstance = Fastify({
     logger: logs === undefined || logLevel === false ? false : { level: logLevel, stream: logs.stream }
   })
@@ -82,8 +89,8 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
   }
   app.get('/favicon.ico', { logLevel: 'warn' }, (_request, reply) => reply.code(204).send())
 
-  const metrics = new MetricsFeed({ sampler: options.sampler, intervalMs: options.metricsIntervalMs, lingerMs: options.metricsLingerMs })
-  const stats = new HubStatsFeed({ intervalMs: options.statsIntervalMs })
+  const metrics = new MetricsFeed({ sampler: options.sampler, intervalMs: options.metricsIntervalMs, lingerMs: options.metricsLingerMs, topic: own('metrics') })
+  const stats = new HubStatsFeed({ intervalMs: options.statsIntervalMs, topic: own('hub-stats') })
   const jobs = new JobRunner(options.jobs)
   const agentSource = isSource(options.agent) ? options.agent : simulatedAgent(options.agent)
   const agent = new AgentRunner({ source: agentSource })

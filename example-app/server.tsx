@@ -3,6 +3,7 @@
  * With REDIS_URL set, the hub uses Redis Streams so several instances share
  * topics and history (start two on different ports and post a notification).
  */
+import { hostname } from 'node:os'
 import type { HubTransport } from 'fastify-htmx-sse'
 import { buildApp } from './app.js'
 
@@ -19,7 +20,10 @@ if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') {
   closeRedis = async () => await redis.quit()
 }
 
-const { app } = await buildApp({ transport, logLevel: process.env.LOG_LEVEL ?? 'info' })
+// With a shared transport, per-instance panels (metrics, logs, hub stats) get
+// their own topics, so each page shows the figures of the instance it is on.
+const instance = transport === undefined ? undefined : `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${port}`
+const { app } = await buildApp({ transport, logLevel: process.env.LOG_LEVEL ?? 'info', instance })
 
 let closing = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -65,6 +65,11 @@ t.test('two dashboard instances with REDIS_URL show the same notifications', asy
   t.match(note.data, /from instance A &lt;b>bold&lt;\/b>/, 'arrives on B, escaped')
   t.match(note.id ?? '', /^\d+$/, 'with a hub id from Redis')
 
+  // Per-instance panels are on per-instance topics: B's page watches B's metrics, not A's too.
+  const hubPage = (await request(`http://127.0.0.1:${portB}/hub/`)).body
+  t.match(hubPage, new RegExp(`metrics:[A-Za-z0-9_.-]+-${portB} ×1`), 'B\'s page subscribes to B\'s own metrics topic')
+  t.notMatch(hubPage, new RegExp(`metrics:[A-Za-z0-9_.-]+-${portA}`), 'and not to A\'s')
+
   // The same notification is in the history B pre-renders for a new page.
   const later = (await request(`http://127.0.0.1:${portB}/`)).body
   t.match(later, /from instance A &lt;b>bold&lt;\/b>/, 'and in B\'s pre-rendered feed')
