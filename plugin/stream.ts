@@ -122,10 +122,6 @@ export class Heartbeat {
     }
   }
 
-  get active (): boolean {
-    return this.#timer !== undefined
-  }
-
   #beat (): void {
     for (const stream of this.#streams) stream.beat(this.#ping)
   }
