@@ -72,6 +72,20 @@ function writeHead (reply: FastifyReply): void {
   if (!isHttp2Response(raw)) raw.flushHeaders()
 }
 
+/**
+ * Runs Fastify's own end-of-response step (onResponse hooks, the "request
+ * completed" log) for a response that closed without 'finish'. Fastify
+ * listens for 'finish' with a function named `onResFinished`; calling it is
+ * what 'finish' would have done. If a Fastify version names it otherwise,
+ * nothing happens and the 'sse stream closed' log still records the end.
+ */
+function completeRequest (reply: FastifyReply): void {
+  const raw = reply.raw as unknown as { listeners (event: 'finish'): Array<(err?: unknown) => void> }
+  for (const listener of raw.listeners('finish')) {
+    if (listener.name === 'onResFinished') listener()
+  }
+}
+
 function isSource (value: unknown): value is SseSource {
   return typeof value === 'function' ||
     (value !== null && typeof value === 'object' && (Symbol.asyncIterator in value || Symbol.iterator in value))
@@ -103,9 +117,13 @@ export function openStream (reply: FastifyReply, ctx: OpenContext, arg?: SseSour
       if (n === 0) ctx.perIp.delete(ip)
       else ctx.perIp.set(ip, n)
     }
-    // Fastify logs "request completed" when the response finishes; a stream
-    // the client dropped (or that was evicted) never finishes, so say it here.
-    if (reason === 'client' || reason === 'slow') reply.log.info({ reason, responseTime: reply.elapsedTime }, 'sse stream closed')
+    // Fastify logs "request completed" and runs onResponse when the response
+    // finishes; a stream the client dropped (or that was evicted) never
+    // finishes, so say why here and let Fastify complete the request.
+    if (reason === 'client' || reason === 'slow') {
+      reply.log.info({ reason, responseTime: reply.elapsedTime }, 'sse stream closed')
+      completeRequest(reply)
+    }
   })
 
   const start = (): void => {

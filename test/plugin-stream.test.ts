@@ -112,6 +112,9 @@ t.test('onResponse fires and the request is logged when the stream ends', async 
   dropped.close()
   await waitUntil(() => lines.some(l => l.msg === 'sse stream closed' && l.reason === 'client'), 2000, 'client close log')
   t.pass('a stream the client dropped is logged with its reason')
+  await waitUntil(() => responses.length === 2, 2000, 'onResponse for the dropped stream')
+  t.same(responses, [200, 200], 'onResponse fired for the dropped stream too')
+  t.equal(lines.filter(l => l.msg === 'request completed').length, 2, 'and Fastify logged it as completed, once')
 })
 
 t.test('hostile Last-Event-ID is ignored; header and query are both read', async t => {
