@@ -3,33 +3,16 @@
  * hub, so a notification posted to one appears on the other's page stream.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import net from 'node:net'
+import type { ChildProcess } from 'node:child_process'
 import { connect, request } from './helpers/sse-client.js'
 import { startRedisServer } from './helpers/redis-server.js'
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo
-      srv.close(() => resolve(port))
-    }).on('error', reject)
-  })
-}
+import { freePort, spawnTsx, waitForHttp } from './helpers/process.js'
 
 async function startServer (port: number, redisUrl: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--conditions=htmx-sse-source', '--import', 'tsx', 'example-app/server.tsx'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit']
-  })
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    try {
-      if ((await request(`http://127.0.0.1:${port}/`)).status === 200) return child
-    } catch {}
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`dashboard on ${port} did not start`)
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
+  const child = spawnTsx('example-app/server.tsx', { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, LOG_LEVEL: 'warn' })
+  const status = await waitForHttp(`http://127.0.0.1:${port}/`, child)
+  if (status !== 200) throw new Error(`dashboard on ${port} answered ${status}`)
+  return child
 }
 
 t.test('two dashboard instances with REDIS_URL show the same notifications', async t => {

@@ -3,20 +3,10 @@
  * (imports by package name, as a user would) and checked over real sockets.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { connect, request } from './helpers/sse-client.js'
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo
-      srv.close(() => resolve(port))
-    }).on('error', reject)
-  })
-}
+import { connect } from './helpers/sse-client.js'
+import { freePort, spawnTsx, waitForHttp } from './helpers/process.js'
 
 t.test('the README snippet runs and streams', async t => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
@@ -26,15 +16,10 @@ t.test('the README snippet runs and streams', async t => {
   const file = fileURLToPath(new URL(`./tmp-readme-snippet-${process.pid}.tsx`, import.meta.url))
   writeFileSync(file, `${snippet!}\nawait app.listen({ port: ${port}, host: '127.0.0.1' })\nprocess.on('SIGTERM', () => { void app.close().then(() => process.exit(0)) })\n`)
   t.teardown(() => rmSync(file, { force: true }))
-  const child = spawn(process.execPath, ['--conditions=htmx-sse-source', '--import', 'tsx', file], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const child = spawnTsx(file)
   t.teardown(() => { child.kill('SIGTERM') })
   const base = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    try { await request(`${base}/nothing`); break } catch {}
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('the snippet did not start')
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
+  await waitForHttp(`${base}/nothing`, child)
 
   const clock = await connect(`${base}/clock`)
   const [tick] = await clock.waitFor(1, 5000)

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import type { EventSourceMessage } from 'eventsource-parser'
 import { connect, waitUntil } from './sse-client.js'
+import { freePort } from './process.js'
 
 export interface RedisServer {
   readonly port: number
@@ -19,17 +20,6 @@ export interface RedisServer {
   /** kill -9, then start again on the same port. */
   restart (): Promise<void>
   stop (): Promise<void>
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 async function ping (port: number): Promise<boolean> {
