@@ -95,8 +95,18 @@ let maxReconnects = 20
 
 function group (slow: boolean): GroupReport {
   const r: GroupReport = {
-    clients: 0, neverOpened: 0, open: 0, unique: 0, duplicates: 0, outOfOrder: 0, other: 0,
-    complete: 0, reconnects: 0, bytes: 0, hist: (slow ? slowHist : normalHist).toJSON(), errors: {}
+    clients: 0,
+    neverOpened: 0,
+    open: 0,
+    unique: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    other: 0,
+    complete: 0,
+    reconnects: 0,
+    bytes: 0,
+    hist: (slow ? slowHist : normalHist).toJSON(),
+    errors: {}
   }
   for (const m of members) {
     if (m.slow !== slow) continue

@@ -59,8 +59,10 @@ type Worker = Child<WorkerRequest, WorkerReply>
 
 function sumProgress (ps: Progress[]): Progress {
   return ps.reduce((a, p) => ({
-    unique: a.unique + p.unique, complete: a.complete + p.complete,
-    open: a.open + p.open, reconnects: a.reconnects + p.reconnects
+    unique: a.unique + p.unique,
+    complete: a.complete + p.complete,
+    open: a.open + p.open,
+    reconnects: a.reconnects + p.reconnects
   }), { unique: 0, complete: 0, open: 0, reconnects: 0 })
 }
 
@@ -71,8 +73,19 @@ async function progressOf (workers: Worker[]): Promise<Progress> {
 function mergeGroups (groups: GroupReport[]): GroupReport & { histogram: Histogram } {
   const histogram = new Histogram()
   const out = {
-    clients: 0, neverOpened: 0, open: 0, unique: 0, duplicates: 0, outOfOrder: 0, other: 0, complete: 0, reconnects: 0, bytes: 0,
-    hist: histogram.toJSON(), errors: {} as Record<string, number>, histogram
+    clients: 0,
+    neverOpened: 0,
+    open: 0,
+    unique: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    other: 0,
+    complete: 0,
+    reconnects: 0,
+    bytes: 0,
+    hist: histogram.toJSON(),
+    errors: {} as Record<string, number>,
+    histogram
   }
   for (const g of groups) {
     out.clients += g.clients; out.neverOpened += g.neverOpened; out.open += g.open; out.unique += g.unique; out.duplicates += g.duplicates
@@ -108,8 +121,14 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
     const t0 = performance.now()
     const connects = workers.map((w, i) => {
       const init: WorkerInit = {
-        index: i, port: ready.port, path: '/sse', clients: share(sc.clients, workersN, i), slow: share(sc.slow, workersN, i),
-        count: sc.count, concurrency: 128, maxReconnects: 20
+        index: i,
+        port: ready.port,
+        path: '/sse',
+        clients: share(sc.clients, workersN, i),
+        slow: share(sc.slow, workersN, i),
+        count: sc.count,
+        concurrency: 128,
+        maxReconnects: 20
       }
       return w.request({ t: 'connect', init }, sc.connectCapMs)
     })
@@ -223,8 +242,12 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
     row.reconnects = normal.reconnects
     if (sc.slow > 0) {
       row.slow = {
-        clients: slow.clients, lost: slowConnected * expectedPer - slow.unique, duplicates: slow.duplicates,
-        outOfOrder: slow.outOfOrder, complete: slow.complete, reconnects: slow.reconnects,
+        clients: slow.clients,
+        lost: slowConnected * expectedPer - slow.unique,
+        duplicates: slow.duplicates,
+        outOfOrder: slow.outOfOrder,
+        complete: slow.complete,
+        reconnects: slow.reconnects,
         p99: slow.histogram.percentile(0.99)
       }
     }

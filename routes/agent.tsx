@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
 import { parseId, type SseEvent, type SseHub } from '../plugin/index.js'
 import { AgentError, AgentStatus, Layout, MessageChunk, Oob, SseConnect, SseSink, SseSwap, ToolResult, ToolUseCard, type AgentState } from '../views/index.js'
-import { acceptForms, field, html, RouteHead, pageCursor } from './util.js'
+import { acceptForms, field, html, RouteHead } from './util.js'
 
 /** What an agent emits. Map your LLM SDK's stream onto this. */
 export type AgentEvent =

@@ -151,4 +151,3 @@ export const chatRoutes: FastifyPluginAsync<ChatOptions> = async (app, options) 
     ))
   })
 }
-

@@ -161,7 +161,7 @@ export const HTMX_CONFIG = JSON.stringify({
 })
 
 export function HtmxConfig (): JSX.Element {
-  return <meta name="htmx-config" content={HTMX_CONFIG} />
+  return <meta name='htmx-config' content={HTMX_CONFIG} />
 }
 
 /** The route modules' extra stylesheet (a constant of this package, not user input). */

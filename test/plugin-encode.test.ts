@@ -69,7 +69,7 @@ t.test('property: any data round-trips through eventsource-parser (line ends nor
 })
 
 t.test('property: no input can forge a second event or another field', async t => {
-  const hostile = fc.string({ unit: fc.constantFrom('\n', '\r', ':', ' ', 'data', 'event', 'id', 'retry', 'x', '\u0000', '\u2028', '\uFEFF') , maxLength: 60 })
+  const hostile = fc.string({ unit: fc.constantFrom('\n', '\r', ':', ' ', 'data', 'event', 'id', 'retry', 'x', '\u0000', '\u2028', '\uFEFF'), maxLength: 60 })
   fc.assert(fc.property(hostile, fc.option(hostile), fc.option(hostile), (data, event, id) => {
     let text: string
     try {

@@ -1,13 +1,12 @@
 import t from 'tap'
 import { Oob, SseConnect, SseSink, SseSwap, sseCloseAttr, sseConnectUrl } from '../views/index.js'
-import { render, decode, attr } from './helpers/html.js'
-
+import { render, attr } from './helpers/html.js'
 
 t.test('SseConnect: hx-ext, sse-connect with encoded topics and lastEventId', async (t) => {
   const html = await render(
-    <SseConnect url="/stream?x=1" topics={['cpu', 'mem']} lastEventId="42" id="live" class="grid">
-      <SseSwap event="cpu">x</SseSwap>
-    </SseConnect>,
+    <SseConnect url='/stream?x=1' topics={['cpu', 'mem']} lastEventId='42' id='live' class='grid'>
+      <SseSwap event='cpu'>x</SseSwap>
+    </SseConnect>
   )
   t.match(html, /^<div id="live" class="grid" hx-ext="sse" sse-connect="[^"]+">/)
   const url = attr(html, 'sse-connect')!
@@ -22,7 +21,7 @@ t.test('SseConnect: hx-ext, sse-connect with encoded topics and lastEventId', as
 })
 
 t.test('SseConnect: closeOn emits sse-close; hostile lastEventId stays inside the query', async (t) => {
-  const html = await render(<SseConnect url="https://example.com/s" lastEventId={'"><script>x'} closeOn="done" />)
+  const html = await render(<SseConnect url='https://example.com/s' lastEventId={'"><script>x'} closeOn='done' />)
   t.equal(attr(html, 'sse-close'), 'done')
   const url = attr(html, 'sse-connect')!
   t.equal(new URL(url).searchParams.get('lastEventId'), '"><script>x')
@@ -56,9 +55,9 @@ t.test('sseConnectUrl keeps hash and replaces existing params', async (t) => {
 })
 
 t.test('SseSwap: sse-swap + explicit hx-swap, tag, validation', async (t) => {
-  const html = await render(<SseSwap event="cpu_update" id="cpu" class={['card', false, 'x']}>initial</SseSwap>)
+  const html = await render(<SseSwap event='cpu_update' id='cpu' class={['card', false, 'x']}>initial</SseSwap>)
   t.equal(html, '<div id="cpu" class="card x" sse-swap="cpu_update" hx-swap="innerHTML">initial</div>')
-  const list = await render(<SseSwap event={['a', 'b']} swap="beforeend" tag="ol" />)
+  const list = await render(<SseSwap event={['a', 'b']} swap='beforeend' tag='ol' />)
   t.match(list, /^<ol sse-swap="a,b" hx-swap="beforeend"><\/ol>$/)
   for (const bad of ['a,b', 'a b', 'a\nb', 'a\rb', '']) {
     t.throws(() => SseSwap({ event: bad }), { name: 'TypeError', message: /^event:/ }, JSON.stringify(bad))
@@ -66,28 +65,28 @@ t.test('SseSwap: sse-swap + explicit hx-swap, tag, validation', async (t) => {
 })
 
 t.test('SseSink: hidden, hx-swap none, comma-joined events', async (t) => {
-  const html = await render(<SseSink events={['status', 'done']} id="sink" />)
+  const html = await render(<SseSink events={['status', 'done']} id='sink' />)
   t.match(html, /^<div [^>]*><\/div>$/)
   t.equal(attr(html, 'hidden'), '')
   t.equal(attr(html, 'style'), 'display:none')
   t.equal(attr(html, 'sse-swap'), 'status,done')
   t.equal(attr(html, 'hx-swap'), 'none')
   t.equal(attr(html, 'id'), 'sink')
-  t.equal(attr(await render(<SseSink events="log" />), 'sse-swap'), 'log')
+  t.equal(attr(await render(<SseSink events='log' />), 'sse-swap'), 'log')
   t.throws(() => SseSink({ events: [] as unknown as [string] }), { message: /events/ })
 })
 
 t.test('Oob: id required, swap styles, table rows in <template>', async (t) => {
-  t.equal(await render(<Oob id="cpu">x</Oob>), '<div id="cpu" hx-swap-oob="true">x</div>')
-  t.equal(await render(<Oob id="cpu" swap="outerHTML" tag="section" class="card">x</Oob>), '<section id="cpu" class="card" hx-swap-oob="outerHTML">x</section>')
-  t.equal(await render(<Oob id="feed" swap="beforeend"><li>x</li></Oob>), '<div hx-swap-oob="beforeend:#feed"><li>x</li></div>')
-  t.equal(await render(<Oob id="feed" swap="afterbegin">x</Oob>), '<div hx-swap-oob="afterbegin:#feed">x</div>')
-  t.equal(await render(<Oob id="box" swap="innerHTML">x</Oob>), '<div hx-swap-oob="innerHTML:#box">x</div>')
+  t.equal(await render(<Oob id='cpu'>x</Oob>), '<div id="cpu" hx-swap-oob="true">x</div>')
+  t.equal(await render(<Oob id='cpu' swap='outerHTML' tag='section' class='card'>x</Oob>), '<section id="cpu" class="card" hx-swap-oob="outerHTML">x</section>')
+  t.equal(await render(<Oob id='feed' swap='beforeend'><li>x</li></Oob>), '<div hx-swap-oob="beforeend:#feed"><li>x</li></div>')
+  t.equal(await render(<Oob id='feed' swap='afterbegin'>x</Oob>), '<div hx-swap-oob="afterbegin:#feed">x</div>')
+  t.equal(await render(<Oob id='box' swap='innerHTML'>x</Oob>), '<div hx-swap-oob="innerHTML:#box">x</div>')
   t.equal(
-    await render(<Oob id="rows" swap="beforeend" asTableRows><tr><td>1</td></tr></Oob>),
-    '<template><tbody hx-swap-oob="beforeend:#rows"><tr><td>1</td></tr></tbody></template>',
+    await render(<Oob id='rows' swap='beforeend' asTableRows><tr><td>1</td></tr></Oob>),
+    '<template><tbody hx-swap-oob="beforeend:#rows"><tr><td>1</td></tr></tbody></template>'
   )
-  t.equal(await render(<Oob id="row-1" asTableRows><td>1</td></Oob>), '<template><tr id="row-1" hx-swap-oob="true"><td>1</td></tr></template>')
+  t.equal(await render(<Oob id='row-1' asTableRows><td>1</td></Oob>), '<template><tr id="row-1" hx-swap-oob="true"><td>1</td></tr></template>')
   for (const bad of ['', '1abc', 'a b', 'a"b', 'x,#y', 'a.b']) {
     t.throws(() => Oob({ id: bad }), { name: 'TypeError', message: /^id:/ }, JSON.stringify(bad))
   }

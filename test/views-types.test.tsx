@@ -6,30 +6,30 @@
 import t from 'tap'
 import { NotificationItem, Oob, ProgressBar, RunDetail, SseConnect, SseSink, SseSwap } from '../views/index.js'
 
-export function mistakes(): JSX.Element[] {
+export function mistakes (): JSX.Element[] {
   return [
     // @ts-expect-error sse-swap on the connection element swaps the whole subtree
-    <SseConnect url="/s" sse-swap="cpu" />,
+    <SseConnect url='/s' sse-swap='cpu' />,
     // @ts-expect-error hx-swap belongs on each swap target, not the connection
-    <SseConnect url="/s" hx-swap="outerHTML" />,
+    <SseConnect url='/s' hx-swap='outerHTML' />,
     // @ts-expect-error topics is a list, not a pre-joined string
-    <SseConnect url="/s" topics="cpu,mem" />,
+    <SseConnect url='/s' topics='cpu,mem' />,
     // @ts-expect-error a swap target without an event name never receives anything
-    <SseSwap swap="innerHTML" />,
+    <SseSwap swap='innerHTML' />,
     // @ts-expect-error unknown swap style (typo)
-    <SseSwap event="cpu" swap="innerHtml" />,
+    <SseSwap event='cpu' swap='innerHtml' />,
     // @ts-expect-error an out-of-band sink needs at least one event
     <SseSink events={[]} />,
     // @ts-expect-error an OOB fragment without a target id does nothing
-    <Oob swap="beforeend">x</Oob>,
+    <Oob swap='beforeend'>x</Oob>,
     // @ts-expect-error hx-swap-oob does not accept arbitrary selectors: the target is `id`
-    <Oob id="feed" swap="beforeend:#other">x</Oob>,
+    <Oob id='feed' swap='beforeend:#other'>x</Oob>,
     // @ts-expect-error notification level is a closed set
-    <NotificationItem id="n" level="fatal" text="x" at={0} />,
+    <NotificationItem id='n' level='fatal' text='x' at={0} />,
     // @ts-expect-error progress value is a number (clamped), not a string
-    <ProgressBar value="50%" label="x" />,
+    <ProgressBar value='50%' label='x' />,
     // @ts-expect-error run status is a closed set
-    <RunDetail run={{ id: 'r', status: 'queued' }} streamUrl="/s" />,
+    <RunDetail run={{ id: 'r', status: 'queued' }} streamUrl='/s' />,
   ]
 }
 

@@ -12,10 +12,9 @@ import {
 } from '../views/index.js'
 import { render, decode } from './helpers/html.js'
 
-
 interface Tag { name: string; attrs: Array<[string, string]> }
 
-function tokenize(html: string): { tags: Tag[]; text: string } {
+function tokenize (html: string): { tags: Tag[]; text: string } {
   const tags: Tag[] = []
   let text = ''
   let i = 0
@@ -52,7 +51,7 @@ const ALLOWED_TAGS = new Set([
 const URL_ATTRS = new Set(['href', 'src', 'action', 'hx-post', 'hx-get', 'sse-connect', 'formaction'])
 const SAFE_URL = /^(https?:|[^:]*$|[^:]*[/?#])/i
 
-function assertInert(t: Test, html: string, label: string, allowScriptSrc = false): void {
+function assertInert (t: Test, html: string, label: string, allowScriptSrc = false): void {
   const { tags } = tokenize(html)
   for (const tag of tags) {
     if (tag.name === 'script') {
@@ -83,33 +82,33 @@ const HOSTILE = [
 t.test('components render hostile text as inert text', async (t) => {
   for (const x of HOSTILE) {
     const cases: Array<[string, JSX.Element, boolean?]> = [
-      ['Layout', <Layout title={x}>{'static'}</Layout>, true],
-      ['MetricCard', <MetricCard id="cpu" label={x} value={1} unit={x} detail={x} history={[1, 2]} />],
+      ['Layout', <Layout title={x}>static</Layout>, true],
+      ['MetricCard', <MetricCard id='cpu' label={x} value={1} unit={x} detail={x} history={[1, 2]} />],
       ['Gauge', <Gauge label={x} value={1} unit={x} />],
       ['CoreBars', <CoreBars cores={[1]} label={x} />],
-      ['NotificationItem', <NotificationItem id={x} level="error" text={x} at={0} />],
+      ['NotificationItem', <NotificationItem id={x} level='error' text={x} at={0} />],
       ['NotificationFeed', <NotificationFeed label={x} items={[{ id: x, level: 'info', text: x, at: 0 }]} />],
       ['ProgressBar', <ProgressBar id={x} value={1} label={x} />],
-      ['ProgressContainer', <ProgressContainer title={x}>{''}</ProgressContainer>],
-      ['ResultBanner', <ResultBanner id={x} outcome="error" text={x} />],
+      ['ProgressContainer', <ProgressContainer title={x}></ProgressContainer>],
+      ['ResultBanner', <ResultBanner id={x} outcome='error' text={x} />],
       ['MessageCard', <MessageCard id={x} nick={x} text={x} at={0} />],
       ['ChatRoom', <ChatRoom title={x} messages={[{ id: x, nick: x, text: x, at: 0 }]} />],
-      ['ChatForm', <ChatForm action="/chat" id={x} nick={x} />],
+      ['ChatForm', <ChatForm action='/chat' id={x} nick={x} />],
       ['MessageChunk', <MessageChunk text={x} />],
-      ['ToolUseCard', <ToolUseCard id="t1" name={x} input={{ [x]: x }} />],
-      ['ToolUseCard string input', <ToolUseCard id="t1" name={x} input={x} />],
-      ['ToolResult', <ToolResult id="t1" output={x} />],
-      ['AgentStatus', <AgentStatus id={x} state="error" text={x} />],
+      ['ToolUseCard', <ToolUseCard id='t1' name={x} input={{ [x]: x }} />],
+      ['ToolUseCard string input', <ToolUseCard id='t1' name={x} input={x} />],
+      ['ToolResult', <ToolResult id='t1' output={x} />],
+      ['AgentStatus', <AgentStatus id={x} state='error' text={x} />],
       ['AgentError', <AgentError id={x} message={x} detail={x} />],
-      ['LogLine', <LogLine level="info" time={0} msg={x} />],
+      ['LogLine', <LogLine level='info' time={0} msg={x} />],
       ['LogTail', <LogTail size={2} title={x} lines={[{ seq: 1, level: 'info', time: 0, msg: x }]} />],
       ['LogTailEntry', <LogTailEntry line={{ seq: 1, level: 'info', time: 0, msg: x }} />],
-      ['RunDetail running', <RunDetail run={{ id: 'r1', status: 'running', title: x }} streamUrl="/s" lastEventId={x} />],
-      ['RunDetail done', <RunDetail run={{ id: 'r1', status: 'done', title: x }} streamUrl="/s" />],
-      ['SseConnect', <SseConnect url="/s" id={x} class={x} topics={[x.replace(/,/g, '')]} lastEventId={x} />],
-      ['SseSwap', <SseSwap event="e" id={x} class={x} />],
-      ['SseSink', <SseSink events="e" id={x} />],
-      ['Oob', <Oob id="target" class={x} />],
+      ['RunDetail running', <RunDetail run={{ id: 'r1', status: 'running', title: x }} streamUrl='/s' lastEventId={x} />],
+      ['RunDetail done', <RunDetail run={{ id: 'r1', status: 'done', title: x }} streamUrl='/s' />],
+      ['SseConnect', <SseConnect url='/s' id={x} class={x} topics={[x.replace(/,/g, '')]} lastEventId={x} />],
+      ['SseSwap', <SseSwap event='e' id={x} class={x} />],
+      ['SseSink', <SseSink events='e' id={x} />],
+      ['Oob', <Oob id='target' class={x} />],
     ]
     for (const [label, el, allowScript] of cases) {
       const html = await render(el)
@@ -120,12 +119,12 @@ t.test('components render hostile text as inert text', async (t) => {
 
 t.test('hostile text survives as text (escaped, not dropped)', async (t) => {
   const x = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
-  for (const el of [<MessageCard id="m" nick="n" text={x} at={0} />, <LogLine level="info" time={0} msg={x} />, <MessageChunk text={x} />, <ResultBanner outcome="error" text={x} />]) {
+  for (const el of [<MessageCard id='m' nick='n' text={x} at={0} />, <LogLine level='info' time={0} msg={x} />, <MessageChunk text={x} />, <ResultBanner outcome='error' text={x} />]) {
     const html = await render(el)
     t.ok(tokenize(html).text.includes(x), 'decoded text equals the input')
     t.notMatch(html, /<script|<img/)
   }
-  const attrHtml = await render(<ChatForm action="/c" nick={x} />)
+  const attrHtml = await render(<ChatForm action='/c' nick={x} />)
   const nick = tokenize(attrHtml).tags.find((tag) => tag.name === 'input')?.attrs.find(([n]) => n === 'value')?.[1]
   t.equal(nick, x, 'attribute value round-trips without breaking out')
 })

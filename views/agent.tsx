@@ -7,12 +7,12 @@ export interface MessageChunkProps {
 }
 
 /** A chunk of streamed text, appended with `beforeend` to an `.agent-output` target. */
-export function MessageChunk(props: MessageChunkProps): JSX.Element {
-  return <span class="chunk" safe>{props.text}</span>
+export function MessageChunk (props: MessageChunkProps): JSX.Element {
+  return <span class='chunk' safe>{props.text}</span>
 }
 
 /** Pretty-prints tool input/output: strings as-is, everything else as JSON. */
-export function formatPayload(value: unknown): string {
+export function formatPayload (value: unknown): string {
   if (typeof value === 'string') return value
   try {
     return JSON.stringify(value, null, 2) ?? String(value)
@@ -29,17 +29,17 @@ export interface ToolUseCardProps {
 }
 
 /** A tool call in its pending state. */
-export function ToolUseCard(props: ToolUseCardProps): JSX.Element {
+export function ToolUseCard (props: ToolUseCardProps): JSX.Element {
   const id = assertDomId(props.id, 'id')
   return (
-    <div id={id} class="tool">
+    <div id={id} class='tool'>
       <header>
         <span>tool </span>
         <code safe>{props.name}</code>{' '}
-        <span id={`${id}-status`} class="badge badge-pending" role="status">pending</span>
+        <span id={`${id}-status`} class='badge badge-pending' role='status'>pending</span>
       </header>
-      <pre class="tool-input" safe>{formatPayload(props.input)}</pre>
-      <div id={`${id}-result`} class="tool-result" aria-busy="true"></div>
+      <pre class='tool-input' safe>{formatPayload(props.input)}</pre>
+      <div id={`${id}-result`} class='tool-result' aria-busy='true'></div>
     </div>
   )
 }
@@ -55,12 +55,12 @@ export interface ToolResultProps {
  * Out-of-band update of a `ToolUseCard` by id: replaces its status badge and fills its
  * result slot. Send it in an event handled by an `SseSink` (or any swap target).
  */
-export function ToolResult(props: ToolResultProps): JSX.Element {
+export function ToolResult (props: ToolResultProps): JSX.Element {
   const id = assertDomId(props.id, 'id')
   const state = props.isError ? 'error' : 'ok'
   return (
     <>
-      <Oob id={`${id}-status`} tag="span" class={`badge badge-${state}`} role="status">{state === 'ok' ? 'done' : 'error'}</Oob>
+      <Oob id={`${id}-status`} tag='span' class={`badge badge-${state}`} role='status'>{state === 'ok' ? 'done' : 'error'}</Oob>
       <Oob id={`${id}-result`} class={['tool-result', props.isError && 'error']}>
         <pre safe>{formatPayload(props.output)}</pre>
       </Oob>
@@ -78,9 +78,9 @@ export interface AgentStatusProps {
 }
 
 /** A one-line `role="status"` status. */
-export function AgentStatus(props: AgentStatusProps): JSX.Element {
+export function AgentStatus (props: AgentStatusProps): JSX.Element {
   return (
-    <p id={escAttr(props.id ?? 'agent-status')} class={`agent-status state-${props.state}`} role="status" data-state={props.state}>
+    <p id={escAttr(props.id ?? 'agent-status')} class={`agent-status state-${props.state}`} role='status' data-state={props.state}>
       <span safe>{props.text ?? props.state}</span>
     </p>
   )
@@ -93,9 +93,9 @@ export interface AgentErrorProps {
 }
 
 /** An error card, `role="alert"`. */
-export function AgentError(props: AgentErrorProps): JSX.Element {
+export function AgentError (props: AgentErrorProps): JSX.Element {
   return (
-    <div id={escAttr(props.id)} class="card agent-error" role="alert">
+    <div id={escAttr(props.id)} class='card agent-error' role='alert'>
       <strong safe>{props.message}</strong>
       {props.detail === undefined ? '' : <pre safe>{props.detail}</pre>}
     </div>

@@ -11,12 +11,12 @@ export interface MessageCardProps {
 }
 
 /** One message `<li>`. */
-export function MessageCard(props: MessageCardProps): JSX.Element {
+export function MessageCard (props: MessageCardProps): JSX.Element {
   return (
-    <li id={escAttr(props.id)} class="msg">
-      <span class="nick" safe>{props.nick}</span>
+    <li id={escAttr(props.id)} class='msg'>
+      <span class='nick' safe>{props.nick}</span>
       <time datetime={isoTime(props.at)} safe>{clockTime(props.at)}</time>
-      <p class="text" safe>{props.text}</p>
+      <p class='text' safe>{props.text}</p>
     </li>
   )
 }
@@ -39,12 +39,12 @@ export interface ChatRoomProps {
  * end and stays pinned there as content grows, so the newest message is always in view
  * without client JavaScript (and a reader who scrolled up is not yanked back down).
  */
-export function ChatRoom(props: ChatRoomProps): JSX.Element {
+export function ChatRoom (props: ChatRoomProps): JSX.Element {
   return (
-    <section class="card chat" aria-label={escAttr(props.title ?? 'Chat')}>
+    <section class='card chat' aria-label={escAttr(props.title ?? 'Chat')}>
       {props.title === undefined ? '' : <h2 safe>{props.title}</h2>}
-      <div class="chat-scroll">
-        <SseSwap tag="ol" id={props.id ?? 'chat-messages'} class="chat-messages" event={props.event ?? 'chat_message'} swap="beforeend" aria-live="polite">
+      <div class='chat-scroll'>
+        <SseSwap tag='ol' id={props.id ?? 'chat-messages'} class='chat-messages' event={props.event ?? 'chat_message'} swap='beforeend' aria-live='polite'>
           {(props.messages ?? []).map((m) => <MessageCard {...m} />)}
         </SseSwap>
       </div>
@@ -67,14 +67,14 @@ export interface ChatFormProps {
  * fresh `<ChatForm>`, which replaces this one (`hx-swap="outerHTML"`): that clears the
  * input without an inline handler. The message itself arrives over SSE like everyone else's.
  */
-export function ChatForm(props: ChatFormProps): JSX.Element {
+export function ChatForm (props: ChatFormProps): JSX.Element {
   const action = urlAttr(props.action, 'action')
   const max = props.maxLength ?? 500
   return (
-    <form id={escAttr(props.id ?? 'chat-form')} class="chat-form" method="post" action={action} hx-post={action} hx-swap="outerHTML">
-      <input name="nick" aria-label="Nickname" placeholder="nick" maxlength="32" required value={escAttr(props.nick ?? '')} size="10" />
-      <input name="text" aria-label="Message" placeholder="Say something…" maxlength={String(max)} required autocomplete="off" />
-      <button type="submit">Send</button>
+    <form id={escAttr(props.id ?? 'chat-form')} class='chat-form' method='post' action={action} hx-post={action} hx-swap='outerHTML'>
+      <input name='nick' aria-label='Nickname' placeholder='nick' maxlength='32' required value={escAttr(props.nick ?? '')} size='10' />
+      <input name='text' aria-label='Message' placeholder='Say something…' maxlength={String(max)} required autocomplete='off' />
+      <button type='submit'>Send</button>
     </form>
   )
 }

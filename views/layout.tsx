@@ -18,7 +18,7 @@ export interface AssetFiles {
  *   for (const [name, file] of Object.entries(assetFiles()))
  *     app.get(`/assets/${name}`, (_, reply) => reply.type('text/javascript').send(createReadStream(file)))
  */
-export function assetFiles(): AssetFiles {
+export function assetFiles (): AssetFiles {
   const require = createRequire(import.meta.url)
   return {
     'htmx.min.js': require.resolve('htmx.org/dist/htmx.min.js'),
@@ -43,7 +43,7 @@ export interface LayoutProps {
 }
 
 /** `<!doctype html>` + html/head/body, with local htmx and the SSE extension. */
-export function Layout(props: LayoutProps): JSX.Element {
+export function Layout (props: LayoutProps): JSX.Element {
   const prefix = assertSafeUrl(props.assetsPrefix ?? '/assets', 'assetsPrefix').replace(/\/+$/, '')
   const htmxSrc = urlAttr(`${prefix}/htmx.min.js`, 'assetsPrefix')
   const sseSrc = urlAttr(`${prefix}/sse.js`, 'assetsPrefix')
@@ -52,8 +52,8 @@ export function Layout(props: LayoutProps): JSX.Element {
   return withDoctype(
     <html lang={escAttr(props.lang ?? 'en')}>
       <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta charset='utf-8' />
+        <meta name='viewport' content='width=device-width, initial-scale=1' />
         <title safe>{props.title}</title>
         <style nonce={nonce}>{styles}</style>
         <script src={htmxSrc} nonce={nonce}></script>
@@ -64,6 +64,6 @@ export function Layout(props: LayoutProps): JSX.Element {
         {props.head}
       </head>
       <body>{props.children}</body>
-    </html>,
+    </html>
   )
 }

@@ -28,12 +28,12 @@ export interface LogLineProps {
 }
 
 /** One formatted log line (time, level, message). */
-export function LogLine(props: LogLineProps): JSX.Element {
+export function LogLine (props: LogLineProps): JSX.Element {
   return (
     <div class={`log-line log-${props.level}`}>
       <time datetime={isoTime(props.time)} safe>{clockTime(props.time)}</time>
-      <span class="level">{props.level}</span>
-      <span class="msg" safe>{props.msg}</span>
+      <span class='level'>{props.level}</span>
+      <span class='msg' safe>{props.msg}</span>
     </div>
   )
 }
@@ -44,21 +44,21 @@ export interface SequencedLogLine extends LogLineProps {
 }
 
 /** Id of the slot that line `seq` occupies in a tail of `size` lines. */
-export function logSlotId(tailId: string, size: number, seq: number): string {
+export function logSlotId (tailId: string, size: number, seq: number): string {
   const n = checkSize(size)
   if (!Number.isSafeInteger(seq) || seq < 0) throw new TypeError(`seq: ${String(seq)} must be a non-negative integer`)
   return `${assertDomId(tailId, 'tailId')}-slot-${seq % n}`
 }
 
-function checkSize(size: number): number {
+function checkSize (size: number): number {
   if (!Number.isSafeInteger(size) || size < 1 || size > 10_000) throw new TypeError(`size: ${String(size)} must be an integer in 1..10000`)
   return size
 }
 
-function Slot(props: { id: string; line?: SequencedLogLine; oob?: boolean }): JSX.Element {
+function Slot (props: { id: string; line?: SequencedLogLine; oob?: boolean }): JSX.Element {
   const line = props.line
   return (
-    <li id={props.id} class="log-slot" hx-swap-oob={props.oob ? 'outerHTML' : undefined} style={line ? `order:${line.seq}` : undefined} data-seq={line?.seq}>
+    <li id={props.id} class='log-slot' hx-swap-oob={props.oob ? 'outerHTML' : undefined} style={line ? `order:${line.seq}` : undefined} data-seq={line?.seq}>
       {line ? <LogLine level={line.level} time={line.time} msg={line.msg} /> : ''}
     </li>
   )
@@ -73,7 +73,7 @@ export interface LogTailEntryProps {
 }
 
 /** The SSE payload for one new line: an OOB `outerHTML` replacement of slot `seq % size`. */
-export function LogTailEntry(props: LogTailEntryProps): JSX.Element {
+export function LogTailEntry (props: LogTailEntryProps): JSX.Element {
   const id = logSlotId(props.tailId ?? 'log', props.size ?? 50, props.line.seq)
   return <Slot id={id} line={props.line} oob />
 }
@@ -91,7 +91,7 @@ export interface LogTailProps {
 }
 
 /** A bounded log tail: exactly `size` slot elements, filled by `LogTailEntry` OOB swaps. */
-export function LogTail(props: LogTailProps): JSX.Element {
+export function LogTail (props: LogTailProps): JSX.Element {
   const id = assertDomId(props.id ?? 'log', 'id')
   const size = checkSize(props.size ?? 50)
   const slots: Array<SequencedLogLine | undefined> = new Array<SequencedLogLine | undefined>(size).fill(undefined)
@@ -101,10 +101,10 @@ export function LogTail(props: LogTailProps): JSX.Element {
     slots[line.seq % size] = line
   }
   return (
-    <section class="card logs" aria-label={escAttr(props.title ?? 'Log')}>
+    <section class='card logs' aria-label={escAttr(props.title ?? 'Log')}>
       {props.title === undefined ? '' : <h2 safe>{props.title}</h2>}
-      <div class="log-scroll">
-        <ol id={id} class="log-tail" data-size={size} aria-live="off">
+      <div class='log-scroll'>
+        <ol id={id} class='log-tail' data-size={size} aria-live='off'>
           {slots.map((line, i) => <Slot id={`${id}-slot-${i}`} line={line} />)}
         </ol>
       </div>

@@ -13,7 +13,7 @@ export interface Thresholds {
 }
 
 /** Status of a value against thresholds (no thresholds: 'ok'). */
-export function metricStatus(value: number, thresholds?: Thresholds): MetricStatus {
+export function metricStatus (value: number, thresholds?: Thresholds): MetricStatus {
   if (!Number.isFinite(value)) return 'unknown'
   if (!thresholds) return 'ok'
   const { warn, crit } = thresholds
@@ -34,7 +34,7 @@ export interface SparklineProps {
 }
 
 /** Points for a polyline of the last `limit` finite samples ('' for none). */
-export function sparklinePoints(values: readonly number[], opts: { limit?: number; width?: number; height?: number; min?: number; max?: number } = {}): string {
+export function sparklinePoints (values: readonly number[], opts: { limit?: number; width?: number; height?: number; min?: number; max?: number } = {}): string {
   const width = opts.width ?? 120
   const height = opts.height ?? 32
   const limit = Math.max(1, Math.trunc(opts.limit ?? 60))
@@ -55,17 +55,17 @@ export function sparklinePoints(values: readonly number[], opts: { limit?: numbe
   return samples.map((v, i) => `${round(i * step)},${y(v)}`).join(' ')
 }
 
-function round(n: number): number {
+function round (n: number): number {
   return Math.round(n * 100) / 100
 }
 
 /** Inline SVG polyline of recent samples. Handles 0/1 samples and NaN (dropped). */
-export function Sparkline(props: SparklineProps): JSX.Element {
+export function Sparkline (props: SparklineProps): JSX.Element {
   const width = props.width ?? 120
   const height = props.height ?? 32
   const points = sparklinePoints(props.values, { ...props, width, height })
   return (
-    <svg class="sparkline" viewBox={`0 0 ${width} ${height}`} preserveAspectRatio="none" role="img" aria-label={escAttr(props.label ?? 'trend')}>
+    <svg class='sparkline' viewBox={`0 0 ${width} ${height}`} preserveAspectRatio='none' role='img' aria-label={escAttr(props.label ?? 'trend')}>
       {points === '' ? '' : <polyline points={points} />}
     </svg>
   )
@@ -88,21 +88,23 @@ export interface MetricCardProps {
 }
 
 /** `<article class="card metric status-…">` with value, unit, optional detail and sparkline. */
-export function MetricCard(props: MetricCardProps): JSX.Element {
+export function MetricCard (props: MetricCardProps): JSX.Element {
   const status = metricStatus(props.value, props.thresholds)
   return (
     <article id={escAttr(props.id)} class={escAttr(cx('card metric', `status-${status}`, props.class ?? ''))} data-status={status}>
       <header>
-        <h2 class="label" safe>{props.label}</h2>
+        <h2 class='label' safe>{props.label}</h2>
       </header>
       <div>
-        <span class="value" safe>{formatNumber(props.value, props.precision ?? 1)}</span>
-        {props.unit === undefined ? '' : <span class="unit" safe>{props.unit}</span>}
+        <span class='value' safe>{formatNumber(props.value, props.precision ?? 1)}</span>
+        {props.unit === undefined ? '' : <span class='unit' safe>{props.unit}</span>}
       </div>
-      {props.detail === undefined ? '' : <div class="detail" safe>{props.detail}</div>}
-      {props.history === undefined ? '' : (
-        <Sparkline values={props.history} label={`${props.label} trend`} min={props.historyRange?.min} max={props.historyRange?.max} />
-      )}
+      {props.detail === undefined ? '' : <div class='detail' safe>{props.detail}</div>}
+      {props.history === undefined
+        ? ''
+        : (
+          <Sparkline values={props.history} label={`${props.label} trend`} min={props.historyRange?.min} max={props.historyRange?.max} />
+          )}
     </article>
   )
 }
@@ -119,7 +121,7 @@ export interface GaugeProps {
 }
 
 /** A native `<meter>` with a visible label and value (accessible, no script). */
-export function Gauge(props: GaugeProps): JSX.Element {
+export function Gauge (props: GaugeProps): JSX.Element {
   const min = props.min ?? 0
   const max = props.max ?? 100
   const value = clamp(props.value, min, max)
@@ -129,8 +131,8 @@ export function Gauge(props: GaugeProps): JSX.Element {
     <div id={escAttr(props.id)} class={cx('gauge', `status-${metricStatus(props.value, t)}`)}>
       <label>
         <span safe>{props.label}</span>{' '}
-        <span class="value" safe>{formatNumber(props.value, 0)}</span>
-        {props.unit === undefined ? '' : <span class="unit" safe>{props.unit}</span>}
+        <span class='value' safe>{formatNumber(props.value, 0)}</span>
+        {props.unit === undefined ? '' : <span class='unit' safe>{props.unit}</span>}
       </label>
       <meter min={min} max={max} value={value} low={t?.warn} high={t?.crit} optimum={higherIsWorse ? min : max}></meter>
     </div>
@@ -146,16 +148,16 @@ export interface CoreBarsProps {
 }
 
 /** One vertical bar per core. */
-export function CoreBars(props: CoreBarsProps): JSX.Element {
+export function CoreBars (props: CoreBarsProps): JSX.Element {
   const thresholds = props.thresholds ?? { warn: 70, crit: 90 }
   return (
-    <ul id={escAttr(props.id)} class="cores" aria-label={escAttr(props.label ?? 'CPU load per core')}>
+    <ul id={escAttr(props.id)} class='cores' aria-label={escAttr(props.label ?? 'CPU load per core')}>
       {props.cores.map((load, i) => {
         const pct = clamp(load, 0, 100)
         const status = metricStatus(load, thresholds)
         return (
           <li class={status} title={`core ${i}: ${formatNumber(load, 0)}%`}>
-            <span class="bar" style={`height:${round(pct)}%`}></span>
+            <span class='bar' style={`height:${round(pct)}%`}></span>
           </li>
         )
       })}

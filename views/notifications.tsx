@@ -13,12 +13,12 @@ export interface NotificationItemProps {
 }
 
 /** One notification `<li>`. */
-export function NotificationItem(props: NotificationItemProps): JSX.Element {
+export function NotificationItem (props: NotificationItemProps): JSX.Element {
   return (
     <li id={escAttr(props.id)} class={`note note-${props.level}`} data-level={props.level}>
-      <span class="level">{props.level}</span>
+      <span class='level'>{props.level}</span>
       <time datetime={isoTime(props.at)} safe>{clockTime(props.at)}</time>
-      <span class="text" safe>{props.text}</span>
+      <span class='text' safe>{props.text}</span>
     </li>
   )
 }
@@ -39,19 +39,19 @@ export interface NotificationFeedProps {
  * `<ol aria-live="polite">`. Feed it either with `event` (the list is an `sse-swap`
  * target, newest on top) or with `<Oob id="notifications" swap="afterbegin">` fragments.
  */
-export function NotificationFeed(props: NotificationFeedProps): JSX.Element {
+export function NotificationFeed (props: NotificationFeedProps): JSX.Element {
   const id = assertDomId(props.id ?? 'notifications', 'id')
   const items = (props.items ?? []).map((item) => <NotificationItem {...item} />)
   if (props.event !== undefined) {
     return (
-      <SseSwap tag="ol" id={id} class="feed" event={props.event} swap="afterbegin" aria-live="polite">
+      <SseSwap tag='ol' id={id} class='feed' event={props.event} swap='afterbegin' aria-live='polite'>
         {items}
         {props.children}
       </SseSwap>
     )
   }
   return (
-    <ol id={id} class="feed" aria-live="polite" aria-label={escAttr(props.label ?? 'Notifications')}>
+    <ol id={id} class='feed' aria-live='polite' aria-label={escAttr(props.label ?? 'Notifications')}>
       {items}
       {props.children}
     </ol>

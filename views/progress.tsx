@@ -11,14 +11,14 @@ export interface ProgressBarProps {
 }
 
 /** `role="progressbar"` with aria-valuenow/min/max and a visible percentage. */
-export function ProgressBar(props: ProgressBarProps): JSX.Element {
+export function ProgressBar (props: ProgressBarProps): JSX.Element {
   const pct = Math.round(clamp(props.value, 0, 100))
   return (
-    <div id={escAttr(props.id)} class="progress-item">
-      <div class="label" safe>{props.label}</div>
-      <div class="progress" role="progressbar" aria-valuenow={pct} aria-valuemin="0" aria-valuemax="100" aria-label={escAttr(props.label)}>
-        <div class="bar" style={`width:${pct}%`}></div>
-        <span class="pct" safe>{formatNumber(pct, 0) + '%'}</span>
+    <div id={escAttr(props.id)} class='progress-item'>
+      <div class='label' safe>{props.label}</div>
+      <div class='progress' role='progressbar' aria-valuenow={pct} aria-valuemin='0' aria-valuemax='100' aria-label={escAttr(props.label)}>
+        <div class='bar' style={`width:${pct}%`}></div>
+        <span class='pct' safe>{formatNumber(pct, 0) + '%'}</span>
       </div>
     </div>
   )
@@ -35,18 +35,20 @@ export interface ProgressContainerProps {
 }
 
 /** A titled list of progress bars; optionally an SSE swap target itself. */
-export function ProgressContainer(props: ProgressContainerProps): JSX.Element {
+export function ProgressContainer (props: ProgressContainerProps): JSX.Element {
   const id = props.id ?? 'progress'
   return (
-    <section class="card progress-card">
+    <section class='card progress-card'>
       {props.title === undefined ? '' : <h2 safe>{props.title}</h2>}
-      {props.event === undefined ? (
-        <div id={escAttr(id)} class="progress-list">{props.children}</div>
-      ) : (
-        <SseSwap id={id} class="progress-list" event={props.event} swap={props.swap ?? 'innerHTML'}>
-          {props.children}
-        </SseSwap>
-      )}
+      {props.event === undefined
+        ? (
+          <div id={escAttr(id)} class='progress-list'>{props.children}</div>
+          )
+        : (
+          <SseSwap id={id} class='progress-list' event={props.event} swap={props.swap ?? 'innerHTML'}>
+            {props.children}
+          </SseSwap>
+          )}
     </section>
   )
 }
@@ -60,7 +62,7 @@ export interface ResultBannerProps {
 }
 
 /** Final outcome of a job: `role="status"` (or `role="alert"` for errors). */
-export function ResultBanner(props: ResultBannerProps): JSX.Element {
+export function ResultBanner (props: ResultBannerProps): JSX.Element {
   return (
     <div id={escAttr(props.id)} class={`banner banner-${props.outcome}`} role={props.outcome === 'error' ? 'alert' : 'status'} data-outcome={props.outcome}>
       <span safe>{props.text}</span>

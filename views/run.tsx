@@ -24,10 +24,10 @@ export interface RunStatusBadgeProps {
 }
 
 /** Status badge with id `run-${runId}-status` (replace it out of band when the status changes). */
-export function RunStatusBadge(props: RunStatusBadgeProps): JSX.Element {
+export function RunStatusBadge (props: RunStatusBadgeProps): JSX.Element {
   const id = assertDomId(`run-${props.runId}-status`, 'runId')
   return (
-    <span id={id} class={`badge badge-${props.status}`} role="status" hx-swap-oob={props.oob ? 'true' : undefined}>
+    <span id={id} class={`badge badge-${props.status}`} role='status' hx-swap-oob={props.oob ? 'true' : undefined}>
       {props.status}
     </span>
   )
@@ -53,7 +53,7 @@ export interface RunDetailProps {
 }
 
 /** A run: live SSE wiring (connect + swap target + sink + sse-close) only while 'running'. */
-export function RunDetail(props: RunDetailProps): JSX.Element {
+export function RunDetail (props: RunDetailProps): JSX.Element {
   const { run } = props
   const closeOn = props.closeOn ?? SSE_CLOSE_EVENT
   const id = assertDomId(`run-${run.id}`, 'run.id')
@@ -61,26 +61,30 @@ export function RunDetail(props: RunDetailProps): JSX.Element {
     <header>
       <h2 safe>{run.title ?? `Run ${run.id}`}</h2>
       <RunStatusBadge runId={run.id} status={run.status} />
-      {run.startedAt === undefined ? '' : (
-        <span class="muted">started <time datetime={isoTime(run.startedAt)} safe>{clockTime(run.startedAt)}</time></span>
-      )}
-      {run.finishedAt === undefined ? '' : (
-        <span class="muted">finished <time datetime={isoTime(run.finishedAt)} safe>{clockTime(run.finishedAt)}</time></span>
-      )}
+      {run.startedAt === undefined
+        ? ''
+        : (
+          <span class='muted'>started <time datetime={isoTime(run.startedAt)} safe>{clockTime(run.startedAt)}</time></span>
+          )}
+      {run.finishedAt === undefined
+        ? ''
+        : (
+          <span class='muted'>finished <time datetime={isoTime(run.finishedAt)} safe>{clockTime(run.finishedAt)}</time></span>
+          )}
     </header>
   )
   if (run.status !== 'running') {
     return (
-      <section id={id} class="card run" data-status={run.status}>
+      <section id={id} class='card run' data-status={run.status}>
         {header}
-        <div id={`${id}-body`} class="run-body">{props.children}</div>
+        <div id={`${id}-body`} class='run-body'>{props.children}</div>
       </section>
     )
   }
   return (
-    <SseConnect id={id} class="card run" url={props.streamUrl} lastEventId={props.lastEventId} closeOn={closeOn}>
+    <SseConnect id={id} class='card run' url={props.streamUrl} lastEventId={props.lastEventId} closeOn={closeOn}>
       {header}
-      <SseSwap id={`${id}-body`} class="run-body" event={props.event ?? 'progress'} swap={props.swap ?? 'innerHTML'}>
+      <SseSwap id={`${id}-body`} class='run-body' event={props.event ?? 'progress'} swap={props.swap ?? 'innerHTML'}>
         {props.children}
       </SseSwap>
       <SseSink events={props.oobEvents ?? ['status', closeOn]} />

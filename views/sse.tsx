@@ -16,7 +16,7 @@ import { assertDomId, assertEventName, cx, escAttr, eventList, urlAttr, withQuer
 export type SseSwapStyle = 'innerHTML' | 'outerHTML' | 'beforeend' | 'afterbegin' | 'beforebegin' | 'afterend' | 'none'
 
 /** Builds the `sse-connect` URL: `topics` comma-joined, `lastEventId` for lossless resume. */
-export function sseConnectUrl(url: string, opts: { topics?: readonly string[] | undefined; lastEventId?: string | undefined } = {}): string {
+export function sseConnectUrl (url: string, opts: { topics?: readonly string[] | undefined; lastEventId?: string | undefined } = {}): string {
   const topics = opts.topics
   if (topics !== undefined) {
     for (const topic of topics) {
@@ -32,7 +32,7 @@ export function sseConnectUrl(url: string, opts: { topics?: readonly string[] | 
 }
 
 /** `{ 'sse-close': eventName }`, to spread on a connection element you write yourself. */
-export function sseCloseAttr(eventName: string): { 'sse-close': string } {
+export function sseCloseAttr (eventName: string): { 'sse-close': string } {
   return { 'sse-close': assertEventName(eventName, 'sse-close') }
 }
 
@@ -58,12 +58,12 @@ export interface SseConnectProps {
 }
 
 /** The connection element: `<div hx-ext="sse" sse-connect="…">`. Swap targets go inside. */
-export function SseConnect(props: SseConnectProps): JSX.Element {
+export function SseConnect (props: SseConnectProps): JSX.Element {
   const url = urlAttr(sseConnectUrl(props.url, { topics: props.topics, lastEventId: props.lastEventId }), 'url')
   const close = props.closeOn === undefined ? undefined : assertEventName(props.closeOn, 'closeOn')
   const cls = props.class === undefined ? undefined : cx(props.class) || undefined
   return (
-    <div id={escAttr(props.id)} class={escAttr(cls)} hx-ext="sse" sse-connect={url} sse-close={close}>
+    <div id={escAttr(props.id)} class={escAttr(cls)} hx-ext='sse' sse-connect={url} sse-close={close}>
       {props.children}
     </div>
   )
@@ -88,7 +88,7 @@ export interface SseSwapProps {
 }
 
 /** A swap target: an element with `sse-swap` and an explicit `hx-swap`. Must sit inside `<SseConnect>`. */
-export function SseSwap(props: SseSwapProps): JSX.Element {
+export function SseSwap (props: SseSwapProps): JSX.Element {
   const events = eventList(props.event, 'event')
   const cls = props.class === undefined ? undefined : cx(props.class) || undefined
   return createElement(
@@ -100,7 +100,7 @@ export function SseSwap(props: SseSwapProps): JSX.Element {
       'hx-swap': props.swap ?? 'innerHTML',
       'aria-live': props['aria-live'],
     },
-    props.children,
+    props.children
   )
 }
 
@@ -115,9 +115,9 @@ export interface SseSinkProps {
  * htmx still applies every `hx-swap-oob` fragment in the data, and no visible element is
  * blanked by the (empty) main swap.
  */
-export function SseSink(props: SseSinkProps): JSX.Element {
+export function SseSink (props: SseSinkProps): JSX.Element {
   const events = eventList(props.events, 'events')
-  return <div id={escAttr(props.id)} class="sse-sink" hidden style="display:none" aria-hidden="true" sse-swap={events} hx-swap="none"></div>
+  return <div id={escAttr(props.id)} class='sse-sink' hidden style='display:none' aria-hidden='true' sse-swap={events} hx-swap='none'></div>
 }
 
 /** Out-of-band swap styles. 'true' = 'outerHTML' by id. */
@@ -150,7 +150,7 @@ export interface OobProps {
  * - 'innerHTML' / 'beforeend' / 'afterbegin' / 'delete': `<div hx-swap-oob="beforeend:#x">…</div>`;
  *   htmx inserts the wrapper's children into `#x` (the wrapper itself is dropped).
  */
-export function Oob(props: OobProps): JSX.Element {
+export function Oob (props: OobProps): JSX.Element {
   const id = assertDomId(props.id, 'id')
   const swap = props.swap ?? 'true'
   const outer = swap === 'true' || swap === 'outerHTML'

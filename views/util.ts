@@ -12,7 +12,7 @@ import { escapeHtml } from '@kitajs/html'
 export type ClassValue = string | ReadonlyArray<string | false | null | undefined>
 
 /** Joins class values into one attribute value (empty parts dropped). */
-export function cx(...parts: Array<ClassValue | false | null | undefined>): string {
+export function cx (...parts: Array<ClassValue | false | null | undefined>): string {
   const out: string[] = []
   for (const part of parts) {
     if (!part) continue
@@ -29,7 +29,7 @@ const EVENT_NAME_BAD = /[\s,]/
  * htmx-ext-sse splits `sse-swap` on commas and trims, and the wire format
  * cannot carry CR/LF, so commas, whitespace, CR and LF are rejected.
  */
-export function assertEventName(name: unknown, prop: string): string {
+export function assertEventName (name: unknown, prop: string): string {
   if (typeof name !== 'string' || name.length === 0) {
     throw new TypeError(`${prop}: SSE event name must be a non-empty string`)
   }
@@ -40,7 +40,7 @@ export function assertEventName(name: unknown, prop: string): string {
 }
 
 /** Validates a list of event names (non-empty) and joins them for `sse-swap`. */
-export function eventList(names: string | readonly string[], prop: string): string {
+export function eventList (names: string | readonly string[], prop: string): string {
   const list = typeof names === 'string' ? [names] : names
   if (list.length === 0) throw new TypeError(`${prop}: at least one SSE event name is required`)
   return list.map((n) => assertEventName(n, prop)).join(',')
@@ -54,13 +54,14 @@ const DOM_ID = /^[A-Za-z][A-Za-z0-9_-]*$/
  * beyond letters, digits, `-` and `_` (starting with a letter) would either
  * throw inside htmx or select the wrong element.
  */
-export function assertDomId(id: unknown, prop: string): string {
+export function assertDomId (id: unknown, prop: string): string {
   if (typeof id !== 'string' || !DOM_ID.test(id)) {
     throw new TypeError(`${prop}: ${JSON.stringify(id)} is not a valid target id (letters, digits, '-' and '_', starting with a letter)`)
   }
   return id
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it rejects
 const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f]/
 const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/
 
@@ -70,7 +71,7 @@ const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/
  * throw. Whitespace and control characters are rejected outright because
  * browsers strip them while parsing (`java\tscript:` is `javascript:`).
  */
-export function assertSafeUrl(url: unknown, prop: string): string {
+export function assertSafeUrl (url: unknown, prop: string): string {
   if (typeof url !== 'string' || url.length === 0) {
     throw new TypeError(`${prop}: URL must be a non-empty string`)
   }
@@ -90,7 +91,7 @@ export function assertSafeUrl(url: unknown, prop: string): string {
  * scheme check and be decoded by the browser into `javascript:`, and query
  * separators would be parsed as character references. `<`, `"`, `'` are escaped too.
  */
-export function urlAttr(url: unknown, prop: string): string {
+export function urlAttr (url: unknown, prop: string): string {
   return escapeHtml(assertSafeUrl(url, prop))
 }
 
@@ -98,7 +99,7 @@ export function urlAttr(url: unknown, prop: string): string {
  * Adds query parameters to a (possibly relative) URL without changing its
  * other parts. Existing parameters of the same name are replaced.
  */
-export function withQuery(url: string, params: Record<string, string | undefined>): string {
+export function withQuery (url: string, params: Record<string, string | undefined>): string {
   const hashAt = url.indexOf('#')
   const hash = hashAt === -1 ? '' : url.slice(hashAt)
   const noHash = hashAt === -1 ? url : url.slice(0, hashAt)
@@ -113,35 +114,35 @@ export function withQuery(url: string, params: Record<string, string | undefined
 }
 
 /** Clamps to [min, max]; non-finite input becomes `min`. */
-export function clamp(value: number, min: number, max: number): number {
+export function clamp (value: number, min: number, max: number): number {
   if (!Number.isFinite(value)) return min
   return Math.min(max, Math.max(min, value))
 }
 
 /** Normalises a `Date | number` (ms since epoch) to a valid Date, or undefined. */
-export function toDate(at: Date | number): Date | undefined {
+export function toDate (at: Date | number): Date | undefined {
   const d = at instanceof Date ? at : new Date(at)
   return Number.isNaN(d.getTime()) ? undefined : d
 }
 
 /** ISO timestamp for `datetime` attributes ('' for invalid dates). */
-export function isoTime(at: Date | number): string {
+export function isoTime (at: Date | number): string {
   return toDate(at)?.toISOString() ?? ''
 }
 
 /** `HH:MM:SS` in UTC, for compact display ('--:--:--' for invalid dates). */
-export function clockTime(at: Date | number): string {
+export function clockTime (at: Date | number): string {
   return toDate(at)?.toISOString().slice(11, 19) ?? '--:--:--'
 }
 
 /** Formats a number with fixed precision; non-finite values render as an em dash. */
-export function formatNumber(value: number, precision = 1): string {
+export function formatNumber (value: number, precision = 1): string {
   if (!Number.isFinite(value)) return '—'
   return value.toFixed(clamp(Math.trunc(precision), 0, 10))
 }
 
 /** Appends the doctype to rendered HTML, preserving async rendering. */
-export function withDoctype(html: JSX.Element): JSX.Element {
+export function withDoctype (html: JSX.Element): JSX.Element {
   return typeof html === 'string' ? '<!doctype html>' + html : html.then((h) => '<!doctype html>' + h)
 }
 
@@ -151,8 +152,8 @@ export function withDoctype(html: JSX.Element): JSX.Element {
  * quotes, but leaves `<script` visible in the markup and lets `&…;` references through.
  * The result contains no `"`, so @kitajs/html passes it unchanged (no double escaping).
  */
-export function escAttr(value: string): string
-export function escAttr(value: string | undefined): string | undefined
-export function escAttr(value: string | undefined): string | undefined {
+export function escAttr (value: string): string
+export function escAttr (value: string | undefined): string | undefined
+export function escAttr (value: string | undefined): string | undefined {
   return value === undefined ? undefined : escapeHtml(value)
 }

@@ -14,8 +14,14 @@ function viewsCardProps (seq: number): Record<string, unknown> {
   const s = sample(seq)
   const history = Array.from({ length: 30 }, (_, i) => ((seq + i) * 7.3) % 100)
   return {
-    id: 'cpu-card', label: 'CPU', value: s.value, unit: '%', precision: 1,
-    thresholds: { warn: 70, crit: 90 }, history, historyRange: { min: 0, max: 100 },
+    id: 'cpu-card',
+    label: 'CPU',
+    value: s.value,
+    unit: '%',
+    precision: 1,
+    thresholds: { warn: 70, crit: 90 },
+    history,
+    historyRange: { min: 0, max: 100 },
     detail: `load ${s.details[0]?.[1] ?? ''} · 2 cores`
   }
 }

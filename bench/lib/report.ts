@@ -51,12 +51,39 @@ export interface Row {
 
 export function emptyRow (scenario: string, variant: string, requested: number): Row {
   return {
-    scenario, variant, status: 'ok', notes: [], requested, connected: 0, failedConnects: 0, connectMs: Number.NaN,
-    published: 0, publishMs: Number.NaN, meanPublishUs: Number.NaN, p99PublishUs: Number.NaN,
-    deliveryMs: Number.NaN, delivered: 0, eventsPerSec: Number.NaN, p50: Number.NaN, p99: Number.NaN, max: Number.NaN,
-    lost: 0, duplicates: 0, outOfOrder: 0, other: 0, reconnects: 0, slow: null,
-    cpuS: Number.NaN, cpuUsPerEvent: Number.NaN, loadgenCpuS: Number.NaN, rssIdleMiB: Number.NaN, rssConnMiB: Number.NaN,
-    rssPeakMiB: Number.NaN, kibPerConn: Number.NaN, rssGrowthMiB: Number.NaN, rssGrowthPublishMiB: Number.NaN
+    scenario,
+    variant,
+    status: 'ok',
+    notes: [],
+    requested,
+    connected: 0,
+    failedConnects: 0,
+    connectMs: Number.NaN,
+    published: 0,
+    publishMs: Number.NaN,
+    meanPublishUs: Number.NaN,
+    p99PublishUs: Number.NaN,
+    deliveryMs: Number.NaN,
+    delivered: 0,
+    eventsPerSec: Number.NaN,
+    p50: Number.NaN,
+    p99: Number.NaN,
+    max: Number.NaN,
+    lost: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    other: 0,
+    reconnects: 0,
+    slow: null,
+    cpuS: Number.NaN,
+    cpuUsPerEvent: Number.NaN,
+    loadgenCpuS: Number.NaN,
+    rssIdleMiB: Number.NaN,
+    rssConnMiB: Number.NaN,
+    rssPeakMiB: Number.NaN,
+    kibPerConn: Number.NaN,
+    rssGrowthMiB: Number.NaN,
+    rssGrowthPublishMiB: Number.NaN
   }
 }
 

@@ -60,8 +60,8 @@ export function connect (url: string, options: ConnectOptions = {}): Promise<Sse
         bytes += chunk.length
         parser.feed(decoder.decode(chunk, { stream: true }))
       })
-      const endedPromise = new Promise<void>(resolveEnd => {
-        const done = (): void => { ended = true; resolveEnd() }
+      const endedPromise = new Promise<void>(resolve => {
+        const done = (): void => { ended = true; resolve() }
         res.on('end', done)
         res.on('close', done)
         res.on('error', done)
