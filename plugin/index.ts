@@ -36,6 +36,12 @@ export interface HtmxSseOptions {
   resumeScriptPath?: string | false
 }
 
+/** What `app.htmxSse` exposes of the resolved options. */
+export interface HtmxSseSettings {
+  /** Where the resume script is served, or false when it is not. */
+  readonly resumeScriptPath: string | false
+}
+
 declare module 'fastify' {
   interface FastifyReply {
     /**
@@ -50,6 +56,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The broadcast hub shared by every route of this app. */
     sseHub: SseHub
+    /** The plugin's resolved settings that pages and route modules need. */
+    htmxSse: HtmxSseSettings
   }
 }
 
@@ -101,6 +109,7 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   })
 
   const resumePath = options.resumeScriptPath ?? '/_sse/resume.js'
+  app.decorate('htmxSse', Object.freeze({ resumeScriptPath: resumePath }))
   if (resumePath !== false) {
     app.get(resumePath, { logLevel: 'warn' }, (_request, reply) => {
       reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(RESUME_SCRIPT)
