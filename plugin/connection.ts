@@ -160,3 +160,46 @@ class Http2Connection implements Connection {
 export function connectionFor (res: RawResponse): Connection {
   return isHttp2Response(res) ? new Http2Connection(res) : new Http1Connection(res)
 }
+
+type Gone = () => void
+const watchers = new WeakMap<Socket, Set<Gone>>()
+
+function onSocketClose (socket: Socket, fn: Gone): () => void {
+  let fns = watchers.get(socket)
+  if (fns === undefined) {
+    const set = fns = new Set()
+    watchers.set(socket, set)
+    // One listener per socket, however many (pipelined) streams it carries.
+    socket.once('close', () => {
+      watchers.delete(socket)
+      for (const f of [...set]) f()
+    })
+  }
+  fns.add(fn)
+  return () => { fns.delete(fn) }
+}
+
+/**
+ * Calls `fn` once when the client is gone: the response closed, or (HTTP/1.1)
+ * its socket closed. The socket matters under pipelining: a response queued
+ * behind another one on the same socket never emits 'close' of its own.
+ * Returns a function that stops watching (call it when the stream ends, so a
+ * keep-alive socket does not collect listeners).
+ */
+export function onClientGone (res: RawResponse, socket: Socket | null | undefined, fn: Gone): () => void {
+  let called = false
+  const once = (): void => {
+    if (called) return
+    called = true
+    stop()
+    fn()
+  }
+  res.once('close', once)
+  const unwatch = !isHttp2Response(res) && socket != null && !socket.destroyed ? onSocketClose(socket, once) : undefined
+  const stop = (): void => {
+    res.removeListener('close', once)
+    unwatch?.()
+  }
+  if (!isHttp2Response(res) && socket?.destroyed === true) queueMicrotask(once)
+  return stop
+}

@@ -3,6 +3,7 @@
  * (WHATWG HTML § server-sent events). Everything downstream handles opaque
  * pre-encoded frames, so one event is validated and encoded exactly once.
  */
+import { SseInvalidEventError } from './errors.js'
 
 /** One server-sent event, after rendering: `data` is already a string. */
 export interface EncodableEvent {
@@ -28,23 +29,63 @@ export class Frame {
 const LINE_BREAK = /\r\n|\r|\n/
 const HAS_BREAK = /[\r\n]/
 const HAS_BREAK_OR_NUL = /[\r\n\0]/
+// htmx splits `sse-swap`/`sse-close` on commas and trims whitespace, so a name
+// with either can never be routed; CR/LF would break the framing.
+const BAD_EVENT_NAME = /[\s,]/
 
-/** Throws a TypeError naming the field when `event` could break the framing. */
-export function assertEventName (event: string): void {
-  if (typeof event !== 'string') throw new TypeError(`SSE field "event" must be a string, got ${typeof event}`)
-  if (HAS_BREAK.test(event)) throw new TypeError('SSE field "event" must not contain CR or LF')
+/** Why `event` cannot be an event name, or undefined when it can. The one rule, shared with the views. */
+export function eventNameProblem (event: unknown): string | undefined {
+  if (typeof event !== 'string') return `must be a string, got ${typeof event}`
+  if (event.length === 0) return 'must not be empty (omit it for the default "message")'
+  if (HAS_BREAK.test(event)) return 'must not contain CR or LF'
+  if (BAD_EVENT_NAME.test(event)) return `${JSON.stringify(event.slice(0, 64))} must not contain commas or whitespace (htmx could not route it)`
+  return undefined
+}
+
+/** Throws a TypeError (code HTMX_SSE_INVALID_EVENT) naming the field when `event` cannot be sent. */
+export function assertEventName (event: unknown): asserts event is string {
+  const problem = eventNameProblem(event)
+  if (problem !== undefined) throw new SseInvalidEventError(`SSE field "event" ${problem}`)
 }
 
 /** Throws a TypeError naming the field when `id` could break the framing or be ignored by browsers. */
-export function assertEventId (id: string): void {
-  if (typeof id !== 'string') throw new TypeError(`SSE field "id" must be a string, got ${typeof id}`)
-  if (HAS_BREAK_OR_NUL.test(id)) throw new TypeError('SSE field "id" must not contain CR, LF or NUL')
+export function assertEventId (id: unknown): asserts id is string {
+  if (typeof id !== 'string') throw new SseInvalidEventError(`SSE field "id" must be a string, got ${typeof id}`)
+  if (HAS_BREAK_OR_NUL.test(id)) throw new SseInvalidEventError('SSE field "id" must not contain CR, LF or NUL')
 }
 
-export function assertRetry (retry: number): void {
-  if (!Number.isSafeInteger(retry) || retry < 0) {
-    throw new TypeError(`SSE field "retry" must be a non-negative integer, got ${String(retry)}`)
+export function assertRetry (retry: unknown): asserts retry is number {
+  if (!Number.isSafeInteger(retry) || (retry as number) < 0) {
+    throw new SseInvalidEventError(`SSE field "retry" must be a non-negative integer, got ${typeof retry === 'number' ? String(retry) : typeof retry}`)
   }
+}
+
+/** An event's fields once validated: a copy, so later changes to the caller's object change nothing. */
+export interface EventFields {
+  readonly event: string | undefined
+  readonly id: string | undefined
+  readonly retry: number | undefined
+}
+
+const NO_FIELDS: EventFields = Object.freeze({ event: undefined, id: undefined, retry: undefined })
+
+/**
+ * Validates and copies the fields of an event (`send`, iterable items and
+ * `publish` all come through here). `id: false` refuses an id: hub streams
+ * and `publish` assign their own, and a user id would corrupt Last-Event-ID.
+ */
+export function validateFields (fields: unknown, options: { id: boolean, where: string }): EventFields {
+  if (fields === undefined) return NO_FIELDS
+  if (fields === null || typeof fields !== 'object') throw new SseInvalidEventError(`${options.where}: event fields must be an object { event?, id?, retry? }`)
+  const { event, id, retry } = fields as Record<string, unknown>
+  if (event !== undefined) assertEventName(event)
+  if (id !== undefined) {
+    if (!options.id) throw new SseInvalidEventError(`${options.where}: the hub assigns ids; remove "id"`)
+    assertEventId(id)
+  }
+  if (retry !== undefined) assertRetry(retry)
+  if (event === undefined && id === undefined && retry === undefined) return NO_FIELDS
+  return { event: event as string | undefined, id: id as string | undefined, retry: retry as number | undefined }
 }
 
 /** Validates every field of an event; throws before anything is encoded. */
@@ -62,7 +103,7 @@ export function assertEvent (ev: Omit<EncodableEvent, 'data'>): void {
  */
 export function encodeEventText (ev: EncodableEvent): string {
   assertEvent(ev)
-  if (typeof ev.data !== 'string') throw new TypeError(`SSE data must be a string, got ${typeof ev.data}`)
+  if (typeof ev.data !== 'string') throw new SseInvalidEventError(`SSE data must render to a string, got ${ev.data === null ? 'null' : typeof ev.data}`)
   let out = ''
   if (ev.event !== undefined) out += `event: ${ev.event}\n`
   if (ev.id !== undefined) out += `id: ${ev.id}\n`
@@ -77,27 +118,6 @@ export function encodeEventText (ev: EncodableEvent): string {
 
 export function encodeEvent (ev: EncodableEvent): Frame {
   return new Frame(Buffer.from(encodeEventText(ev), 'utf8'))
-}
-
-/**
- * The `data` of an encoded single event, read back from its bytes (line ends
- * come back as LF, as a browser would see them). Lets a history store keep
- * only the encoded frame instead of the frame and the string.
- */
-export function decodeData (frame: Frame): string {
-  const text = frame.bytes.toString('utf8')
-  let data: string | undefined
-  let start = 0
-  while (start < text.length) {
-    const end = text.indexOf('\n', start)
-    if (end <= start) break // the blank line that ends the event
-    if (text.startsWith('data: ', start)) {
-      const line = text.slice(start + 6, end)
-      data = data === undefined ? line : data + '\n' + line
-    }
-    start = end + 1
-  }
-  return data ?? ''
 }
 
 /** A comment frame (`: text`), ignored by clients; each line of `text` stays a comment. */

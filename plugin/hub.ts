@@ -3,16 +3,15 @@
  * subscriber, and lossless replay for reconnecting clients.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { assertEventName, assertRetry, encodeEvent, type Frame } from './encode.js'
-import type { FlushScheduler, SseData, SseStream } from './stream.js'
+import { encodeEvent, encodeEventText, type Frame, joinFrames, validateFields } from './encode.js'
+import { SseEventTooLargeError, SseHubClosedError, SseInvalidEventError, SseInvalidTopicsError } from './errors.js'
+import type { FlushScheduler } from './scheduler.js'
+import type { FrameJoiner, Session } from './session.js'
+import type { SseEvent } from './stream.js'
 import { parseId, type HubMessage, type HubTransport } from './transport.js'
 
-/** What `publish` takes: the hub assigns the id. */
-export interface HubEvent {
-  event?: string | undefined
-  data: SseData
-  retry?: number | undefined
-}
+/** What `publish` takes: an `SseEvent` without `id` (the hub assigns ids). */
+export type HubEvent = Omit<SseEvent, 'id'>
 
 export interface HubStats {
   /** Open hub subscriptions (connections subscribed to at least one topic). */
@@ -35,21 +34,76 @@ export interface HubStats {
 export const TOPIC_PATTERN = /^[A-Za-z0-9_\-.:/]{1,64}$/
 export const MAX_TOPICS_PER_CONNECTION = 32
 
+/** A short, safe description of a value that is not a topic (it may be any JSON, or a hostile object). */
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 64))
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return `a${typeof value === 'object' || typeof value === 'undefined' ? 'n' : ''} ${typeof value}`
+}
+
 /** Returns why a topic list is invalid, or undefined when it is fine. */
 export function topicsProblem (topics: unknown): string | undefined {
   if (!Array.isArray(topics) || topics.length === 0) return 'topics must be a non-empty array of topic names'
   if (topics.length > MAX_TOPICS_PER_CONNECTION) return `at most ${MAX_TOPICS_PER_CONNECTION} topics per connection, got ${topics.length}`
-  for (const t of topics) {
+  for (const t of topics as unknown[]) {
     if (typeof t !== 'string' || !TOPIC_PATTERN.test(t)) {
-      return `invalid topic ${JSON.stringify(String(t)).slice(0, 80)}: use 1-64 characters of A-Z a-z 0-9 _ - . : /`
+      return `invalid topic ${describe(t)}: use 1-64 characters of A-Z a-z 0-9 _ - . : /`
     }
   }
   return undefined
 }
 
-export function assertTopic (topic: string): void {
+export function assertTopic (topic: unknown): asserts topic is string {
   const problem = topicsProblem([topic])
-  if (problem !== undefined) throw new TypeError(problem)
+  if (problem !== undefined) throw new SseInvalidTopicsError(problem)
+}
+
+/** The `id:` line of any hub id (at most 16 digits), for sizing an event before it has its id. */
+const ID_LINE_MAX = 'id: \n'.length + 16
+
+/**
+ * The encoded size of an event with the longest id, when that is more than
+ * `max`; undefined when it fits. Most events are far below any bound: a
+ * UTF-16 code unit is at most 3 bytes of UTF-8 and each line break adds
+ * `data: `, so a short string is not measured at all.
+ */
+function oversize (event: string | undefined, retry: number | undefined, data: string, max: number): number | undefined {
+  if (data.length * 4 + 512 <= max) return undefined
+  const size = Buffer.byteLength(encodeEventText({ event, retry, data }), 'utf8') + ID_LINE_MAX
+  return size > max ? size : undefined
+}
+
+/**
+ * This turn's fan-out: every frame the hub hands to subscribers in one
+ * event-loop turn is numbered, so subscribers that received the same run of
+ * frames share one joined buffer (a burst to N sockets costs one concat, not
+ * N). Cleared after each flush.
+ */
+class TickBatch implements FrameJoiner {
+  #seq = 0
+  /** Bytes of the frames fanned out this turn (each counted once, whatever the number of subscribers). */
+  bytes = 0
+  readonly #joined = new Map<number, Map<number, Frame>>()
+
+  next (frame: Frame): number {
+    this.bytes += frame.bytes.length
+    return this.#seq++
+  }
+
+  joined (first: number, last: number, frames: readonly Frame[]): Frame {
+    let byLast = this.#joined.get(first)
+    if (byLast === undefined) this.#joined.set(first, byLast = new Map())
+    let frame = byLast.get(last)
+    if (frame === undefined) byLast.set(last, frame = joinFrames(frames))
+    return frame
+  }
+
+  reset (): void {
+    this.#seq = 0
+    this.bytes = 0
+    this.#joined.clear()
+  }
 }
 
 const RESET_DATA = 'history no longer reaches your last event; reload'
@@ -60,7 +114,7 @@ class Subscriber {
   held: Array<{ id: number, frame: Frame }> | null = null
   heldBytes = 0
 
-  constructor (readonly stream: SseStream, readonly topics: readonly string[]) {}
+  constructor (readonly session: Session, readonly topics: readonly string[]) {}
 }
 
 export interface HubOptions {
@@ -78,6 +132,11 @@ export class SseHub {
   readonly #maxBuffered: number
   readonly #counters: { delivered: number, evicted: number }
   readonly #topics = new Map<string, Set<Subscriber>>()
+  readonly #batch = new TickBatch()
+  /** Encoded frames of the messages the transport handed us (memory transport: its history objects, so replay reuses them). */
+  readonly #frames = new WeakMap<HubMessage, Frame>()
+  /** A producer that awaits each publish yields to I/O once this much was fanned out in one turn. */
+  readonly #paceBytes: number
   #connections = 0
   #published = 0
   #replayed = 0
@@ -91,6 +150,13 @@ export class SseHub {
     this.#log = options.log
     this.#maxBuffered = options.maxBufferedBytes
     this.#counters = options.counters
+    this.#paceBytes = Math.max(16 * 1024, options.maxBufferedBytes / 4)
+    options.scheduler.afterFlush(() => this.#batch.reset())
+  }
+
+  /** @internal The per-turn batch that sessions join hub frames with. */
+  get joiner (): FrameJoiner {
+    return this.#batch
   }
 
   /** @internal */
@@ -101,21 +167,27 @@ export class SseHub {
   /**
    * Renders `event.data` once, hands it to the transport, and resolves with
    * the id the transport assigned once it is accepted. Every subscriber of
-   * the topic, on every instance, gets the same bytes.
+   * the topic, on every instance, gets the same bytes. Fields are validated
+   * and copied before the data is awaited, so nothing done to `event`
+   * meanwhile reaches history. An event larger than `maxBufferedBytes`
+   * encoded is refused (no subscriber could take it). A producer that awaits
+   * publish in a loop is paced: it yields to I/O once a turn's fan-out is large,
+   * so readers that keep up are never evicted by one turn's batch.
    */
   async publish (topic: string, event: HubEvent): Promise<string> {
     assertTopic(topic)
-    if (event === null || typeof event !== 'object') throw new TypeError('publish(topic, event): event must be an object { data, event?, retry? }')
-    if (event.event !== undefined) assertEventName(event.event)
-    if (event.retry !== undefined) assertRetry(event.retry)
-    if ('id' in event && (event as { id?: unknown }).id !== undefined) {
-      throw new TypeError('publish(topic, event): the hub assigns ids; remove "id"')
-    }
-    if (this.#closed) throw new Error('sseHub is closed')
-    const data = await event.data
-    if (typeof data !== 'string') throw new TypeError(`publish: data must render to a string, got ${typeof data}`)
-    const id = await this.#transport.publish(topic, { event: event.event, data, retry: event.retry })
+    if (event === null || typeof event !== 'object') throw new SseInvalidEventError('publish(topic, event): event must be an object { data, event?, retry? }')
+    const fields = validateFields(event, { id: false, where: 'publish(topic, event)' })
+    const pending = event.data
+    if (this.#closed) throw new SseHubClosedError()
+    const data: unknown = await pending
+    if (typeof data !== 'string') throw new SseInvalidEventError(`publish: data must render to a string, got ${data === null ? 'null' : typeof data}`)
+    const size = oversize(fields.event, fields.retry, data, this.#maxBuffered)
+    if (size !== undefined) throw new SseEventTooLargeError(size, this.#maxBuffered)
+    if (this.#closed) throw new SseHubClosedError()
+    const id = await this.#transport.publish(topic, { event: fields.event, data, retry: fields.retry })
     this.#published++
+    if (this.#batch.bytes > this.#paceBytes) await this.#scheduler.nextTurn()
     return id
   }
 
@@ -123,9 +195,9 @@ export class SseHub {
   async history (topic: string, options: { limit?: number } = {}): Promise<HubMessage[]> {
     assertTopic(topic)
     const limit = options.limit ?? 100
-    if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError('history: limit must be a non-negative integer')
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new SseInvalidEventError('history: limit must be a non-negative integer')
     const kept = await this.#transport.history(topic, limit)
-    // Plain copies: callers may spread or serialize them, and the encoded frame stays internal.
+    // Plain copies: callers may spread or serialize them.
     return kept.map(m => ({ id: m.id, topic: m.topic, event: m.event, data: m.data, retry: m.retry }))
   }
 
@@ -135,7 +207,8 @@ export class SseHub {
   }
 
   stats (): HubStats {
-    const topics: Record<string, number> = {}
+    // No prototype: a topic named "__proto__" is a key like any other.
+    const topics = Object.create(null) as Record<string, number>
     for (const [name, subs] of this.#topics) topics[name] = subs.size
     return {
       connections: this.#connections,
@@ -149,12 +222,13 @@ export class SseHub {
   }
 
   /**
-   * @internal Subscribes a stream to topics; with a Last-Event-ID, first
+   * @internal Subscribes a session to topics; with a Last-Event-ID, first
    * replays what it missed. Live events that arrive during the replay are
    * held and released after it, skipping any the replay already sent.
    */
-  async subscribe (stream: SseStream, topics: readonly string[], lastEventId: string | undefined): Promise<void> {
-    const sub = new Subscriber(stream, topics)
+  async subscribe (session: Session, topics: readonly string[], lastEventId: string | undefined): Promise<void> {
+    if (session.closed) return
+    const sub = new Subscriber(session, topics)
     if (lastEventId !== undefined) sub.held = []
     for (const topic of topics) {
       let subs = this.#topics.get(topic)
@@ -162,7 +236,7 @@ export class SseHub {
       subs.add(sub)
     }
     this.#connections++
-    stream.onClose(() => this.#unsubscribe(sub))
+    session.onClose(() => this.#unsubscribe(sub))
     if (lastEventId === undefined) return
     try {
       await this.#replay(sub, lastEventId)
@@ -170,7 +244,7 @@ export class SseHub {
       // The transport could not say what was missed. Ending the stream makes
       // the client reconnect with the same id and try again: nothing is skipped.
       this.#log.error({ err }, 'sse: replay failed; closing the stream so the client retries')
-      stream.close()
+      session.end('server')
     }
   }
 
@@ -181,10 +255,10 @@ export class SseHub {
   }
 
   #resync (): void {
-    const streams = new Set<SseStream>()
-    for (const subs of this.#topics.values()) for (const sub of subs) streams.add(sub.stream)
-    this.#log.warn({ connections: streams.size }, 'sse: transport reported a gap; closing subscribers so they resume from history')
-    for (const stream of streams) stream.close()
+    const sessions = new Set<Session>()
+    for (const subs of this.#topics.values()) for (const sub of subs) sessions.add(sub.session)
+    this.#log.warn({ connections: sessions.size }, 'sse: transport reported a gap; closing subscribers so they resume from history')
+    for (const session of sessions) session.end('server')
   }
 
   #unsubscribe (sub: Subscriber): void {
@@ -199,18 +273,22 @@ export class SseHub {
   }
 
   #frameOf (message: HubMessage): Frame {
-    message.frame ??= encodeEvent({ id: message.id, event: message.event, retry: message.retry, data: message.data })
-    return message.frame
+    let frame = this.#frames.get(message)
+    if (frame === undefined) {
+      frame = encodeEvent({ id: message.id, event: message.event, retry: message.retry, data: message.data })
+      this.#frames.set(message, frame)
+    }
+    return frame
   }
 
   #deliver (message: HubMessage): void {
     const subs = this.#topics.get(message.topic)
     const frame = this.#frameOf(message)
     if (subs === undefined) return
-    const seq = this.#scheduler.nextSeq()
+    const seq = this.#batch.next(frame)
     for (const sub of subs) {
       if (sub.held === null) {
-        sub.stream.enqueue(frame, seq)
+        sub.session.enqueue(frame, seq)
       } else {
         sub.held.push({ id: Number(message.id), frame })
         sub.heldBytes += frame.bytes.length
@@ -221,11 +299,11 @@ export class SseHub {
 
   #evictWhileReplaying (sub: Subscriber): void {
     sub.held = null
-    sub.stream.evict()
+    sub.session.evict()
   }
 
   async #replay (sub: Subscriber, lastEventId: string): Promise<void> {
-    const { stream } = sub
+    const { session } = sub
     let lastSent = parseId(lastEventId) ?? -1
     let missed: HubMessage[] = []
     let complete = lastSent >= 0
@@ -240,9 +318,9 @@ export class SseHub {
       // Lost history: tell the page to reload its state, then go live from the head.
       const head = await this.#transport.head()
       const headId = parseId(head) ?? -1
-      if (stream.closed) return
+      if (session.closed) return
       this.#resets++
-      stream.writeNow(encodeEvent({ event: 'reset', id: head, data: RESET_DATA }), 0)
+      session.writeNow(encodeEvent({ event: 'reset', id: head, data: RESET_DATA }), 0)
       missed = []
       lastSent = headId
     }
@@ -250,19 +328,19 @@ export class SseHub {
     // Paced by the socket: written as it drains, never queued all at once, or a
     // client evicted for slowness would be evicted again on every reconnect.
     for (const message of missed) {
-      if (stream.closed) return
+      if (session.closed) return
       const id = Number(message.id)
       if (id <= lastSent) continue
-      stream.writeNow(this.#frameOf(message), 1)
+      session.writeNow(this.#frameOf(message), 1)
       this.#replayed++
       lastSent = id
-      if (stream.backlog > this.#maxBuffered / 2) await stream.writable(this.#maxBuffered / 4)
+      if (session.backlog > this.#maxBuffered / 2) await session.writable(this.#maxBuffered / 4)
     }
-    if (stream.closed || sub.held === null) return
+    if (session.closed || sub.held === null) return
     const held = sub.held
     sub.held = null
     for (const { id, frame } of held) {
-      if (id > lastSent) stream.enqueue(frame, -1)
+      if (id > lastSent) session.enqueue(frame, -1)
     }
   }
 }

@@ -1,13 +1,16 @@
 /**
  * fastify-htmx-sse: wires options, decorators and hooks. No logic of its own:
- * encode → connection → stream → hub → transport hold that.
+ * encode → connection → session → stream → hub → transport hold that, with
+ * admission deciding who gets a stream.
  */
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
+import { Admission, type Authorize } from './admission.js'
 import { SseHub } from './hub.js'
-import { openStream, type Authorize, type OpenContext, type SseSource, type SseTopicsOptions } from './open.js'
+import { openStream, type ReplyContext, type SseSource, type SseTopicsOptions } from './reply.js'
 import { RESUME_SCRIPT } from './resume.js'
-import { FlushScheduler, Heartbeat, type SseStream } from './stream.js'
+import { FlushScheduler, Heartbeat } from './scheduler.js'
+import type { AwaitableSseStream } from './stream.js'
 import type { HubTransport } from './transport.js'
 import { MemoryTransport } from './transports/memory.js'
 
@@ -24,6 +27,8 @@ export interface HtmxSseOptions {
   transport?: HubTransport
   /** Decides whether a request may subscribe to hub topics; refusal is a 403 before any byte. */
   authorize?: Authorize
+  /** How long an async `authorize` may take before the request is refused (503, Retry-After). Default 10 000. */
+  authorizeTimeoutMs?: number
   /** Open SSE streams per instance before new ones get 503. Default unlimited. */
   maxConnections?: number
   /** Open SSE streams per client IP before new ones get 503. Default unlimited. */
@@ -49,9 +54,9 @@ declare module 'fastify' {
      * - `reply.sse()`: send events yourself with `stream.send()`;
      * - `reply.sse(iterable)` / `reply.sse(signal => iterable)`: drained with backpressure;
      * - `reply.sse({ topics })`: hub topics, with Last-Event-ID replay.
-     * Awaiting (or returning) the stream waits until it ends.
+     * Awaiting (or returning) it resolves with the stream once admitted; `stream.done` resolves when it ends.
      */
-    sse (source?: SseSource | SseTopicsOptions): SseStream
+    sse (source?: SseSource | SseTopicsOptions): AwaitableSseStream
   }
   interface FastifyInstance {
     /** The broadcast hub shared by every route of this app. */
@@ -74,7 +79,6 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   if (!Number.isSafeInteger(history) || history < 0) throw new TypeError('fastify-htmx-sse: option history must be a non-negative integer')
   if (options.authorize !== undefined && typeof options.authorize !== 'function') throw new TypeError('fastify-htmx-sse: option authorize must be a function')
 
-  let shuttingDown = false
   const counters = { delivered: 0, evicted: 0 }
   const scheduler = new FlushScheduler()
   const maxBufferedBytes = positive('maxBufferedBytes', options.maxBufferedBytes, 1 << 20)
@@ -85,26 +89,29 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
     maxBufferedBytes,
     counters
   })
-  const ctx: OpenContext = {
+  const admission = new Admission({
+    maxConnections: positive('maxConnections', options.maxConnections, Infinity),
+    maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
+    authorize: options.authorize,
+    authorizeTimeoutMs: positive('authorizeTimeoutMs', options.authorizeTimeoutMs, 10_000)
+  })
+  const ctx: ReplyContext = {
     log: app.log,
     maxBufferedBytes,
     scheduler,
     heartbeat: new Heartbeat(heartbeatMs),
-    open: new Set(),
+    joiner: hub.joiner,
     counters,
     // Jitter spreads a thundering herd of reconnects after a restart.
     jitteredRetry: () => Math.round(retryMs * (0.8 + Math.random() * 0.4)),
     hub,
-    authorize: options.authorize,
-    maxConnections: positive('maxConnections', options.maxConnections, Infinity),
-    maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
-    perIp: new Map(),
-    shuttingDown: () => shuttingDown
+    admission,
+    completion: { warned: false }
   }
 
   await hub.start()
   app.decorate('sseHub', hub)
-  app.decorateReply('sse', function (this: import('fastify').FastifyReply, source?: SseSource | SseTopicsOptions) {
+  app.decorateReply('sse', function (this: FastifyReply, source?: SseSource | SseTopicsOptions) {
     return openStream(this, ctx, source)
   })
 
@@ -117,16 +124,15 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   }
 
   app.addHook('preClose', async () => {
-    shuttingDown = true
-    const streams = [...ctx.open]
-    for (const stream of streams) stream.shutdown()
+    const sessions = admission.shutdown()
+    for (const session of sessions) session.shutdown()
     // Clients get a moment to read the final retry hint; a client that does
     // not read must not hold app.close() hostage.
     await Promise.race([
-      Promise.all(streams.map(s => s.connectionClosed())),
+      Promise.all(sessions.map(s => s.connectionClosed())),
       new Promise(resolve => setTimeout(resolve, 300).unref())
     ])
-    for (const stream of streams) stream.destroyConnection()
+    for (const session of sessions) session.destroyConnection()
   })
   app.addHook('onClose', async () => {
     await hub.close()
@@ -136,9 +142,12 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
 export default fp(htmxSse, { fastify: '5.x', name: 'fastify-htmx-sse' })
 export { htmxSse }
 export { SseHub, TOPIC_PATTERN, MAX_TOPICS_PER_CONNECTION, type HubEvent, type HubStats } from './hub.js'
-export { SseStream, SseClosedError, type SseData, type SseEvent, type SseEventFields, type SseCloseReason } from './stream.js'
-export { SseRefusedError, type Authorize, type SseSource, type SseTopicsOptions } from './open.js'
-export { encodeEvent, encodeEventText, encodeComment, Frame, type EncodableEvent } from './encode.js'
+export { SseStream, type AwaitableSseStream, type SseData, type SseEvent, type SseEventFields, type SseClosed } from './stream.js'
+export type { SseCloseReason } from './session.js'
+export type { SseSource, SseTopicsOptions } from './reply.js'
+export type { Authorize } from './admission.js'
+export { encodeEvent, encodeEventText, encodeComment, eventNameProblem, Frame, type EncodableEvent } from './encode.js'
+export * from './errors.js'
 export { MemoryTransport, memoryTransport, type MemoryTransportOptions } from './transports/memory.js'
 export { parseId, type HubTransport, type HubMessage, type PublishInput, type SinceResult } from './transport.js'
 export { RESUME_SCRIPT } from './resume.js'

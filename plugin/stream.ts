@@ -1,258 +1,182 @@
 /**
- * One SSE connection: ordered sends, per-tick write coalescing, backpressure,
- * slow-consumer eviction, heartbeats (via a shared timer) and close.
+ * `SseStream`, what `reply.sse()` returns: validated, ordered sends (async
+ * data included), comments, close, and the signals of its end. Frames go to
+ * its Session, which owns the connection.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { Connection } from './connection.js'
-import { assertEvent, encodeComment, encodeEvent, encodeRetry, type Frame, joinFrames } from './encode.js'
+import { encodeComment, encodeEvent, type EventFields, validateFields } from './encode.js'
+import { SseClosedError, SseEventTooLargeError, SseInvalidEventError } from './errors.js'
+import { PULL_HIGH_WATER, type Session, type SseCloseReason } from './session.js'
 
-/** What a route can send: a string, a JSX element, or a Promise of one (async components). */
+/** What a route can send: a string, a JSX element (a string or a Promise of one, for async components). */
 export type SseData = string | Promise<string>
 
+/** The fields of an event besides its data. */
 export interface SseEventFields {
-  /** Event name, matched by `sse-swap="name"` in htmx. No CR/LF. */
+  /** Event name. No CR/LF, commas or whitespace (htmx could not route it). Absent: the default `message`. */
   event?: string | undefined
-  /** Event id (the client's Last-Event-ID). No CR/LF/NUL. Hub streams assign their own. */
+  /** Event id (the client's Last-Event-ID). No CR/LF/NUL. Refused on hub streams and in `publish`: the hub assigns ids. */
   id?: string | undefined
   /** Reconnection delay hint, a non-negative integer of milliseconds. */
   retry?: number | undefined
 }
 
+/** One event: what `send()`, iterable sources and `sseHub.publish()` all take. */
 export interface SseEvent extends SseEventFields {
   data: SseData
 }
 
-/** Why a stream ended; also the `reason` of its aborted `signal`. */
-export type SseCloseReason =
-  | 'client' // the client went away
-  | 'server' // close() was called
-  | 'end' // the iterable finished
-  | 'error' // the iterable or an async render failed
-  | 'slow' // unsent bytes passed maxBufferedBytes
-  | 'shutdown' // app.close()
-  | 'refused' // rejected before the first byte (validation, limits, authorize)
+/** The `reason` of an aborted `stream.signal`, with why the stream ended. */
+export type SseClosed = InstanceType<typeof SseClosedError> & { readonly reason: SseCloseReason }
 
-export class SseClosedError extends Error {
-  constructor (readonly reason: SseCloseReason) {
-    super(`SSE stream closed (${reason})`)
-    this.name = 'SseClosedError'
-  }
+export function closedError (reason: SseCloseReason): SseClosed {
+  const err = new SseClosedError(reason) as SseClosed
+  Object.defineProperty(err, 'reason', { value: reason, enumerable: true })
+  return err
 }
 
-/** Shared by every stream of one plugin instance. */
-export interface StreamContext {
-  readonly log: FastifyBaseLogger
-  readonly maxBufferedBytes: number
-  readonly scheduler: FlushScheduler
-  readonly heartbeat: Heartbeat
-  readonly open: Set<SseStream>
-  readonly counters: { delivered: number, evicted: number }
-  jitteredRetry (): number
+/** How `reply.sse()` and the iterable pump drive a stream's life (not part of the public API). */
+export interface StreamControl {
+  /** The stream passed admission and its head is written: awaiters get the stream. */
+  admitted (): void
+  /** The stream was refused before its first byte. Returns true if an awaiter took the error (else the caller must answer). */
+  refused (err: Error): boolean
+  /** Ends the stream after pending async renders (reason 'end' for a finished iterable). */
+  end (reason: SseCloseReason): void
+  /** Ends the stream with one `event: error` (the message is logged, not sent). */
+  fail (err: unknown, where: 'render' | 'iterable'): void
 }
 
 /**
- * Coalesces everything written to a socket within one event-loop turn into
- * a single write. Frames published by the hub carry a tick-local sequence
- * number; subscribers that received the same contiguous run share one
- * joined buffer, so a burst to N sockets costs one concat, not N.
+ * What `reply.sse()` returns: the stream, awaitable. Awaiting it (or
+ * returning it from a handler) resolves with the stream itself as soon as it
+ * is admitted: at once, unless `authorize` is async. If it is refused (403,
+ * 503), the await rejects with that error, which Fastify answers as usual
+ * when the handler returned it. Wait for the end with `stream.done`.
  */
-export class FlushScheduler {
-  #dirty: SseStream[] = []
-  #scheduled = false
-  #seq = 0
-  #joined = new Map<number, Map<number, Frame>>()
-  readonly #flush = (): void => this.flush()
+export type AwaitableSseStream = SseStream & PromiseLike<SseStream>
 
-  /** Sequence number for a frame about to be fanned out (shared across subscribers). */
-  nextSeq (): number {
-    return this.#seq++
-  }
+type ThenFn = <T = SseStream, E = never>(
+  onfulfilled?: ((stream: SseStream) => T | PromiseLike<T>) | null,
+  onrejected?: ((error: unknown) => E | PromiseLike<E>) | null
+) => Promise<T | E>
 
-  mark (stream: SseStream): void {
-    this.#dirty.push(stream)
-    if (!this.#scheduled) {
-      this.#scheduled = true
-      setImmediate(this.#flush)
-    }
-  }
-
-  joined (first: number, last: number, frames: readonly Frame[]): Frame {
-    let byLast = this.#joined.get(first)
-    if (byLast === undefined) this.#joined.set(first, byLast = new Map())
-    let frame = byLast.get(last)
-    if (frame === undefined) byLast.set(last, frame = joinFrames(frames))
-    return frame
-  }
-
-  flush (): void {
-    this.#scheduled = false
-    const dirty = this.#dirty
-    this.#dirty = []
-    for (let i = 0; i < dirty.length; i++) dirty[i]!.flush()
-    this.#seq = 0
-    this.#joined.clear()
-  }
-}
-
-/**
- * One interval for all streams of a plugin instance, running only while a
- * stream is open. A stream that wrote anything since the last beat is skipped.
- */
-export class Heartbeat {
-  readonly #streams = new Set<SseStream>()
-  #timer: NodeJS.Timeout | undefined
-  readonly #ping = encodeComment('ping')
-
-  constructor (readonly intervalMs: number | false) {}
-
-  add (stream: SseStream): void {
-    if (this.intervalMs === false) return
-    this.#streams.add(stream)
-    if (this.#timer === undefined) {
-      this.#timer = setInterval(() => this.#beat(), this.intervalMs)
-      this.#timer.unref()
-    }
-  }
-
-  delete (stream: SseStream): void {
-    this.#streams.delete(stream)
-    if (this.#streams.size === 0 && this.#timer !== undefined) {
-      clearInterval(this.#timer)
-      this.#timer = undefined
-    }
-  }
-
-  #beat (): void {
-    for (const stream of this.#streams) stream.beat(this.#ping)
-  }
-}
-
-// A pull-based source stops being pulled once this much is unsent; well
-// below maxBufferedBytes so a producer that waits is never evicted.
-const PULL_HIGH_WATER = 64 * 1024
 const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true)
 const RESOLVED_FALSE: Promise<boolean> = Promise.resolve(false)
 const noop = (): void => {}
 
-export class SseStream implements PromiseLike<void> {
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function'
+}
+
+export class SseStream {
   /** The client's Last-Event-ID (header or `lastEventId` query), if it was plausible. */
   readonly lastEventId: string | undefined
-  #conn: Connection | null = null
-  readonly #ctx: StreamContext
-  #closeReason: SseCloseReason | undefined
-  #closing = false
+  /** Resolves, with the reason, once the stream has ended (never rejects). */
+  readonly done: Promise<SseCloseReason>
+  readonly #session: Session
+  readonly #log: FastifyBaseLogger
+  readonly #hub: boolean
   #controller: AbortController | undefined
-  // This tick's batch: almost always one frame, so no array until a second arrives.
-  #pending: Frame | null = null
-  #more: Frame[] | null = null
-  #pendingBytes = 0
-  #pendingEvents = 0
-  #firstSeq = -1
-  #lastSeq = -1
-  #wrote = false
   #renderTail: Promise<unknown> | null = null
-  #closeListeners: Array<(reason: SseCloseReason) => void> | null = null
-  #done: Promise<void> | undefined
-  #resolveDone: (() => void) | undefined
-  #flushWaiters: Array<() => void> | null = null
-  #holdDone = false
+  #closing = false
+  #admission: 'pending' | 'admitted' | 'refused' = 'pending'
+  #refusal: Error | undefined
+  #awaited = false
+  #awaiters: Array<{ resolve: (s: SseStream) => void, reject: (err: unknown) => void }> | null = null
 
   /** @internal Created by `reply.sse()`. */
-  constructor (ctx: StreamContext, lastEventId: string | undefined) {
-    this.#ctx = ctx
+  constructor (session: Session, log: FastifyBaseLogger, lastEventId: string | undefined, hub: boolean, bind: (control: StreamControl) => void) {
+    this.#session = session
+    this.#log = log
     this.lastEventId = lastEventId
-    ctx.open.add(this)
+    this.#hub = hub
+    this.done = new Promise(resolve => session.onClose(reason => {
+      this.#closing = false
+      this.#controller?.abort(closedError(reason))
+      resolve(reason)
+    }))
+    bind({
+      admitted: () => this.#admitted(),
+      refused: err => this.#refused(err),
+      end: reason => this.#end(reason),
+      fail: (err, where) => this.#fail(err, where)
+    })
   }
 
-  /**
-   * @internal Binds the stream to its response once the head is flushed;
-   * until then (async authorization) sends wait in the batch.
-   */
-  attach (conn: Connection): void {
-    if (this.#closeReason !== undefined) return
-    this.#conn = conn
-    this.#ctx.heartbeat.add(this)
-    if (this.#pending !== null) this.#ctx.scheduler.mark(this)
-  }
-
-  /**
-   * @internal Ends a stream that never started (refused before any byte).
-   * Awaiting the stream then waits for the error reply to finish, so Fastify
-   * never sees a settled handler with an unsent reply.
-   */
-  abandon (reply?: { writableFinished: boolean, once (event: 'close', fn: () => void): unknown }): void {
-    if (reply !== undefined && !reply.writableFinished) {
-      this.#holdDone = true
-      reply.once('close', () => {
-        this.#holdDone = false
-        this.#resolveDone?.()
-      })
-    }
-    this.#teardown('refused')
-  }
-
-  /** @internal The response closed underneath us (client gone, socket error). */
-  disconnected (): void {
-    this.#teardown('client')
-  }
-
-  /** @internal Queues a control frame (retry hint) that is not an event. */
-  control (frame: Frame): void {
-    if (this.#closeReason !== undefined) return
-    this.#enqueue(frame, -1, false)
-  }
-
-  /** True once the stream has ended, for whatever reason. */
+  /** True once the stream has ended or is ending (close() waits for pending renders). */
   get closed (): boolean {
-    return this.#closeReason !== undefined || this.#closing
+    return this.#session.closed || this.#closing
   }
 
-  /** Aborted when the stream ends: client gone, close(), eviction, shutdown. `signal.reason` says why. */
+  /** Why the stream ended, or undefined while it is open. */
+  get closeReason (): SseCloseReason | undefined {
+    return this.#session.closeReason
+  }
+
+  /** Aborted when the stream ends: client gone, close(), eviction, shutdown. `signal.reason.reason` says why. */
   get signal (): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController()
-      if (this.#closeReason !== undefined) this.#controller.abort(new SseClosedError(this.#closeReason))
+      const reason = this.#session.closeReason
+      if (reason !== undefined) this.#controller.abort(closedError(reason))
     }
     return this.#controller.signal
   }
 
   /**
-   * Sends one event. Throws a TypeError at once if a field is invalid
-   * (nothing is written). Async data is awaited; events keep their order.
+   * Sends one event: `send(data, fields?)` or `send({ data, event?, id?, retry? })`.
+   * Invalid fields throw a TypeError at once (nothing is written). Async data
+   * is awaited and events keep their order; data that does not render to a
+   * string, or an event larger than `maxBufferedBytes`, rejects that send only.
    * Resolves true once handed to the connection and the connection has room
    * for more (so `await send()` in a loop is backpressured), false if the
    * stream closed first.
    */
-  send (data: SseData, fields?: SseEventFields): Promise<boolean> {
-    if (fields !== undefined) assertEvent(fields)
+  send (event: SseEvent): Promise<boolean>
+  send (data: SseData, fields?: SseEventFields): Promise<boolean>
+  send (dataOrEvent: SseData | SseEvent, fields?: SseEventFields): Promise<boolean> {
+    let data: unknown = dataOrEvent
+    let given: unknown = fields
+    if (dataOrEvent !== null && typeof dataOrEvent === 'object' && !isThenable(dataOrEvent)) {
+      if (fields !== undefined) throw new SseInvalidEventError('send(event): pass the fields inside the event, not as a second argument')
+      data = (dataOrEvent as SseEvent).data
+      given = dataOrEvent
+    }
+    const copy = validateFields(given, { id: !this.#hub, where: this.#hub ? 'send() on a hub stream' : 'send()' })
     if (typeof data !== 'string' && !isThenable(data)) {
-      throw new TypeError(`SSE data must be a string, a JSX element or a Promise of one, got ${data === null ? 'null' : typeof data}`)
+      throw new SseInvalidEventError(`SSE data must be a string, a JSX element or a Promise of one, got ${data === null ? 'null' : typeof data}`)
     }
     if (this.closed) return RESOLVED_FALSE
     if (typeof data === 'string' && this.#renderTail === null) {
-      this.#enqueue(encodeEvent({ ...fields, data }), -1, true)
+      const err = this.#enqueue(copy, data)
+      if (err !== undefined) return Promise.reject(err)
       // Backpressure for producers that await: resolve once the socket has room.
-      if (this.backlog > PULL_HIGH_WATER) return this.writable().then(() => this.#closeReason === undefined)
+      if (this.#session.backlog > PULL_HIGH_WATER) return this.#session.writable().then(() => !this.#session.closed)
       return RESOLVED_TRUE
     }
     const previous = this.#renderTail ?? RESOLVED_TRUE
     const sent = previous.then(() => data).then(async (html) => {
-      if (this.#closeReason !== undefined) return false
-      this.#enqueue(encodeEvent({ ...fields, data: html }), -1, true)
-      if (this.backlog > PULL_HIGH_WATER) await this.writable()
-      return this.#closeReason === undefined
+      if (this.#session.closed) return false
+      const err = this.#enqueue(copy, html)
+      if (err !== undefined) throw err
+      if (this.#session.backlog > PULL_HIGH_WATER) await this.#session.writable()
+      return !this.#session.closed
     })
-    const tail = sent.then(noop, (err: unknown) => this.#fail(err, 'render'))
+    // A render that rejects fails the stream; an event refused for its data (not a string, too large) fails only its send.
+    const tail = sent.then(noop, (err: unknown) => {
+      if (!(err instanceof SseInvalidEventError) && !(err instanceof SseEventTooLargeError)) this.#fail(err, 'render')
+    })
     this.#renderTail = tail
     void tail.then(() => { if (this.#renderTail === tail) this.#renderTail = null })
-    sent.catch(noop) // the caller may not await; the failure is handled by #fail
+    sent.catch(noop) // the caller may not await; a render failure is handled by #fail
     return sent
   }
 
-  /** Writes an SSE comment (ignored by clients), e.g. for a keep-alive. */
+  /** Writes an SSE comment (ignored by clients). */
   comment (text: string): void {
     if (this.closed) return
-    this.#enqueue(encodeComment(text), -1, false)
+    this.#session.enqueue(encodeComment(text), -1, false)
   }
 
   /** Ends the stream after everything already sent (including pending async renders). */
@@ -260,232 +184,74 @@ export class SseStream implements PromiseLike<void> {
     this.#end('server')
   }
 
-  /** Why the stream ended, or undefined while it is open. */
-  get closeReason (): SseCloseReason | undefined {
-    return this.#closeReason
-  }
-
-  /**
-   * Awaiting a stream waits until it has ended (see `closeReason`). This is
-   * also what lets a handler simply `return reply.sse(...)`.
-   */
-  then<T = void, E = never> (
-    onfulfilled?: ((value: void) => T | PromiseLike<T>) | null,
-    onrejected?: ((error: unknown) => E | PromiseLike<E>) | null
-  ): Promise<T | E> {
-    if (this.#done === undefined) {
-      this.#done = this.#closeReason !== undefined && !this.#holdDone
-        ? Promise.resolve()
-        : new Promise(resolve => { this.#resolveDone = resolve })
-    }
-    return this.#done.then(onfulfilled, onrejected)
-  }
-
-  /** @internal Hub hook: runs once when the stream ends. */
-  onClose (fn: (reason: SseCloseReason) => void): void {
-    if (this.#closeReason !== undefined) fn(this.#closeReason)
-    else (this.#closeListeners ??= []).push(fn)
-  }
-
-  /** @internal Queues a pre-encoded frame for this tick's write. `seq` ≥ 0 marks a hub frame shared with other sockets. */
-  enqueue (frame: Frame, seq: number): void {
-    if (this.#closeReason !== undefined) return
-    this.#enqueue(frame, seq, true)
-  }
-
-  /** @internal Writes a frame now, bypassing the tick batch (replay pacing). */
-  writeNow (frame: Frame, events: number): void {
-    if (this.#closeReason !== undefined || this.#conn === null) return
-    this.flush()
-    this.#conn.write(frame)
-    this.#wrote = true
-    this.#ctx.counters.delivered += events
-    this.#checkBacklog()
-  }
-
-  /** @internal Unsent bytes, including this tick's batch. */
-  get backlog (): number {
-    return this.#pendingBytes + (this.#conn?.buffered ?? 0)
-  }
-
-  /** @internal Resolves when the backlog is below `limit` (or the stream closed). */
-  async writable (limit = PULL_HIGH_WATER): Promise<void> {
-    if (this.#pending !== null) await new Promise<void>(resolve => { (this.#flushWaiters ??= []).push(resolve) })
-    let conn: Connection | null
-    while (this.#closeReason === undefined && (conn = this.#conn) !== null && conn.buffered > limit) {
-      await new Promise<void>(resolve => conn!.onDrain(resolve))
-    }
-  }
-
-  /** @internal Shared heartbeat tick. */
-  beat (ping: Frame): void {
-    if (this.#wrote || this.#pending !== null) {
-      this.#wrote = false
-      return
-    }
-    this.#enqueue(ping, -1, false)
-  }
-
-  /** @internal Writes this tick's batch as one frame. */
-  flush (): void {
-    const first = this.#pending
-    const conn = this.#conn
-    if (first === null || conn === null) return
-    const more = this.#more
-    this.#pending = null
-    this.#more = null
-    const events = this.#pendingEvents
-    let frame = first
-    if (more !== null) {
-      const frames = [first, ...more]
-      const contiguous = this.#firstSeq >= 0 && this.#lastSeq - this.#firstSeq === frames.length - 1
-      frame = contiguous ? this.#ctx.scheduler.joined(this.#firstSeq, this.#lastSeq, frames) : joinFrames(frames)
-    }
-    this.#pendingBytes = 0
-    this.#pendingEvents = 0
-    this.#firstSeq = this.#lastSeq = -1
-    if (this.#closeReason === undefined) {
-      conn.write(frame)
-      this.#wrote = true
-      this.#ctx.counters.delivered += events
-      this.#checkBacklog()
-    }
-    const waiters = this.#flushWaiters
-    if (waiters !== null) {
-      this.#flushWaiters = null
-      for (const resolve of waiters) resolve()
-    }
-  }
-
-  /** @internal Ends the stream after a final `retry:` hint (server shutdown). */
-  shutdown (): void {
-    if (this.#closeReason !== undefined) return
-    this.#enqueue(encodeRetry(this.#ctx.jitteredRetry()), -1, false)
-    this.flush()
-    if (this.#closeReason !== undefined) return
-    this.#teardown('shutdown')
-    this.#conn?.endAndClose()
-  }
-
-  /** @internal Resolves once the underlying response has closed. */
-  connectionClosed (): Promise<void> {
-    return this.#conn?.closed() ?? Promise.resolve()
-  }
-
-  /** @internal Shutdown's last resort for a client that would not read. */
-  destroyConnection (): void {
-    this.#conn?.destroy()
-  }
-
-  /** @internal Drains an iterable of events with backpressure (reply.sse(iterable)). */
-  async pump (source: AsyncIterable<SseEvent> | Iterable<SseEvent>): Promise<void> {
-    const iterator = Symbol.asyncIterator in source
-      ? source[Symbol.asyncIterator]()
-      : (source as Iterable<SseEvent>)[Symbol.iterator]() as Iterator<SseEvent> | AsyncIterator<SseEvent>
-    // Calling return() as soon as the client leaves lets a generator parked at
-    // `yield` run its finally at once, instead of after its next value.
-    const stop = (): void => { void Promise.resolve(iterator.return?.()).catch(noop) }
-    this.onClose(stop)
-    try {
-      while (!this.closed) {
-        const step = await iterator.next()
-        if (step.done === true || this.closed) break
-        const ev = step.value
-        if (ev === null || typeof ev !== 'object') throw new TypeError('reply.sse(iterable): each item must be an SseEvent object { data, event?, id?, retry? }')
-        await this.send(ev.data, ev)
-        if (this.backlog > PULL_HIGH_WATER) await this.writable()
+  // `then` is defined on the prototype below, outside the class's type: the
+  // type of a stream has no `then`, so `await stream` and an async handler
+  // returning one type-check as the stream itself (see AwaitableSseStream).
+  static {
+    Object.defineProperty(SseStream.prototype, 'then', {
+      configurable: true,
+      get (this: SseStream): ThenFn | undefined {
+        // Once admitted and awaited, the stream is a plain value: resolving a
+        // promise with it must not call then() again.
+        if (this.#admission === 'admitted' && this.#awaited) return undefined
+        return this.#then
       }
-      this.#end('end')
-    } catch (err) {
-      this.#fail(err, 'iterable')
-    }
+    })
   }
 
-  #enqueue (frame: Frame, seq: number, isEvent: boolean): void {
-    if (this.#pending === null) {
-      this.#pending = frame
-      this.#firstSeq = seq
-      this.#ctx.scheduler.mark(this)
-    } else {
-      (this.#more ??= []).push(frame)
-      if (this.#firstSeq >= 0 && seq === this.#lastSeq + 1) {
-        // still one contiguous run of shared hub frames
-      } else {
-        this.#firstSeq = -1
-      }
-    }
-    this.#lastSeq = seq
-    this.#pendingBytes += frame.bytes.length
-    if (isEvent) this.#pendingEvents++
+  readonly #then: ThenFn = (onfulfilled, onrejected) => {
+    this.#awaited = true
+    const settled = new Promise<SseStream>((resolve, reject) => {
+      if (this.#admission === 'admitted') resolve(this)
+      else if (this.#admission === 'refused') reject(this.#refusal)
+      else (this.#awaiters ??= []).push({ resolve, reject })
+    })
+    return settled.then(onfulfilled, onrejected) as Promise<never>
   }
 
-  #checkBacklog (): void {
-    if (this.#conn !== null && this.#conn.buffered > this.#ctx.maxBufferedBytes) this.evict()
+  #admitted (): void {
+    this.#admission = 'admitted'
+    const awaiters = this.#awaiters
+    this.#awaiters = null
+    if (awaiters !== null) for (const a of awaiters) a.resolve(this)
   }
 
-  /**
-   * @internal Closes a slow consumer. Closed, never silently thinned: the
-   * client reconnects and replay fills the gap.
-   */
-  evict (): void {
-    if (this.#closeReason !== undefined) return
-    this.#ctx.counters.evicted++
-    this.#ctx.log.warn({ buffered: this.backlog, limit: this.#ctx.maxBufferedBytes }, 'sse: slow consumer evicted')
-    this.#conn?.destroy()
-    this.#teardown('slow')
+  #refused (err: Error): boolean {
+    this.#admission = 'refused'
+    this.#refusal = err
+    this.#session.drop('refused')
+    const awaiters = this.#awaiters
+    this.#awaiters = null
+    if (awaiters === null) return false
+    for (const a of awaiters) a.reject(err)
+    return true
+  }
+
+  /** Encodes and queues one event; returns the error instead when it cannot be sent. */
+  #enqueue (fields: EventFields, data: unknown): Error | undefined {
+    if (typeof data !== 'string') return new SseInvalidEventError(`SSE data must render to a string, got ${data === null ? 'null' : typeof data}`)
+    const frame = encodeEvent({ event: fields.event, id: fields.id, retry: fields.retry, data })
+    const max = this.#session.maxBufferedBytes
+    if (frame.bytes.length > max) return new SseEventTooLargeError(frame.bytes.length, max)
+    this.#session.enqueue(frame)
+    return undefined
   }
 
   #end (reason: SseCloseReason): void {
     if (this.closed) return
     if (this.#renderTail !== null) {
       this.#closing = true
-      void this.#renderTail.then(() => this.#finish(reason))
+      void this.#renderTail.then(() => this.#session.end(reason))
       return
     }
-    this.#finish(reason)
-  }
-
-  #finish (reason: SseCloseReason): void {
-    if (this.#closeReason !== undefined) return
-    this.flush()
-    if (this.#closeReason !== undefined) return // flush evicted it
-    this.#teardown(reason)
-    this.#conn?.end()
+    this.#session.end(reason)
   }
 
   #fail (err: unknown, where: 'render' | 'iterable'): void {
-    if (this.#closeReason !== undefined) return
-    this.#ctx.log.error({ err }, `sse: ${where} failed, ending stream`)
-    this.#closing = false
+    if (this.#session.closed) return
+    this.#log.error({ err }, `sse: ${where} failed, ending stream`)
     this.#renderTail = null
-    this.#enqueue(encodeEvent({ event: 'error', data: 'stream failed' }), -1, true)
-    this.#finish('error')
+    this.#session.enqueue(encodeEvent({ event: 'error', data: 'stream failed' }))
+    this.#session.end('error')
   }
-
-  #teardown (reason: SseCloseReason): void {
-    if (this.#closeReason !== undefined) return
-    this.#closeReason = reason
-    this.#closing = false
-    this.#pending = null
-    this.#more = null
-    this.#pendingBytes = 0
-    this.#ctx.open.delete(this)
-    this.#ctx.heartbeat.delete(this)
-    this.#controller?.abort(new SseClosedError(reason))
-    const listeners = this.#closeListeners
-    this.#closeListeners = null
-    if (listeners !== null) {
-      for (const fn of listeners) {
-        try { fn(reason) } catch (err) { this.#ctx.log.error({ err }, 'sse: close listener failed') }
-      }
-    }
-    const waiters = this.#flushWaiters
-    this.#flushWaiters = null
-    if (waiters !== null) for (const resolve of waiters) resolve()
-    if (!this.#holdDone) this.#resolveDone?.()
-  }
-}
-
-function isThenable (value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function'
 }

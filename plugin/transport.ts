@@ -3,9 +3,11 @@
  * keeps history, and how a publish on one instance reaches the others.
  * Ids are decimal integers (as strings) that only grow, across topics and
  * instances, so one Last-Event-ID positions a multi-topic connection.
+ *
+ * A transport that returns the same message object again (the memory
+ * transport's history) lets the hub reuse the frame it encoded for it.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { Frame } from './encode.js'
 
 /** A rendered event as the transport stores it. */
 export interface HubMessage {
@@ -14,8 +16,6 @@ export interface HubMessage {
   readonly event?: string | undefined
   readonly data: string
   readonly retry?: number | undefined
-  /** @internal The encoded bytes, filled in once by the hub on delivery and reused for replay. */
-  frame?: Frame | undefined
 }
 
 export interface PublishInput {

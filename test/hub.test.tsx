@@ -161,8 +161,8 @@ t.test('authorize, topic validation and connection limits refuse before any stre
   for (const c of [allowed, ...more]) c.close()
   await waitUntil(() => app.sseHub.stats().connections === 0)
   t.equal(app.sseHub.stats().connections, 0)
-  await t.rejects(app.sseHub.publish('bad topic', { data: 'x' }), TypeError)
-  await t.rejects(app.sseHub.publish('a', { event: 'x\ny', data: 'x' }), { name: 'TypeError', message: /"event"/ })
+  await t.rejects(app.sseHub.publish('bad topic', { data: 'x' }), { code: 'HTMX_SSE_INVALID_TOPICS' })
+  await t.rejects(app.sseHub.publish('a', { event: 'x\ny', data: 'x' }), { code: 'HTMX_SSE_INVALID_EVENT', message: /"event"/ })
   await t.rejects(app.sseHub.publish('a', { data: 'x', id: '5' } as never), /assigns ids/)
 })
 

@@ -1,47 +1,19 @@
 /**
  * In-process transport (the default): ids from one counter, history in a
- * ring buffer per topic.
+ * ring buffer per topic, and a bound on the number of topics kept.
  */
-import { decodeData, type Frame } from '../encode.js'
 import type { HubMessage, HubTransport, PublishInput, SinceResult } from '../transport.js'
 import { parseId } from '../transport.js'
 
 export interface MemoryTransportOptions {
-  /** Events kept per topic for replay. */
+  /** Events kept per topic for replay. Default 1 000. */
   history?: number
-}
-
-/**
- * A kept event. Once the hub has encoded it (on delivery), the data string is
- * dropped and read back from the frame on demand: replay needs the frame,
- * only history() needs the string, and keeping both doubles the memory.
- */
-class StoredMessage implements HubMessage {
-  #data: string | undefined
-  #frame: Frame | undefined
-
-  constructor (
-    readonly id: string,
-    readonly topic: string,
-    readonly event: string | undefined,
-    data: string,
-    readonly retry: number | undefined
-  ) {
-    this.#data = data
-  }
-
-  get data (): string {
-    return this.#data ?? decodeData(this.#frame!)
-  }
-
-  get frame (): Frame | undefined {
-    return this.#frame
-  }
-
-  set frame (frame: Frame | undefined) {
-    this.#frame = frame
-    if (frame !== undefined) this.#data = undefined
-  }
+  /**
+   * Topics whose history is kept. Past it, the topic published to least
+   * recently is forgotten (its history dropped); a client that still holds
+   * an id older than its newest event gets `reset`. Default 10 000.
+   */
+  maxTopics?: number
 }
 
 class Ring {
@@ -50,12 +22,15 @@ class Ring {
   #size = 0
   /** Id of the newest event pushed out of the ring, or -1. */
   dropped = -1
+  /** Id of the newest event in the ring, or -1. */
+  newest = -1
 
   constructor (readonly capacity: number) {
     this.#items = new Array(capacity)
   }
 
   push (message: HubMessage, id: number): void {
+    this.newest = id
     if (this.capacity === 0) {
       this.dropped = id
       return
@@ -83,7 +58,7 @@ class Ring {
     return out
   }
 
-  newest (limit: number): HubMessage[] {
+  newestItems (limit: number): HubMessage[] {
     const out: HubMessage[] = []
     for (let i = Math.max(0, this.#size - limit); i < this.#size; i++) out.push(this.#at(i))
     return out
@@ -94,9 +69,24 @@ class Ring {
   }
 }
 
+function positiveInt (name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < min) throw new TypeError(`memoryTransport: option ${name} must be an integer >= ${min}, got ${String(value)}`)
+  return value
+}
+
 export class MemoryTransport implements HubTransport {
   readonly #history: number
+  readonly #maxTopics: number
+  /** Rings in least-recently-published order (a Map keeps insertion order; a publish moves its topic to the end). */
   readonly #rings = new Map<string, Ring>()
+  /**
+   * Forgotten topics and the newest id they had, so a client of one still
+   * learns whether it missed something. Bounded like the rings; past it the
+   * oldest tombstone is folded into `#forgottenFloor`.
+   */
+  readonly #tombstones = new Map<string, number>()
+  #forgottenFloor = -1
   #deliver: ((message: HubMessage) => void) | undefined
   // Ids start from the clock (in µs) so a restarted process never reissues an
   // id a client already holds: such a client gets a clean `reset`, not wrong events.
@@ -104,7 +94,13 @@ export class MemoryTransport implements HubTransport {
   #next = this.#floor + 1
 
   constructor (options: MemoryTransportOptions = {}) {
-    this.#history = options.history ?? 1000
+    this.#history = positiveInt('history', options.history, 1000, 0)
+    this.#maxTopics = positiveInt('maxTopics', options.maxTopics, 10_000, 1)
+  }
+
+  /** Topics whose history is kept now (at most `maxTopics`). */
+  get topicCount (): number {
+    return this.#rings.size
   }
 
   async start (deliver: (message: HubMessage) => void): Promise<void> {
@@ -113,9 +109,21 @@ export class MemoryTransport implements HubTransport {
 
   async publish (topic: string, event: PublishInput): Promise<string> {
     const n = this.#next++
-    const message = new StoredMessage(String(n), topic, event.event, event.data, event.retry)
+    const message: HubMessage = Object.freeze({ id: String(n), topic, event: event.event, data: event.data, retry: event.retry })
     let ring = this.#rings.get(topic)
-    if (ring === undefined) this.#rings.set(topic, ring = new Ring(this.#history))
+    if (ring === undefined) {
+      ring = new Ring(this.#history)
+      const gone = this.#tombstones.get(topic)
+      if (gone !== undefined) {
+        // What a client of the forgotten topic may have missed is gone for good.
+        ring.dropped = gone
+        this.#tombstones.delete(topic)
+      }
+      if (this.#rings.size >= this.#maxTopics) this.#forgetOldest()
+    } else {
+      this.#rings.delete(topic)
+    }
+    this.#rings.set(topic, ring)
     ring.push(message, n)
     this.#deliver?.(message)
     return message.id
@@ -125,20 +133,48 @@ export class MemoryTransport implements HubTransport {
     const after = parseId(afterId)
     if (after === undefined || after < this.#floor || after >= this.#next) return { events: [], complete: false }
     const ring = this.#rings.get(topic)
-    if (ring === undefined) return { events: [], complete: true }
+    if (ring === undefined) {
+      const gone = this.#tombstones.get(topic) ?? this.#forgottenFloor
+      return { events: [], complete: after >= gone }
+    }
     return { events: ring.after(after), complete: after >= ring.dropped }
   }
 
   async history (topic: string, limit: number): Promise<HubMessage[]> {
-    return this.#rings.get(topic)?.newest(limit) ?? []
+    return this.#rings.get(topic)?.newestItems(limit) ?? []
   }
 
   async head (): Promise<string | undefined> {
     return String(this.#next - 1)
   }
 
+  /** Forgets a topic's history now (e.g. a finished job's); clients still holding older ids get `reset`. */
+  async forget (topic: string): Promise<void> {
+    const ring = this.#rings.get(topic)
+    if (ring === undefined) return
+    this.#rings.delete(topic)
+    this.#bury(topic, ring.newest)
+  }
+
   async close (): Promise<void> {
     this.#deliver = undefined
+  }
+
+  #forgetOldest (): void {
+    const oldest = this.#rings.keys().next()
+    if (oldest.done === true) return
+    const ring = this.#rings.get(oldest.value)!
+    this.#rings.delete(oldest.value)
+    this.#bury(oldest.value, ring.newest)
+  }
+
+  #bury (topic: string, newest: number): void {
+    this.#tombstones.set(topic, newest)
+    if (this.#tombstones.size > this.#maxTopics) {
+      const first = this.#tombstones.entries().next().value!
+      this.#tombstones.delete(first[0])
+      if (first[1] > this.#forgottenFloor) this.#forgottenFloor = first[1]
+    }
   }
 }
 

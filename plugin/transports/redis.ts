@@ -42,7 +42,7 @@
  * not go back). Clients holding an id from before the epoch get `reset`.
  *
  * Outage: `publish` waits at most `publishTimeoutMs` for the connection and
- * the reply, then rejects with `redis unavailable: ...`. "not accepted": the
+ * the reply, then rejects with `redis unavailable: ...` (code HTMX_SSE_REDIS_UNAVAILABLE). "not accepted": the
  * command was never sent, or Redis refused it. Each publish carries a deadline
  * in Redis's clock (the offset is learned from every reply), and the script
  * refuses an event that reaches Redis after it, so a command ioredis resends
@@ -62,6 +62,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
+import { SseRedisUnavailableError } from '../errors.js'
 import type { HubMessage, HubTransport, PublishInput, SinceResult } from '../transport.js'
 import { parseId } from '../transport.js'
 
@@ -216,7 +217,7 @@ function messageOf (id: string, topic: string | undefined, fields: string[]): Hu
 }
 
 function unavailable (message: string, cause?: unknown): Error {
-  return new Error(`redis unavailable: ${message}`, cause === undefined ? undefined : { cause })
+  return cause === undefined ? new SseRedisUnavailableError(message) : new SseRedisUnavailableError(message, { cause })
 }
 
 function describe (err: unknown): string {
@@ -486,7 +487,7 @@ export class RedisTransport implements HubTransport {
         ? unavailable(`${what} not confirmed within ${this.#timeoutMs} ms (Redis refuses it after that deadline; if it was applied just before, it is delivered like any other event)`)
         : unavailable(`${what}: no reply within ${this.#timeoutMs} ms`))
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('redis unavailable:')) throw err
+      if (err instanceof SseRedisUnavailableError) throw err
       // An error reply from Redis itself (script error, wrong key type): not an outage.
       if (err instanceof Error && err.message.startsWith('EXPIRED')) throw unavailable(`${what} not accepted: ${err.message.slice(8)}`, err)
       if (err instanceof Error && err.name === 'ReplyError') throw new Error(`redisTransport: ${what} failed: ${err.message}`, { cause: err })

@@ -1,0 +1,63 @@
+/**
+ * Every error the plugin throws or answers with, made by @fastify/error so
+ * callers match on `err.code` (stable) instead of on a message (not).
+ * Errors about a caller's own input keep a built-in base class as well
+ * (`TypeError`, `RangeError`), so `instanceof TypeError` still holds.
+ */
+import createError from '@fastify/error'
+
+/** An event field that cannot be written (CR/LF in a name or id, a bad retry, data that is not a string). */
+export const SseInvalidEventError = createError('HTMX_SSE_INVALID_EVENT', '%s', 500, TypeError)
+
+/** An event whose encoded frame is larger than `maxBufferedBytes`: no subscriber could ever take it. */
+export const SseEventTooLargeError = createError('HTMX_SSE_EVENT_TOO_LARGE', 'SSE event is %d bytes encoded, more than maxBufferedBytes (%d): no subscriber could receive it', 500, RangeError)
+
+/** `reply.sse(arg)` with something that is neither a source nor `{ topics }`. */
+export const SseInvalidSourceError = createError('HTMX_SSE_INVALID_SOURCE', 'reply.sse(arg): %s', 500, TypeError)
+
+/** `reply.sse()` on a reply that was already sent. */
+export const SseAlreadySentError = createError('HTMX_SSE_ALREADY_SENT', 'reply.sse(): the reply was already sent', 500)
+
+/** A topic list that is not 1–32 valid topic names (answered as a 400 before any stream byte). */
+export const SseInvalidTopicsError = createError('HTMX_SSE_INVALID_TOPICS', '%s', 400, TypeError)
+
+/** `authorize` said no (403 before any stream byte). */
+export const SseForbiddenError = createError('HTMX_SSE_FORBIDDEN', 'not authorized for these topics', 403)
+
+/** `authorize` did not answer within `authorizeTimeoutMs` (503 with Retry-After). */
+export const SseAuthorizeTimeoutError = createError('HTMX_SSE_AUTHORIZE_TIMEOUT', 'authorization did not answer within %d ms', 503)
+
+/** `maxConnections` or `maxConnectionsPerIp` reached (503 with Retry-After). */
+export const SseTooManyConnectionsError = createError('HTMX_SSE_TOO_MANY_CONNECTIONS', '%s', 503)
+
+/** A stream requested while the app is closing (503 with Retry-After). */
+export const SseShuttingDownError = createError('HTMX_SSE_SHUTTING_DOWN', 'server is shutting down', 503)
+
+/** The reason of an aborted `stream.signal`: the stream ended (`reason` says why). */
+export const SseClosedError = createError('HTMX_SSE_CLOSED', 'SSE stream closed (%s)', 500)
+
+/** `publish()` after the app closed. */
+export const SseHubClosedError = createError('HTMX_SSE_HUB_CLOSED', 'sseHub is closed', 500)
+
+/** A topic outside what the transport keeps (e.g. more topics than `maxTopics` are active at once). */
+export const SseTransportFullError = createError('HTMX_SSE_TRANSPORT_FULL', '%s', 503)
+
+/** Redis could not be reached in time (or refused the command); the publish was not applied unless the message says "not confirmed". */
+export const SseRedisUnavailableError = createError('HTMX_SSE_REDIS_UNAVAILABLE', 'redis unavailable: %s', 503)
+
+/** All of the above, by name: `err instanceof errors.SseForbiddenError`, or match `err.code`. */
+export const errors = {
+  SseInvalidEventError,
+  SseEventTooLargeError,
+  SseInvalidSourceError,
+  SseAlreadySentError,
+  SseInvalidTopicsError,
+  SseForbiddenError,
+  SseAuthorizeTimeoutError,
+  SseTooManyConnectionsError,
+  SseShuttingDownError,
+  SseClosedError,
+  SseHubClosedError,
+  SseTransportFullError,
+  SseRedisUnavailableError
+} as const
