@@ -3,11 +3,10 @@
  * connection, timers) and leaves the user's own client alone.
  */
 import Fastify from 'fastify'
-import { Redis } from 'ioredis'
 import t from 'tap'
 import htmxSse from '../plugin/index.js'
 import { redisTransport } from '../plugin/transports/redis.js'
-import { openSse, startRedisServer } from './helpers/redis-server.js'
+import { openSse, Redis, startRedisServer } from './helpers/redis-server.js'
 
 const connections = async (redis: Redis): Promise<string[]> =>
   (await redis.client('LIST') as string).trim().split('\n').map(line => /name=(\S*)/.exec(line)?.[1] ?? '')

@@ -2,13 +2,10 @@
  * Redis transport against a real redis-server: two Fastify instances in one
  * process share topics, ids and history; clients over real sockets.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import htmxSse from '../plugin/index.js'
 import { parseId } from '../plugin/transport.js'
 import { redisTransport, type RedisTransportOptions } from '../plugin/transports/redis.js'
-import { openSse, startRedisServer, type RedisServer, type SseClient } from './helpers/redis-server.js'
+import { hubInstance, openSse, Redis, startRedisServer, type HubInstance, type RedisServer, type SseClient } from './helpers/redis-server.js'
 
 let server: RedisServer
 const clients: Redis[] = []
@@ -26,17 +23,9 @@ function client (): Redis {
   return c
 }
 
-interface Instance { app: FastifyInstance, port: number, redis: Redis }
+type Instance = HubInstance
 
-async function instance (t: Test, options: Omit<RedisTransportOptions, 'redis'>): Promise<Instance> {
-  const redis = client()
-  const app = Fastify()
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, ...options }) })
-  app.get('/s', (request, reply) => reply.sse({ topics: String((request.query as { topics: string }).topics).split(',') }))
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  return { app, port: (app.server.address() as { port: number }).port, redis }
-}
+const instance = async (t: Test, options: Omit<RedisTransportOptions, 'redis'>): Promise<Instance> => await hubInstance(t, server.url, options)
 
 const sse = async (t: Test, port: number, path: string, headers?: Record<string, string>): Promise<SseClient> => {
   const c = await openSse(port, path, headers)

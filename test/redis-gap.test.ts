@@ -5,11 +5,10 @@
  * never a silent skip.
  */
 import Fastify from 'fastify'
-import { Redis } from 'ioredis'
 import t from 'tap'
 import htmxSse from '../plugin/index.js'
 import { redisTransport } from '../plugin/transports/redis.js'
-import { openSse, startRedisServer } from './helpers/redis-server.js'
+import { openSse, Redis, startRedisServer } from './helpers/redis-server.js'
 import { waitUntil } from './helpers/sse-client.js'
 
 t.test('firehose trimmed past an instance: its subscribers are closed, then replayed exactly', async t => {

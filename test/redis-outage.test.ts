@@ -3,55 +3,15 @@
  * publishes fail clearly and boundedly, SSE clients stay connected, nothing
  * crashes, each instance reconnects by itself, ids keep growing.
  */
-import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
-import t, { type Test } from 'tap'
-import htmxSse from '../plugin/index.js'
-import { redisTransport } from '../plugin/transports/redis.js'
-import { openSse, startRedisServer, type RedisServer, type SseClient } from './helpers/redis-server.js'
+import t from 'tap'
+import { hubInstance, openSse, startRedisServer, type RedisServer, type SseClient } from './helpers/redis-server.js'
+import { eventually, waitUntil } from './helpers/sse-client.js'
 
 const PUBLISH_TIMEOUT = 500
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
-interface Instance { app: FastifyInstance, port: number, logs: Array<{ level: number, msg: string }> }
-
-async function instance (t: Test, url: string): Promise<Instance> {
-  const redis = new Redis(url)
-  redis.on('error', () => {})
-  t.teardown(() => redis.disconnect())
-  const logs: Instance['logs'] = []
-  const stream = new Writable({
-    write (chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line))
-      cb()
-    }
-  })
-  const app = Fastify({ logger: { level: 'info', stream } })
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, publishTimeoutMs: PUBLISH_TIMEOUT, blockMs: 1000 }) })
-  app.get('/s', (request, reply) => reply.sse({ topics: String((request.query as { topics: string }).topics).split(',') }))
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  return { app, port: (app.server.address() as { port: number }).port, logs }
-}
-
-async function eventually<T> (what: string, attempt: () => Promise<T>, tries = 100): Promise<T> {
-  let last: unknown
-  for (let i = 0; i < tries; i++) {
-    try {
-      return await attempt()
-    } catch (err) {
-      last = err
-      await sleep(100)
-    }
-  }
-  throw new Error(`${what}: still failing: ${String(last)}`)
-}
-
-async function until (what: string, cond: () => boolean, tries = 200): Promise<void> {
-  for (let i = 0; i < tries && !cond(); i++) await sleep(50)
-  if (!cond()) throw new Error(`timed out waiting for ${what}`)
-}
+const instance = (t: Parameters<typeof hubInstance>[0], url: string): ReturnType<typeof hubInstance> =>
+  hubInstance(t, url, { publishTimeoutMs: PUBLISH_TIMEOUT, blockMs: 1000 }, { logs: true })
+const until = (what: string, cond: () => boolean): Promise<void> => waitUntil(cond, 10_000, what)
 
 t.test('outage: bounded clear failures, clients stay, automatic recovery, ids never go back', async t => {
   const unhandled: unknown[] = []

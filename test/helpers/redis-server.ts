@@ -6,7 +6,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
+import { Writable } from 'node:stream'
 import type { EventSourceMessage } from 'eventsource-parser'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis as Redis5 } from 'ioredis'
+import { Redis as Redis6 } from 'ioredis-6'
+import type { Test } from 'tap'
+import htmxSse from '../../plugin/index.js'
+import { redisTransport, type RedisTransportOptions } from '../../plugin/transports/redis.js'
 import { connect, waitUntil } from './sse-client.js'
 import { freePort } from './process.js'
 
@@ -110,4 +117,47 @@ export async function openSse (port: number, path: string, headers: Record<strin
     },
     close: () => { c.close() }
   }
+}
+
+/**
+ * The ioredis client class the Redis tests use: ioredis 5 by default, the
+ * current major (6, installed as `ioredis-6`) with `IOREDIS=6`;
+ * test/redis-ioredis6.test.ts runs the Redis tests again that way.
+ */
+export const Redis: typeof Redis5 = process.env.IOREDIS === '6' ? Redis6 as unknown as typeof Redis5 : Redis5
+/** The client type (the same API in both majors). */
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- the value and its instance type, like a class
+export type Redis = Redis5
+export const IOREDIS_MAJOR = process.env.IOREDIS === '6' ? 6 : 5
+
+export interface HubInstance {
+  app: FastifyInstance
+  port: number
+  redis: Redis5
+  /** Parsed log records (when `logs` was asked for). */
+  logs: Array<{ level: number, msg: string }>
+}
+
+/**
+ * A Fastify app with the plugin on a Redis transport over its own client,
+ * serving `GET /s?topics=a,b` as hub topics, listening on a free port; closed
+ * (and its client disconnected) at the end of the test.
+ */
+export async function hubInstance (t: Test, url: string, options: Omit<RedisTransportOptions, 'redis'> = {}, settings: { logs?: boolean } = {}): Promise<HubInstance> {
+  const redis = new Redis(url)
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  const logs: HubInstance['logs'] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line))
+      cb()
+    }
+  })
+  const app = Fastify(settings.logs === true ? { logger: { level: 'info', stream } } : {})
+  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, ...options }) })
+  app.get('/s', (request, reply) => reply.sse({ topics: String((request.query as { topics: string }).topics).split(',') }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  return { app, port: (app.server.address() as { port: number }).port, redis, logs }
 }

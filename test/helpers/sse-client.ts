@@ -40,6 +40,20 @@ export async function waitUntil (predicate: () => boolean, timeoutMs = 5000, wha
   }
 }
 
+/** Retries `attempt` until it resolves (e.g. a publish while Redis comes back); throws its last error after `tries`. */
+export async function eventually<T> (what: string, attempt: () => Promise<T>, tries = 100, everyMs = 100): Promise<T> {
+  let last: unknown
+  for (let i = 0; i < tries; i++) {
+    try {
+      return await attempt()
+    } catch (err) {
+      last = err
+      await new Promise(resolve => setTimeout(resolve, everyMs))
+    }
+  }
+  throw new Error(`${what}: still failing: ${String(last)}`)
+}
+
 export function connect (url: string, options: ConnectOptions = {}): Promise<SseClient> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent: false, headers: { accept: 'text/event-stream', ...options.headers } }, res => {
