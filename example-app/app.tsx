@@ -8,23 +8,26 @@
  * which maps those names to the TypeScript sources, so no build is needed;
  * the built package resolves them to `dist/`.
  */
-import { createReadStream } from 'node:fs'
 import os from 'node:os'
+import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
 import Fastify, { type FastifyInstance } from 'fastify'
 import htmxSse, { type HubTransport } from 'fastify-htmx-sse'
-import { assetFiles, Layout, SseConnect } from 'fastify-htmx-sse/views'
+import { Layout, SseConnect } from 'fastify-htmx-sse/views'
 import {
-  AgentPanel, AgentRunner, agentRoutes, ChatPanel, chatRoutes, chatTopic, HubStatsFeed, hubStatsRoutes,
+  AgentPanel, AgentRunner, agentRoutes, ChatPanel, chatRoutes, chatTopic, clientAssetsRoutes, HubStatsFeed, hubStatsRoutes,
   JobRunner, JobsPanel, jobsRoutes, LogFeed, logsRoutes, MetricsFeed, metricsRoutes, NotificationsPanel,
-  notificationsRoutes, pageCursor, RouteHead, simulatedAgent,
+  notificationsRoutes, pageCursor, resumeScriptOf, RouteHead, simulatedAgent,
   type AgentSource, type JobsOptions, type Sampler, type SimulatedAgentOptions
 } from 'fastify-htmx-sse/routes'
 
 export interface BuildAppOptions {
   /** Log level, or false for no logger (and no log tail). Default 'info'. */
   logLevel?: string | false
-  /** Echo log lines to stdout (default true). Tests turn it off. */
-  echoLogs?: boolean
+  /**
+   * Where log lines are echoed besides the live tail: true (default) for stdout as
+   * pino JSON, false for nowhere (tests), or a stream (e.g. pino-pretty's).
+   */
+  echoLogs?: boolean | { write: (chunk: string) => unknown }
   /** Metrics source; default reads this machine (systeminformation). */
   sampler?: Sampler
   /** Default 1000 ms. */
@@ -70,7 +73,8 @@ function isSource (agent: BuildAppOptions['agent']): agent is AgentSource {
 export async function buildApp (options: BuildAppOptions = {}): Promise<DashboardApp> {
   const logLevel = options.logLevel ?? 'info'
   const own = (topic: string): string => options.instance === undefined ? topic : `${topic}:${options.instance}`
-  const logs = logLevel === false ? undefined : new LogFeed({ size: 60, echo: options.echoLogs === false ? false : process.stdout, topic: own('logs') })
+  const echo = options.echoLogs === undefined || options.echoLogs === true ? process.stdout : options.echoLogs
+  const logs = logLevel === false ? undefined : new LogFeed({ size: 60, echo, topic: own('logs') })
   const app: FastifyInstance = Fastify({
     logger: logs === undefined || logLevel === false ? false : { level: logLevel, stream: logs.stream }
   })
@@ -81,12 +85,10 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
     retryMs: options.retryMs
   })
 
-  // htmx and the SSE extension from node_modules, never a CDN.
-  for (const [name, file] of Object.entries(assetFiles())) {
-    app.get(`/assets/${name}`, { logLevel: 'warn' }, (_request, reply) => {
-      reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(createReadStream(file))
-    })
-  }
+  // reply.html() for the whole app; the route modules use it instead of registering their own.
+  await app.register(fastifyKitaHtml)
+  // htmx and the SSE extension from node_modules (never a CDN), where Layout asks for them.
+  await app.register(clientAssetsRoutes, { prefix: '/assets' })
   app.get('/favicon.ico', { logLevel: 'warn' }, (_request, reply) => reply.code(204).send())
 
   const metrics = new MetricsFeed({ sampler: options.sampler, intervalMs: options.metricsIntervalMs, lingerMs: options.metricsLingerMs, topic: own('metrics') })
@@ -119,8 +121,8 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
     // Read the cursor before any state: everything published after it is
     // replayed when the page connects (see routes/util.tsx, pageCursor).
     const cursor = await pageCursor(app.sseHub)
-    const page = (
-      <Layout title='Live dashboard · fastify-htmx-sse' resumeScript='/_sse/resume.js' head={<><RouteHead /><DashboardStyles /></>}>
+    return reply.html(
+      <Layout title='Live dashboard · fastify-htmx-sse' resumeScript={resumeScriptOf(app)} head={<><RouteHead /><DashboardStyles /></>}>
         <header class='app topbar'>
           <div class='brand'>
             <span class='logo' aria-hidden='true'></span>
@@ -152,7 +154,6 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
         </main>
       </Layout>
     )
-    return reply.type('text/html; charset=utf-8').send(await page)
   })
 
   return { app, metrics, stats, jobs, agent, logs, topics }

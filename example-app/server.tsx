@@ -2,9 +2,13 @@
  * `npm start`: serves the dashboard on HOST:PORT (default 127.0.0.1:3000).
  * With REDIS_URL set, the hub uses Redis Streams so several instances share
  * topics and history (start two on different ports and post a notification).
+ * Logs are pino JSON on stdout, pretty-printed (pino-pretty) when stdout is a
+ * terminal; the live log tail reads the JSON either way.
  */
 import { hostname } from 'node:os'
+import closeWithGrace from 'close-with-grace'
 import type { HubTransport } from 'fastify-htmx-sse'
+import PinoPretty from 'pino-pretty'
 import { buildApp } from './app.js'
 
 const host = process.env.HOST ?? '127.0.0.1'
@@ -23,24 +27,19 @@ if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') {
 // With a shared transport, per-instance panels (metrics, logs, hub stats) get
 // their own topics, so each page shows the figures of the instance it is on.
 const instance = transport === undefined ? undefined : `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${port}`
-const { app } = await buildApp({ transport, logLevel: process.env.LOG_LEVEL ?? 'info', instance })
+// The logger's destination is the live log tail (it parses the JSON lines); what
+// it echoes to the terminal may be prettified.
+const echoLogs = process.stdout.isTTY ? PinoPretty({ colorize: true, sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }) : true
+const { app } = await buildApp({ transport, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs })
 
-let closing = false
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    if (closing) return
-    closing = true
-    app.log.info({ signal }, 'shutting down')
-    const force = setTimeout(() => process.exit(1), 10_000)
-    force.unref()
-    app.close()
-      .then(async () => await closeRedis?.())
-      .then(() => process.exit(0), (err: unknown) => {
-        console.error(err)
-        process.exit(1)
-      })
-  })
-}
+// SIGINT/SIGTERM (and an uncaught error): close the app (streams end with a
+// retry hint), then Redis; past the grace delay, exit anyway. A second signal exits at once.
+closeWithGrace({ delay: 10_000, logger: app.log }, async ({ signal, err }) => {
+  if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
+  else app.log.info({ signal }, 'shutting down')
+  await app.close()
+  await closeRedis?.()
+})
 
 try {
   await app.listen({ host, port })

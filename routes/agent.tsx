@@ -11,10 +11,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { randomBytes } from 'node:crypto'
-import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import { parseId, type SseEvent, type SseHub } from '../plugin/index.js'
 import { AgentError, AgentStatus, Layout, MessageChunk, Oob, SseConnect, SseSink, SseSwap, ToolResult, ToolUseCard, type AgentState } from '../views/index.js'
-import { acceptForms, field, html, RouteHead } from './util.js'
+import { acceptForms, RouteHead, routeModule, trimFields } from './util.js'
 
 /** What an agent emits. Map your LLM SDK's stream onto this. */
 export type AgentEvent =
@@ -368,52 +368,55 @@ export interface AgentRoutesOptions {
   runner?: AgentRunner
 }
 
+/** The prompt of a run, checked after it is trimmed (querystring of the per-connection routes, body of `POST /runs`). */
+const promptSchema = {
+  type: 'object',
+  required: ['prompt'],
+  properties: { prompt: { type: 'string', minLength: 1, maxLength: 500 } }
+} as const
+const PROMPT_ERROR = 'prompt must be 1-500 characters'
+/** The schema, trimmed first, invalid input left to the handler (which answers 400 or 422 in its own format). */
+const promptRoute = { attachValidation: true, preValidation: trimFields('prompt') }
+
 /**
  * `GET /` standalone page (one connection per run: `GET /stream?prompt=`),
  * `GET /session?prompt=` the fragment that opens such a stream,
  * `POST /runs` start a hub run (dashboard), `GET /hub-stream` the hub topic.
  */
-export const agentRoutes: FastifyPluginAsync<AgentRoutesOptions> = async (app, options) => {
+export const agentRoutes = routeModule<AgentRoutesOptions>('agent', async (app, options) => {
   const runner = options.runner ?? new AgentRunner({ topic: options.topic, source: options.source })
   const source = options.source ?? runner.source
   runner.bind(app.sseHub, app.log)
   app.addHook('onClose', async () => runner.close())
-  acceptForms(app)
+  await acceptForms(app)
   const base = app.prefix
 
-  const promptOf = (value: string): string | undefined => {
-    const p = value.trim()
-    return p.length === 0 || p.length > 500 ? undefined : p
-  }
-
-  app.get<{ Querystring: { prompt?: string } }>('/stream', (request, reply) => {
-    const prompt = promptOf(request.query.prompt ?? '')
-    if (prompt === undefined) return reply.code(400).send({ error: 'prompt must be 1-500 characters' })
+  app.get<{ Querystring: { prompt: string } }>('/stream', { ...promptRoute, schema: { querystring: promptSchema } }, (request, reply) => {
+    if (request.validationError !== undefined) return reply.code(400).send({ error: PROMPT_ERROR })
+    const { prompt } = request.query
     return reply.sse(signal => agentEvents(source, prompt, signal))
   })
 
-  app.get<{ Querystring: { prompt?: string } }>('/session', async (request, reply) => {
-    const prompt = promptOf(request.query.prompt ?? '')
-    if (prompt === undefined) return html(reply, <p class='form-error' role='alert'>Write a prompt (at most 500 characters).</p>, 422)
-    return html(reply, (
-      <SseConnect url={`${base}/stream?prompt=${encodeURIComponent(prompt)}`} closeOn='done'>
+  app.get<{ Querystring: { prompt: string } }>('/session', { ...promptRoute, schema: { querystring: promptSchema } }, async (request, reply) => {
+    if (request.validationError !== undefined) return reply.code(422).html(<p class='form-error' role='alert'>Write a prompt (at most 500 characters).</p>)
+    return reply.html(
+      <SseConnect url={`${base}/stream?prompt=${encodeURIComponent(request.query.prompt)}`} closeOn='done'>
         <SseSwap id='agent-session-run' event='agent_run' swap='innerHTML'><p class='muted small'>Connecting…</p></SseSwap>
         <SseSink events='agent' />
       </SseConnect>
-    ))
+    )
   })
 
-  app.post('/runs', async (request, reply) => {
-    const prompt = promptOf(field(request.body, 'prompt'))
-    if (prompt === undefined) return reply.code(422).send({ error: 'prompt must be 1-500 characters' })
-    const id = await runner.start(prompt)
+  app.post<{ Body: { prompt: string } }>('/runs', { ...promptRoute, schema: { body: promptSchema } }, async (request, reply) => {
+    if (request.validationError !== undefined) return reply.code(422).send({ error: PROMPT_ERROR })
+    const id = await runner.start(request.body.prompt)
     return reply.code(202).send({ id })
   })
 
   app.get('/hub-stream', (_request, reply) => reply.sse({ topics: [runner.topic] }))
 
   app.get('/', async (_request, reply) => {
-    return html(reply, (
+    return reply.html(
       <Layout title='Agent' head={<RouteHead />}>
         <header class='app'><h1>Agent</h1></header>
         <main class='app stack'>
@@ -427,6 +430,6 @@ export const agentRoutes: FastifyPluginAsync<AgentRoutesOptions> = async (app, o
           </section>
         </main>
       </Layout>
-    ))
+    )
   })
-}
+})

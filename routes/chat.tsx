@@ -5,10 +5,10 @@
  * newest id it shows.
  */
 import { randomUUID } from 'node:crypto'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
 import { ChatForm, Layout, MessageCard, Oob, SseConnect, SseSwap } from '../views/index.js'
-import { acceptForms, field, html, RouteHead, isHtmx, pageCursor, trusted, upTo } from './util.js'
+import { acceptForms, compileSchema, field, fieldProblems, isHtmx, pageCursor, resumeScriptOf, RouteHead, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type SchemaError } from './util.js'
 
 export const ROOM_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/
 export const MAX_NICK_LENGTH = 32
@@ -31,15 +31,43 @@ export function chatTopic (room: string, prefix = 'chat:'): string {
   return prefix + room
 }
 
-export function validateMessage (body: unknown): { ok: true, nick: string, text: string } | { ok: false, nick: string, text: string, error: string } {
-  const nick = field(body, 'nick').trim()
-  const text = field(body, 'text').trim()
-  if (nick.length === 0) return { ok: false, nick, text, error: 'Pick a nickname.' }
-  if (nick.length > MAX_NICK_LENGTH) return { ok: false, nick, text, error: `Nicknames are at most ${MAX_NICK_LENGTH} characters.` }
-  if (text.length === 0) return { ok: false, nick, text, error: 'Write a message.' }
-  if (text.length > MAX_MESSAGE_LENGTH) return { ok: false, nick, text, error: `Messages are at most ${MAX_MESSAGE_LENGTH} characters.` }
-  return { ok: true, nick, text }
+/** `:room` of every route: a room name, or 404. */
+const roomParams = {
+  type: 'object',
+  required: ['room'],
+  properties: { room: { type: 'string', pattern: ROOM_PATTERN.source } }
+} as const
+
+/** A posted message (form or JSON), checked after its fields are trimmed. */
+const messageBody = {
+  type: 'object',
+  required: ['nick', 'text'],
+  properties: {
+    nick: { type: 'string', minLength: 1, maxLength: MAX_NICK_LENGTH },
+    text: { type: 'string', minLength: 1, maxLength: MAX_MESSAGE_LENGTH }
+  }
+} as const
+const FIELDS = ['nick', 'text'] as const
+const checkMessage = compileSchema(messageBody)
+
+/** The user-facing message for the first field that failed the schema (the nickname first). */
+function messageError (errors: readonly SchemaError[] | null | undefined): string {
+  const problems = fieldProblems(errors, FIELDS)
+  if (problems.nick !== undefined) return problems.nick === 'tooLong' ? `Nicknames are at most ${MAX_NICK_LENGTH} characters.` : 'Pick a nickname.'
+  return problems.text === 'tooLong' ? `Messages are at most ${MAX_MESSAGE_LENGTH} characters.` : 'Write a message.'
 }
+
+/** Checks a posted message (the route's schema, fields trimmed). */
+export function validateMessage (body: unknown): { ok: true, nick: string, text: string } | { ok: false, nick: string, text: string, error: string } {
+  const input = trimmedCopy(body, FIELDS)
+  const nick = field(input, 'nick')
+  const text = field(input, 'text')
+  if (checkMessage(input)) return { ok: true, nick, text }
+  return { ok: false, nick, text, error: messageError(checkMessage.errors) }
+}
+
+const ROOM_ERROR = 'room names are 1-32 of a-z, 0-9 and -'
+const roomNotFound = async (reply: FastifyReply): Promise<FastifyReply> => await reply.code(404).send({ error: ROOM_ERROR })
 
 /** Publishes one message to a room; resolves with its hub id. */
 export async function publishMessage (hub: SseHub, room: string, message: { nick: string, text: string }, options: { topicPrefix?: string, event?: string } = {}): Promise<string> {
@@ -78,55 +106,62 @@ export async function ChatPanel (props: { hub: SseHub, room: string, cursor: str
 /**
  * `GET /` room index, `GET /:room` a room page, `GET /:room/stream` its SSE,
  * `POST /:room/messages` post (answers with a fresh form; 422 and an inline
- * error on bad input).
+ * error on bad input; JSON for clients that prefer it, see `wantsJson`). A room
+ * name that does not match `ROOM_PATTERN` is a 404.
  */
-export const chatRoutes: FastifyPluginAsync<ChatOptions> = async (app, options) => {
+export const chatRoutes = routeModule<ChatOptions>('chat', async (app, options) => {
   const prefix = options.topicPrefix ?? 'chat:'
   const event = options.event ?? 'chat_message'
   const base = app.prefix
-  acceptForms(app)
+  await acceptForms(app)
 
-  app.addHook('preHandler', async (request, reply) => {
-    const room = (request.params as { room?: string }).room
-    if (room !== undefined && !ROOM_PATTERN.test(room)) {
-      return await reply.code(404).send({ error: 'room names are 1-32 of a-z, 0-9 and -' })
-    }
+  // A bad room name fails the params schema: not a bad request, a room that cannot exist.
+  app.setErrorHandler(async (error: { validationContext?: string }, _request, reply) => {
+    if (error.validationContext === 'params') return await roomNotFound(reply)
+    throw error
   })
 
-  app.post<{ Params: { room: string } }>('/:room/messages', async (request, reply) => {
+  app.post<{ Params: { room: string }, Body: { nick: string, text: string } }>('/:room/messages', {
+    schema: { params: roomParams, body: messageBody },
+    attachValidation: true,
+    preValidation: trimFields(...FIELDS)
+  }, async (request, reply) => {
     const { room } = request.params
     const action = `${base}/${room}/messages`
-    const result = validateMessage(request.body)
-    if (!result.ok) {
-      if (!isHtmx(request.headers)) return reply.code(422).send({ error: result.error })
-      return html(reply, (
+    const invalid = request.validationError
+    if (invalid?.validationContext === 'params') return await roomNotFound(reply)
+    if (invalid !== undefined) {
+      const error = messageError(invalid.validation)
+      if (!isHtmx(request.headers) && wantsJson(request)) return reply.code(422).send({ error })
+      return reply.code(422).html(
         <>
-          <ChatForm action={action} nick={result.nick} maxLength={MAX_MESSAGE_LENGTH} />
-          <Oob id={ERROR_ID} tag='p' class='form-error'><span safe>{result.error}</span></Oob>
+          <ChatForm action={action} nick={field(request.body, 'nick')} maxLength={MAX_MESSAGE_LENGTH} />
+          <Oob id={ERROR_ID} tag='p' class='form-error'><span safe>{error}</span></Oob>
         </>
-      ), 422)
+      )
     }
-    const id = await publishMessage(app.sseHub, room, result, { topicPrefix: prefix, event })
+    const { nick, text } = request.body
+    const id = await publishMessage(app.sseHub, room, { nick, text }, { topicPrefix: prefix, event })
     if (!isHtmx(request.headers)) {
-      if (request.headers['content-type']?.startsWith('application/json') === true) return reply.code(201).send({ id })
+      if (wantsJson(request)) return reply.code(201).send({ id })
       return reply.redirect(`${base}/${room}`, 303)
     }
-    return html(reply, (
+    return reply.html(
       <>
-        <ChatForm action={action} nick={result.nick} maxLength={MAX_MESSAGE_LENGTH} />
+        <ChatForm action={action} nick={nick} maxLength={MAX_MESSAGE_LENGTH} />
         <Oob id={ERROR_ID} tag='p' class='form-error'></Oob>
       </>
-    ))
+    )
   })
 
-  app.get<{ Params: { room: string } }>('/:room/stream', (request, reply) =>
+  app.get<{ Params: { room: string } }>('/:room/stream', { schema: { params: roomParams } }, (request, reply) =>
     reply.sse({ topics: [chatTopic(request.params.room, prefix)] }))
 
-  app.get<{ Params: { room: string } }>('/:room', async (request, reply) => {
+  app.get<{ Params: { room: string } }>('/:room', { schema: { params: roomParams } }, async (request, reply) => {
     const { room } = request.params
     const cursor = await pageCursor(app.sseHub)
-    return html(reply, (
-      <Layout title={`#${room} · chat`} resumeScript='/_sse/resume.js' head={<RouteHead />}>
+    return reply.html(
+      <Layout title={`#${room} · chat`} resumeScript={resumeScriptOf(app)} head={<RouteHead />}>
         <header class='app'><h1 safe>{`#${room}`}</h1><a href={base || '/'}>All rooms</a></header>
         <main class='app'>
           <SseConnect url={`${base}/${room}/stream`} lastEventId={cursor}>
@@ -134,12 +169,12 @@ export const chatRoutes: FastifyPluginAsync<ChatOptions> = async (app, options) 
           </SseConnect>
         </main>
       </Layout>
-    ))
+    )
   })
 
   app.get('/', async (_request, reply) => {
     const rooms = options.rooms ?? ['lobby', 'random']
-    return html(reply, (
+    return reply.html(
       <Layout title='Chat' head={<RouteHead />}>
         <header class='app'><h1>Chat rooms</h1></header>
         <main class='app'>
@@ -148,6 +183,6 @@ export const chatRoutes: FastifyPluginAsync<ChatOptions> = async (app, options) 
           </ul>
         </main>
       </Layout>
-    ))
+    )
   })
-}
+})

@@ -3,9 +3,11 @@
  * views from samplers and the hub. Each registers alone under a prefix:
  *
  *   await app.register(htmxSse)
+ *   await app.register(clientAssetsRoutes, { prefix: '/assets' })   // htmx + sse.js for Layout
  *   await app.register(metricsRoutes, { prefix: '/metrics' })
  *
- * and each exposes its state object (feed / runner) and a panel component so
+ * Registering a module without `htmxSse` first fails at registration. Each
+ * exposes its state object (feed / runner) and a panel component so
  * a dashboard can embed several over one SSE connection.
  */
 export { metricsRoutes, MetricsFeed, systemSampler, fakeSampler, type Sampler, type MetricsSample, type MetricsOptions, type MetricsRoutesOptions } from './metrics.js'
@@ -15,5 +17,6 @@ export { chatRoutes, ChatPanel, publishMessage, validateMessage, chatTopic, ROOM
 export { agentRoutes, AgentRunner, AgentPanel, AgentRunSnapshot, RunState, agentEvents, simulatedAgent, newRunId, type AgentEvent, type AgentSource, type SimulatedAgentOptions, type AgentRoutesOptions } from './agent.js'
 export { logsRoutes, LogFeed, formatLogRecord, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
 export { hubStatsRoutes, HubStatsFeed, HubStatsCard, type HubStatsOptions } from './stats.js'
-export { Watchers, pageCursor, upTo, trusted, acceptForms, HtmxConfig, HTMX_CONFIG, RouteHead, RouteStyles } from './util.js'
+export { clientAssetsRoutes, type ClientAssetsOptions } from './assets.js'
+export { Watchers, pageCursor, upTo, trusted, acceptForms, wantsJson, resumeScriptOf, HtmxConfig, HTMX_CONFIG, RouteHead, RouteStyles } from './util.js'
 export { routeStyles } from './styles.js'

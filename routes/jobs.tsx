@@ -7,10 +7,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Children } from '@kitajs/html'
-import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
 import { Layout, Oob, ProgressBar, ResultBanner, RunDetail, RunStatusBadge, SseSwap, type ResultOutcome, type RunStatus } from '../views/index.js'
-import { acceptForms, field, html, isHtmx, pageCursor, RouteHead } from './util.js'
+import { acceptForms, isHtmx, pageCursor, resumeScriptOf, RouteHead, routeModule, wantsJson } from './util.js'
 
 export interface JobStage {
   name: string
@@ -277,25 +277,34 @@ export interface JobsRoutesOptions extends JobsOptions {
   runner?: JobRunner
 }
 
+/** The start form or JSON body: both fields optional (a form with only a button posts nothing). */
+const startBody = {
+  type: ['object', 'null'],
+  properties: {
+    title: { type: 'string' },
+    fail: { type: 'string' }
+  }
+} as const
+
 /**
- * `GET /` jobs page with a start form, `POST /` start (303 to the job page; 201
- * JSON for API clients; 202 for htmx), `GET /:id` job page (live while
- * running), `GET /:id/stream`, `POST /:id/cancel`.
+ * `GET /` jobs page with a start form, `POST /` start (303 to the job page; 202
+ * for htmx; 201 JSON for clients that prefer it, see `wantsJson`), `GET /:id`
+ * job page (live while running), `GET /:id/stream`, `POST /:id/cancel`.
  */
-export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, options) => {
+export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, options) => {
   const runner = options.runner ?? new JobRunner(options)
   runner.bind(app.sseHub, app.log)
   runner.base = app.prefix
   app.addHook('onClose', async () => runner.close())
-  acceptForms(app)
+  await acceptForms(app)
   const base = app.prefix
 
-  app.post('/', async (request, reply) => {
-    const job = runner.start({ title: field(request.body, 'title'), fail: field(request.body, 'fail') === '1' })
+  app.post<{ Body: { title?: string, fail?: string } | null }>('/', { schema: { body: startBody } }, async (request, reply) => {
+    const job = runner.start({ title: request.body?.title, fail: request.body?.fail === '1' })
     if (job === undefined) return reply.code(503).header('retry-after', '5').send({ error: 'too many running jobs' })
     const href = runner.hrefOf(job.id)
-    if (request.headers['content-type']?.startsWith('application/json') === true) return reply.code(201).header('location', href).send({ id: job.id, url: href })
     if (isHtmx(request.headers)) return reply.code(202).header('location', href).send()
+    if (wantsJson(request)) return reply.code(201).header('location', href).send({ id: job.id, url: href })
     return reply.redirect(href, 303)
   })
 
@@ -318,10 +327,11 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
     // the page already shows is harmless.
     const cursor = await pageCursor(app.sseHub)
     const job = runner.get(request.params.id)
-    if (job === undefined) return html(reply, <JobsLayout title='No such job'><p class='card'>This job does not exist (or was dropped from memory). <a href={base}>All jobs</a></p></JobsLayout>, 404)
+    const resumeScript = resumeScriptOf(app)
+    if (job === undefined) return reply.code(404).html(<JobsLayout title='No such job' resumeScript={resumeScript}><p class='card'>This job does not exist (or was dropped from memory). <a href={base}>All jobs</a></p></JobsLayout>)
     const running = job.status === 'running'
-    return html(reply, (
-      <JobsLayout title={job.title}>
+    return reply.html(
+      <JobsLayout title={job.title} resumeScript={resumeScript}>
         <RunDetail
           run={{ id: job.id, status: job.status, title: job.title, startedAt: job.startedAt, finishedAt: job.finishedAt }}
           streamUrl={`${base}/${job.id}/stream`}
@@ -335,12 +345,12 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
             : <a href={base}>All jobs</a>}
         </div>
       </JobsLayout>
-    ))
+    )
   })
 
   app.get('/', async (_request, reply) => {
-    return html(reply, (
-      <JobsLayout title='Jobs'>
+    return reply.html(
+      <JobsLayout title='Jobs' resumeScript={resumeScriptOf(app)}>
         <section class='card'>
           <form method='post' action={base} class='stack-form'>
             <div class='row'>
@@ -355,13 +365,13 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
           <ol class='job-list'><JobList runner={runner} /></ol>
         </section>
       </JobsLayout>
-    ))
+    )
   })
-}
+})
 
-function JobsLayout (props: { title: string, children?: Children }): JSX.Element {
+function JobsLayout (props: { title: string, resumeScript: string | undefined, children?: Children }): JSX.Element {
   return (
-    <Layout title={props.title} resumeScript='/_sse/resume.js' head={<RouteHead />}>
+    <Layout title={props.title} resumeScript={props.resumeScript} head={<RouteHead />}>
       <header class='app'><h1 safe>{props.title}</h1></header>
       <main class='app stack'>{props.children}</main>
     </Layout>

@@ -4,10 +4,9 @@
  * published on the `logs` topic as an out-of-band slot replacement, so the
  * page holds at most `size` line elements however long it stays open.
  */
-import type { FastifyPluginAsync } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
 import { Layout, LogTail, LogTailEntry, SseConnect, type LogLevel, type SequencedLogLine } from '../views/index.js'
-import { html, pageCursor, RouteHead } from './util.js'
+import { pageCursor, resumeScriptOf, routeModule, RouteHead } from './util.js'
 
 const LEVELS: Record<number, LogLevel> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }
 
@@ -134,7 +133,7 @@ export interface LogsRoutesOptions {
 }
 
 /** `GET /` a log tail page, `GET /stream` its SSE. */
-export const logsRoutes: FastifyPluginAsync<LogsRoutesOptions> = async (app, options) => {
+export const logsRoutes = routeModule<LogsRoutesOptions>('logs', async (app, options) => {
   const feed = options.feed
   if (!(feed instanceof LogFeed)) throw new TypeError('logsRoutes: option feed must be a LogFeed (and its stream the logger destination)')
   feed.bind(app.sseHub)
@@ -146,13 +145,13 @@ export const logsRoutes: FastifyPluginAsync<LogsRoutesOptions> = async (app, opt
   app.get('/', async (_request, reply) => {
     // Lines replace their slot by sequence number, so replaying one the page shows is harmless.
     const cursor = await pageCursor(app.sseHub)
-    return html(reply, (
-      <Layout title='Log' resumeScript='/_sse/resume.js' head={<RouteHead />}>
+    return reply.html(
+      <Layout title='Log' resumeScript={resumeScriptOf(app)} head={<RouteHead />}>
         <header class='app'><h1>Server log</h1></header>
         <main class='app'>
           <SseConnect url={`${base}/stream`} lastEventId={cursor}>{feed.Panel()}</SseConnect>
         </main>
       </Layout>
-    ))
+    )
   })
-}
+})

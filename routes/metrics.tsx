@@ -5,10 +5,10 @@
  * of pages open).
  */
 import os from 'node:os'
-import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
 import { CoreBars, Layout, MetricCard, Oob, SseConnect, SseSink, type Thresholds } from '../views/index.js'
-import { html, pageCursor, Watchers, RouteHead, watchedStreamRoute } from './util.js'
+import { pageCursor, resumeScriptOf, routeModule, Watchers, RouteHead, watchedStreamRoute } from './util.js'
 
 /** One reading of the machine. Percentages are 0..100, sizes in bytes, rates in bytes/s. */
 export interface MetricsSample {
@@ -294,7 +294,7 @@ export interface MetricsRoutesOptions extends MetricsOptions {
  * `GET /` a metrics page, `GET /stream` its SSE stream. The loop samples only
  * while some stream watches (`feed.watch(stream.signal)`).
  */
-export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, options) => {
+export const metricsRoutes = routeModule<MetricsRoutesOptions>('metrics', async (app, options) => {
   const feed = options.feed ?? new MetricsFeed(options)
   feed.bind(app.sseHub, app.log)
   app.addHook('onClose', async () => feed.close())
@@ -305,8 +305,8 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
   app.get('/', async (_request, reply) => {
     // Metric cards are replaced whole, so no cursor is needed: the next tick repaints.
     const cursor = await pageCursor(app.sseHub)
-    return html(reply, (
-      <Layout title='Metrics' resumeScript='/_sse/resume.js' head={<RouteHead />}>
+    return reply.html(
+      <Layout title='Metrics' resumeScript={resumeScriptOf(app)} head={<RouteHead />}>
         <header class='app'><h1>Metrics</h1></header>
         <main class='app'>
           <SseConnect url={`${base}/stream`} lastEventId={cursor} class='grid'>
@@ -314,6 +314,6 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
           </SseConnect>
         </main>
       </Layout>
-    ))
+    )
   })
-}
+})

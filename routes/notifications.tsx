@@ -5,10 +5,9 @@
  * the id that history ended at, so nothing published in between is lost.
  */
 import { randomUUID } from 'node:crypto'
-import type { FastifyPluginAsync } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
 import { Layout, NotificationFeed, NotificationItem, SseConnect, type NotificationLevel } from '../views/index.js'
-import { acceptForms, field, html, RouteHead, isHtmx, pageCursor, trusted, upTo } from './util.js'
+import { acceptForms, charCount, compileSchema, field, fieldProblems, isHtmx, pageCursor, resumeScriptOf, RouteHead, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type SchemaError } from './util.js'
 
 export const NOTIFICATION_LEVELS: readonly NotificationLevel[] = ['info', 'success', 'warning', 'error']
 export const MAX_NOTIFICATION_LENGTH = 500
@@ -29,16 +28,37 @@ export interface NotificationInput {
   text: string
 }
 
-/** Checks a posted notification: returns the cleaned input or the problem, per field. */
-export function validateNotification (body: unknown): { ok: true, value: NotificationInput } | { ok: false, errors: Partial<Record<'level' | 'text', string>>, level: string, text: string } {
-  const level = field(body, 'level')
-  const text = field(body, 'text').trim()
-  const errors: Partial<Record<'level' | 'text', string>> = {}
-  if (!(NOTIFICATION_LEVELS as readonly string[]).includes(level)) errors.level = `Choose a level: ${NOTIFICATION_LEVELS.join(', ')}.`
-  if (text.length === 0) errors.text = 'Write a message.'
-  else if (text.length > MAX_NOTIFICATION_LENGTH) errors.text = `Keep it under ${MAX_NOTIFICATION_LENGTH} characters (this one has ${text.length}).`
-  if (errors.level !== undefined || errors.text !== undefined) return { ok: false, errors, level, text }
-  return { ok: true, value: { level: level as NotificationLevel, text } }
+/** The posted body (form or JSON), checked after its fields are trimmed. */
+const notificationBody = {
+  type: 'object',
+  required: ['level', 'text'],
+  properties: {
+    level: { type: 'string', enum: NOTIFICATION_LEVELS },
+    text: { type: 'string', minLength: 1, maxLength: MAX_NOTIFICATION_LENGTH }
+  }
+} as const
+const FIELDS = ['level', 'text'] as const
+const checkNotification = compileSchema(notificationBody)
+
+type NotificationErrors = Partial<Record<'level' | 'text', string>>
+
+/** The user-facing message for each field that failed the schema. */
+function notificationErrors (errors: readonly SchemaError[] | null | undefined, body: unknown): NotificationErrors {
+  const problems = fieldProblems(errors, FIELDS)
+  const out: NotificationErrors = {}
+  if (problems.level !== undefined) out.level = `Choose a level: ${NOTIFICATION_LEVELS.join(', ')}.`
+  if (problems.text === 'tooLong') out.text = `Keep it under ${MAX_NOTIFICATION_LENGTH} characters (this one has ${charCount(field(body, 'text'))}).`
+  else if (problems.text !== undefined) out.text = 'Write a message.'
+  return out
+}
+
+/** Checks a posted notification (the route's schema, text trimmed): returns the cleaned input or the problem, per field. */
+export function validateNotification (body: unknown): { ok: true, value: NotificationInput } | { ok: false, errors: NotificationErrors, level: string, text: string } {
+  const input = trimmedCopy(body, FIELDS)
+  const level = field(input, 'level')
+  const text = field(input, 'text')
+  if (checkNotification(input)) return { ok: true, value: { level: level as NotificationLevel, text } }
+  return { ok: false, errors: notificationErrors(checkNotification.errors, input), level, text }
 }
 
 export interface NotificationFormProps {
@@ -96,27 +116,30 @@ export async function NotificationsPanel (props: { hub: SseHub, cursor: string |
 /**
  * `GET /` page, `GET /stream` SSE, `POST /` publish (form or JSON). 422 with the
  * form and inline errors on bad input (the Layout head carries the htmx config
- * that swaps 422s).
+ * that swaps 422s); JSON answers for clients that prefer JSON (see `wantsJson`).
  */
-export const notificationsRoutes: FastifyPluginAsync<NotificationsOptions> = async (app, options) => {
+export const notificationsRoutes = routeModule<NotificationsOptions>('notifications', async (app, options) => {
   const topic = options.topic ?? 'notifications'
   const event = options.event ?? 'notification'
   const base = app.prefix
   const action = base === '' ? '/' : base
-  acceptForms(app)
+  await acceptForms(app)
 
-  app.post('/', async (request, reply) => {
-    const result = validateNotification(request.body)
+  app.post<{ Body: NotificationInput }>('/', {
+    schema: { body: notificationBody },
+    attachValidation: true,
+    preValidation: trimFields(...FIELDS)
+  }, async (request, reply) => {
     const htmx = isHtmx(request.headers)
-    if (!result.ok) {
-      if (!htmx && request.headers['content-type']?.startsWith('application/json') === true) {
-        return reply.code(422).send({ error: 'invalid notification', fields: result.errors })
-      }
-      return html(reply, <NotificationForm action={action} level={result.level} text={result.text} errors={result.errors} />, 422)
+    if (request.validationError !== undefined) {
+      const errors = notificationErrors(request.validationError.validation, request.body)
+      if (!htmx && wantsJson(request)) return reply.code(422).send({ error: 'invalid notification', fields: errors })
+      return reply.code(422).html(<NotificationForm action={action} level={field(request.body, 'level')} text={field(request.body, 'text')} errors={errors} />)
     }
-    const id = await publishNotification(app.sseHub, result.value, { topic, event })
-    if (htmx) return html(reply, <NotificationForm action={action} level={result.value.level} sent />)
-    if (request.headers['content-type']?.startsWith('application/json') === true) return reply.code(201).send({ id })
+    const { level, text } = request.body
+    const id = await publishNotification(app.sseHub, { level, text }, { topic, event })
+    if (htmx) return reply.html(<NotificationForm action={action} level={level} sent />)
+    if (wantsJson(request)) return reply.code(201).send({ id })
     return reply.redirect(action, 303)
   })
 
@@ -124,8 +147,8 @@ export const notificationsRoutes: FastifyPluginAsync<NotificationsOptions> = asy
 
   app.get('/', async (_request, reply) => {
     const cursor = await pageCursor(app.sseHub)
-    return html(reply, (
-      <Layout title='Notifications' resumeScript='/_sse/resume.js' head={<RouteHead />}>
+    return reply.html(
+      <Layout title='Notifications' resumeScript={resumeScriptOf(app)} head={<RouteHead />}>
         <header class='app'><h1>Notifications</h1></header>
         <main class='app'>
           <SseConnect url={`${base}/stream`} lastEventId={cursor}>
@@ -133,6 +156,6 @@ export const notificationsRoutes: FastifyPluginAsync<NotificationsOptions> = asy
           </SseConnect>
         </main>
       </Layout>
-    ))
+    )
   })
-}
+})

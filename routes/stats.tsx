@@ -1,10 +1,10 @@
 /**
  * A hub stats card: `app.sseHub.stats()` every 2 s, only while some stream watches.
  */
-import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type { HubStats, SseHub } from '../plugin/index.js'
 import { Layout, SseConnect, SseSwap } from '../views/index.js'
-import { html, Watchers, RouteHead, watchedStreamRoute } from './util.js'
+import { Watchers, RouteHead, routeModule, watchedStreamRoute } from './util.js'
 
 export interface HubStatsOptions {
   /** Hub topic. Default 'hub-stats'. */
@@ -109,7 +109,7 @@ export class HubStatsFeed {
 }
 
 /** `GET /` a stats page, `GET /stream` its SSE. */
-export const hubStatsRoutes: FastifyPluginAsync<HubStatsOptions & { feed?: HubStatsFeed }> = async (app, options) => {
+export const hubStatsRoutes = routeModule<HubStatsOptions & { feed?: HubStatsFeed }>('stats', async (app, options) => {
   const feed = options.feed ?? new HubStatsFeed(options)
   feed.bind(app.sseHub, app.log)
   app.addHook('onClose', async () => feed.close())
@@ -117,11 +117,11 @@ export const hubStatsRoutes: FastifyPluginAsync<HubStatsOptions & { feed?: HubSt
 
   watchedStreamRoute(app, feed)
 
-  app.get('/', async (_request, reply) => html(reply, (
+  app.get('/', async (_request, reply) => reply.html(
     <Layout title='SSE hub' head={<RouteHead />}>
       <main class='app'>
         <SseConnect url={`${base}/stream`}>{feed.Panel()}</SseConnect>
       </main>
     </Layout>
-  )))
-}
+  ))
+})

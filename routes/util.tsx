@@ -1,9 +1,15 @@
 /**
  * Small pieces shared by the route modules: a ref-count of watchers that
  * starts and stops a loop, the page "cursor" (which hub id a pre-rendered page
- * reflects), urlencoded form parsing, and a guard for trusted HTML from the hub.
+ * reflects), a guard for trusted HTML from the hub, and the Fastify plugins
+ * and helpers the modules' forms and pages use.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import fastifyAccepts from '@fastify/accepts'
+import fastifyFormbody from '@fastify/formbody'
+import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
+import { Ajv } from 'ajv'
+import type { FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { parseId, type HubMessage, type SseHub } from '../plugin/index.js'
 import { routeStyles } from './styles.js'
 
@@ -116,16 +122,85 @@ export function watchedStreamRoute (app: FastifyInstance, feed: { topic: string,
   })
 }
 
-/** Parses `application/x-www-form-urlencoded` bodies (htmx's default) in this plugin's scope. */
-export function acceptForms (app: FastifyInstance): void {
-  const type = 'application/x-www-form-urlencoded'
-  if (app.hasContentTypeParser(type)) return
-  app.addContentTypeParser(type, { parseAs: 'string', bodyLimit: 16 * 1024 }, (_request, body, done) => {
-    const out: Record<string, string> = {}
-    for (const [key, value] of new URLSearchParams(body as string)) out[key] = value
-    done(null, out)
-  })
+/**
+ * Wraps a route module: it must be registered after the core plugin (a clear
+ * error at registration otherwise), keeps its own scope (`prefix` works, its
+ * hooks and parsers stay inside), and gets `reply.html()` (from
+ * `@kitajs/fastify-html-plugin`, unless the app already has it).
+ */
+export function routeModule<Options extends FastifyPluginOptions> (name: string, plugin: FastifyPluginAsync<Options>): FastifyPluginAsync<Options> {
+  const wrapped: FastifyPluginAsync<Options> = async (app, options) => {
+    if (!app.hasReplyDecorator('html')) await app.register(fastifyKitaHtml)
+    await plugin(app, options)
+  }
+  return fp(wrapped, { fastify: '5.x', name: `fastify-htmx-sse/routes/${name}`, dependencies: ['fastify-htmx-sse'], encapsulate: true })
 }
+
+/** Route schemas are checked with every error reported (Fastify's default stops at the first), so a form can flag each field. */
+const ajv = new Ajv({ allErrors: true })
+
+/** A compiled schema check, shared by a route's `schema` and the module's exported `validate…` function. */
+export const compileSchema = (schema: object): ReturnType<Ajv['compile']> => ajv.compile(schema)
+
+/**
+ * What a module with forms needs, in its own scope unless the app already has it:
+ * urlencoded bodies (`@fastify/formbody`, 16 KiB), `request.accepts()`
+ * (`@fastify/accepts`), and the validator that reports every field's problem.
+ */
+export async function acceptForms (app: FastifyInstance): Promise<void> {
+  if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) await app.register(fastifyFormbody, { bodyLimit: 16 * 1024 })
+  if (!app.hasRequestDecorator('accepts')) await app.register(fastifyAccepts)
+  app.setValidatorCompiler(({ schema }) => compileSchema(schema))
+}
+
+/** A `preValidation` hook that trims these string fields of the body and the querystring, so schemas check the trimmed text. */
+export function trimFields (...names: string[]): (request: FastifyRequest) => Promise<void> {
+  return async request => {
+    for (const part of [request.body, request.query]) {
+      if (part !== null && typeof part === 'object') trimIn(part as Record<string, unknown>, names)
+    }
+  }
+}
+
+/** A shallow copy of `value` with these string fields trimmed (for the exported `validate…` functions). */
+export function trimmedCopy (value: unknown, names: readonly string[]): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value
+  return trimIn({ ...value }, names)
+}
+
+function trimIn (record: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
+  for (const name of names) {
+    const value = record[name]
+    if (typeof value === 'string') record[name] = value.trim()
+  }
+  return record
+}
+
+/** One Ajv error, as Fastify attaches them (`request.validationError.validation`). */
+export interface SchemaError {
+  keyword: string
+  instancePath: string
+  params: Record<string, unknown>
+}
+
+/**
+ * The first problem of each field in a schema check's errors: `tooLong`
+ * (maxLength) or `invalid` (missing, empty, wrong type, not allowed). An error
+ * on the value itself (not an object) marks every one of `fields`.
+ */
+export function fieldProblems<F extends string> (errors: readonly SchemaError[] | null | undefined, fields: readonly F[]): Partial<Record<F, 'tooLong' | 'invalid'>> {
+  const problems: Partial<Record<F, 'tooLong' | 'invalid'>> = {}
+  for (const error of errors ?? []) {
+    const name = error.keyword === 'required' ? String(error.params.missingProperty) : error.instancePath.split('/')[1] ?? ''
+    for (const field of fields) {
+      if (name === '' || name === field) problems[field] ??= error.keyword === 'maxLength' ? 'tooLong' : 'invalid'
+    }
+  }
+  return problems
+}
+
+/** Characters as a schema's `maxLength` counts them (code points). */
+export const charCount = (text: string): number => [...text].length
 
 /** A string field of a parsed form or JSON body ('' when missing). */
 export function field (body: unknown, name: string): string {
@@ -134,15 +209,26 @@ export function field (body: unknown, name: string): string {
   return typeof value === 'string' ? value : ''
 }
 
-/** Sends an HTML fragment or page (awaiting async components). */
-export async function html (reply: FastifyReply, body: JSX.Element, status = 200): Promise<FastifyReply> {
-  const text = await body
-  return await reply.code(status).type('text/html; charset=utf-8').send(text)
+/**
+ * Whether to answer JSON: when the client prefers `application/json` to
+ * `text/html` in `Accept`. A client that takes both alike (a wildcard Accept,
+ * or none, as curl and fetch send) gets the format it posted: JSON for a JSON
+ * body, HTML for a form.
+ */
+export function wantsJson (request: FastifyRequest): boolean {
+  const sentJson = request.headers['content-type']?.startsWith('application/json') === true
+  return request.accepts().type(sentJson ? ['json', 'html'] : ['html', 'json']) === 'json'
 }
 
 /** True for requests made by htmx (`HX-Request: true`). */
 export function isHtmx (headers: Record<string, unknown>): boolean {
   return headers['hx-request'] === 'true'
+}
+
+/** The resume script `Layout` should load: the core plugin's `resumeScriptPath`, or none when it is off. */
+export function resumeScriptOf (app: FastifyInstance): string | undefined {
+  const path = app.htmxSse.resumeScriptPath
+  return path === false ? undefined : path
 }
 
 /**

@@ -74,8 +74,9 @@ t.test('jobs: reload mid-job shows the progress so far and continues live', asyn
 t.test('jobs: cancel mid-run, failure, JSON API, htmx start, bounded store, unknown ids', async t => {
   const { app, runner, url } = await start({ tickMs: 25, maxJobs: 2 })
   t.teardown(() => app.close())
-  const api = await app.inject({ method: 'POST', url: '/jobs', payload: { title: 'api' } })
+  const api = await app.inject({ method: 'POST', url: '/jobs', headers: { accept: 'application/json' }, payload: { title: 'api' } })
   t.equal(api.statusCode, 201)
+  t.equal(api.headers.location, (api.json() as { url: string }).url, 'Location is the job page')
   const { id } = api.json() as { id: string }
   const c = await connect(`${url}/jobs/${id}/stream`)
   const cancel = await app.inject({ method: 'POST', url: `/jobs/${id}/cancel`, headers: { 'hx-request': 'true' } })
@@ -98,7 +99,7 @@ t.test('jobs: cancel mid-run, failure, JSON API, htmx start, bounded store, unkn
   t.equal(runner.get(id), undefined, 'oldest finished job dropped')
   t.ok(runner.get(third.id))
   runner.start() // drops the failed one
-  const full = await app.inject({ method: 'POST', url: '/jobs', payload: {} })
+  const full = await app.inject({ method: 'POST', url: '/jobs', headers: { accept: 'application/json' }, payload: {} })
   t.equal(full.statusCode, 503, 'all running: refused, not unbounded')
 
   t.equal((await app.inject('/jobs/nope')).statusCode, 404)

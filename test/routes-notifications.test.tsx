@@ -50,7 +50,7 @@ t.test('notifications: invalid posts get 422 and the form with an inline error',
   t.match(hostile.body, /value="&#34;><img/, 'the text kept in the form cannot leave its attribute')
   t.notMatch(hostile.body, /value=""/)
   t.notMatch(hostile.body, /<script>/)
-  const json = await app.inject({ method: 'POST', url: '/notifications', payload: { level: 'nope', text: '' } })
+  const json = await app.inject({ method: 'POST', url: '/notifications', headers: { accept: 'application/json' }, payload: { level: 'nope', text: '' } })
   t.equal(json.statusCode, 422)
   t.match(json.json(), { fields: { level: String, text: String } })
 })
@@ -98,7 +98,7 @@ t.test('notifications: a valid post reaches every open stream, and nothing betwe
 
   const plain = await app.inject({ method: 'POST', url: '/notifications', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'level=info&text=plain' })
   t.equal(plain.statusCode, 303, 'a plain form post redirects back to the page')
-  const api = await app.inject({ method: 'POST', url: '/notifications', payload: { level: 'info', text: 'api' } })
+  const api = await app.inject({ method: 'POST', url: '/notifications', headers: { accept: 'application/json' }, payload: { level: 'info', text: 'api' } })
   t.equal(api.statusCode, 201)
   t.match(api.json(), { id: /^\d+$/ })
 })

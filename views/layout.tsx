@@ -14,9 +14,10 @@ export interface AssetFiles {
  * Absolute paths of htmx 2 and htmx-ext-sse, resolved from this package's dependencies,
  * keyed by the file name `<Layout>` requests under `assetsPrefix`. Never a CDN.
  *
+ * `clientAssetsRoutes` (`fastify-htmx-sse/routes`) serves exactly these with `@fastify/static`:
+ *
  * @example
- *   for (const [name, file] of Object.entries(assetFiles()))
- *     app.get(`/assets/${name}`, (_, reply) => reply.type('text/javascript').send(createReadStream(file)))
+ *   await app.register(clientAssetsRoutes, { prefix: '/assets' })
  */
 export function assetFiles (): AssetFiles {
   const require = createRequire(import.meta.url)
