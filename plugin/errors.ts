@@ -39,9 +39,6 @@ export const SseClosedError = createError('HTMX_SSE_CLOSED', 'SSE stream closed 
 /** `publish()` after the app closed. */
 export const SseHubClosedError = createError('HTMX_SSE_HUB_CLOSED', 'sseHub is closed', 500)
 
-/** A topic outside what the transport keeps (e.g. more topics than `maxTopics` are active at once). */
-export const SseTransportFullError = createError('HTMX_SSE_TRANSPORT_FULL', '%s', 503)
-
 /** Redis could not be reached in time (or refused the command); the publish was not applied unless the message says "not confirmed". */
 export const SseRedisUnavailableError = createError('HTMX_SSE_REDIS_UNAVAILABLE', 'redis unavailable: %s', 503)
 
@@ -58,6 +55,5 @@ export const errors = {
   SseShuttingDownError,
   SseClosedError,
   SseHubClosedError,
-  SseTransportFullError,
   SseRedisUnavailableError
 } as const

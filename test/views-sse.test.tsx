@@ -2,9 +2,9 @@ import t from 'tap'
 import { Oob, SseConnect, SseSink, SseSwap, sseCloseAttr, sseConnectUrl } from '../views/index.js'
 import { render, attr } from './helpers/html.js'
 
-t.test('SseConnect: hx-ext, sse-connect with encoded topics and lastEventId', async (t) => {
+t.test('SseConnect: hx-ext, sse-connect with lastEventId (and no topics: the route picks them)', async (t) => {
   const html = await render(
-    <SseConnect url='/stream?x=1' topics={['cpu', 'mem']} lastEventId='42' id='live' class='grid'>
+    <SseConnect url='/stream?x=1' lastEventId='42' id='live' class='grid'>
       <SseSwap event='cpu'>x</SseSwap>
     </SseConnect>
   )
@@ -13,9 +13,9 @@ t.test('SseConnect: hx-ext, sse-connect with encoded topics and lastEventId', as
   const q = new URL(url, 'http://h').searchParams
   t.equal(new URL(url, 'http://h').pathname, '/stream')
   t.equal(q.get('x'), '1')
-  t.equal(q.get('topics'), 'cpu,mem')
+  t.equal(q.get('topics'), null)
   t.equal(q.get('lastEventId'), '42')
-  t.match(html, /sse-connect="[^"]*&amp;topics=/, '& is escaped in the attribute')
+  t.match(html, /sse-connect="[^"]*&amp;lastEventId=/, '& is escaped in the attribute')
   t.equal(attr(html, 'sse-swap'), undefined, 'never sse-swap on the connect element')
   t.equal(attr(html, 'sse-close'), undefined)
 })
@@ -34,12 +34,11 @@ t.test('SseConnect: forbidden props are not emitted even if forced', async (t) =
   t.notMatch(html, /sse-swap|hx-swap/)
 })
 
-t.test('SseConnect: URL and topic validation', async (t) => {
+t.test('SseConnect: URL and close-event validation', async (t) => {
   t.throws(() => SseConnect({ url: 'javascript:alert(1)' }), { name: 'TypeError', message: /url/ })
   t.throws(() => SseConnect({ url: ' JaVaScRiPt:alert(1)' }), TypeError)
   t.throws(() => SseConnect({ url: 'java\tscript:alert(1)' }), TypeError)
   t.throws(() => SseConnect({ url: 'data:text/html,x' }), TypeError)
-  t.throws(() => SseConnect({ url: '/s', topics: ['a,b'] }), { message: /topics/ })
   t.throws(() => SseConnect({ url: '/s', closeOn: 'a b' }), { message: /closeOn/ })
   // entity-encoded scheme cannot be decoded by the browser: & is escaped
   const html = await render(<SseConnect url={'&#106;avascript:alert(1)'} />)
@@ -47,9 +46,9 @@ t.test('SseConnect: URL and topic validation', async (t) => {
 })
 
 t.test('sseConnectUrl keeps hash and replaces existing params', async (t) => {
-  t.equal(sseConnectUrl('/s?topics=old#frag', { topics: ['a'] }), '/s?topics=a#frag')
+  t.equal(sseConnectUrl('/s?lastEventId=old#frag', { lastEventId: '7' }), '/s?lastEventId=7#frag')
   t.equal(sseConnectUrl('/s', {}), '/s')
-  t.equal(sseConnectUrl('/s', { topics: [], lastEventId: '' }), '/s')
+  t.equal(sseConnectUrl('/s', { lastEventId: '' }), '/s')
   t.same(sseCloseAttr('done'), { 'sse-close': 'done' })
   t.throws(() => sseCloseAttr('a\nb'), TypeError)
 })

@@ -12,8 +12,8 @@ export function mistakes (): JSX.Element[] {
     <SseConnect url='/s' sse-swap='cpu' />,
     // @ts-expect-error hx-swap belongs on each swap target, not the connection
     <SseConnect url='/s' hx-swap='outerHTML' />,
-    // @ts-expect-error topics is a list, not a pre-joined string
-    <SseConnect url='/s' topics='cpu,mem' />,
+    // @ts-expect-error topics are the route's choice (reply.sse({ topics })), not the page's
+    <SseConnect url='/s' topics={['cpu', 'mem']} />,
     // @ts-expect-error a swap target without an event name never receives anything
     <SseSwap swap='innerHTML' />,
     // @ts-expect-error unknown swap style (typo)

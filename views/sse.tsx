@@ -15,19 +15,14 @@ import { assertDomId, assertEventName, cx, escAttr, eventList, urlAttr, withQuer
 /** Swap styles that make sense for an `sse-swap` target. */
 export type SseSwapStyle = 'innerHTML' | 'outerHTML' | 'beforeend' | 'afterbegin' | 'beforebegin' | 'afterend' | 'none'
 
-/** Builds the `sse-connect` URL: `topics` comma-joined, `lastEventId` for lossless resume. */
-export function sseConnectUrl (url: string, opts: { topics?: readonly string[] | undefined; lastEventId?: string | undefined } = {}): string {
-  const topics = opts.topics
-  if (topics !== undefined) {
-    for (const topic of topics) {
-      if (typeof topic !== 'string' || topic.length === 0 || topic.includes(',')) {
-        throw new TypeError(`topics: topic ${JSON.stringify(topic)} must be a non-empty string without commas`)
-      }
-    }
-  }
+/**
+ * Builds a connect URL with `lastEventId` for lossless resume. Topics are not
+ * part of it: the route decides what a connection subscribes to
+ * (`reply.sse({ topics })`), so a page cannot ask for topics it was not given.
+ */
+export function sseConnectUrl (url: string, opts: { lastEventId?: string | undefined } = {}): string {
   return withQuery(url, {
-    topics: topics && topics.length > 0 ? topics.join(',') : undefined,
-    lastEventId: opts.lastEventId === undefined || opts.lastEventId === '' ? undefined : opts.lastEventId,
+    lastEventId: opts.lastEventId === undefined || opts.lastEventId === '' ? undefined : opts.lastEventId
   })
 }
 
@@ -42,8 +37,6 @@ export const SSE_CLOSE_EVENT = 'done'
 export interface SseConnectProps {
   /** Stream URL (http(s) or relative); anything else throws. */
   url: string
-  /** Hub topics, sent as `?topics=a,b`. */
-  topics?: readonly string[]
   /** Id of the newest event the page was rendered from, sent as `?lastEventId=`. */
   lastEventId?: string
   /** Event name after which the browser closes the stream (`sse-close`), e.g. 'done'. */
@@ -59,7 +52,7 @@ export interface SseConnectProps {
 
 /** The connection element: `<div hx-ext="sse" sse-connect="…">`. Swap targets go inside. */
 export function SseConnect (props: SseConnectProps): JSX.Element {
-  const url = urlAttr(sseConnectUrl(props.url, { topics: props.topics, lastEventId: props.lastEventId }), 'url')
+  const url = urlAttr(sseConnectUrl(props.url, { lastEventId: props.lastEventId }), 'url')
   const close = props.closeOn === undefined ? undefined : assertEventName(props.closeOn, 'closeOn')
   const cls = props.class === undefined ? undefined : cx(props.class) || undefined
   return (

@@ -8,6 +8,7 @@
 
 /** A `class` prop: a string, or a list whose falsy items are dropped. */
 import { escapeHtml } from '@kitajs/html'
+import { eventNameProblem } from '../plugin/encode.js'
 
 export type ClassValue = string | ReadonlyArray<string | false | null | undefined>
 
@@ -22,21 +23,16 @@ export function cx (...parts: Array<ClassValue | false | null | undefined>): str
   return out.join(' ')
 }
 
-const EVENT_NAME_BAD = /[\s,]/
-
 /**
- * Validates an SSE event name used in `sse-swap` / `sse-close`.
- * htmx-ext-sse splits `sse-swap` on commas and trims, and the wire format
- * cannot carry CR/LF, so commas, whitespace, CR and LF are rejected.
+ * Validates an SSE event name used in `sse-swap` / `sse-close` / `hx-sse:close`:
+ * the plugin's own rule (`eventNameProblem`), so a name a view accepts is one
+ * `send()` and `publish()` accept, and the other way round. htmx splits
+ * `sse-swap` on commas and trims, and the wire format cannot carry CR/LF.
  */
 export function assertEventName (name: unknown, prop: string): string {
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new TypeError(`${prop}: SSE event name must be a non-empty string`)
-  }
-  if (EVENT_NAME_BAD.test(name)) {
-    throw new TypeError(`${prop}: SSE event name ${JSON.stringify(name)} must not contain commas, whitespace, CR or LF`)
-  }
-  return name
+  const problem = eventNameProblem(name)
+  if (problem !== undefined) throw new TypeError(`${prop}: SSE event name ${problem}`)
+  return name as string
 }
 
 /** Validates a list of event names (non-empty) and joins them for `sse-swap`. */
