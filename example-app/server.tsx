@@ -7,6 +7,7 @@
  */
 import { hostname } from 'node:os'
 import closeWithGrace from 'close-with-grace'
+import type { FastifyBaseLogger } from 'fastify'
 import type { HubTransport } from 'fastify-htmx-sse'
 import PinoPretty from 'pino-pretty'
 import { buildApp } from './app.js'
@@ -14,14 +15,31 @@ import { buildApp } from './app.js'
 const host = process.env.HOST ?? '127.0.0.1'
 const port = Number(process.env.PORT ?? 3000)
 
+// The app's logger, once the app exists (Redis is connected before it).
+const logger: { current?: FastifyBaseLogger } = {}
+const log = (): FastifyBaseLogger | undefined => logger.current
+
 let transport: HubTransport | undefined
 let closeRedis: (() => Promise<unknown>) | undefined
 if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') {
   // Loaded only when asked for: the in-process hub needs neither module.
   const [{ Redis }, { redisTransport }] = await Promise.all([import('ioredis'), import('fastify-htmx-sse/redis')])
   const redis = new Redis(process.env.REDIS_URL)
+  // ioredis emits 'error' on every failed reconnect; without a listener it
+  // prints "Unhandled error event" each time. One line per outage instead.
+  let down = false
+  redis.on('error', (err: Error) => {
+    if (down) return
+    down = true
+    log()?.warn({ err: err.message }, 'redis: connection lost; retrying in the background')
+  })
+  redis.on('ready', () => {
+    if (!down) return
+    down = false
+    log()?.info('redis: connected again')
+  })
   transport = redisTransport({ redis })
-  closeRedis = async () => await redis.quit()
+  closeRedis = async () => await redis.quit().catch(() => redis.disconnect())
 }
 
 // With a shared transport, per-instance panels (metrics, logs, hub stats) get
@@ -31,6 +49,7 @@ const instance = transport === undefined ? undefined : `${hostname().replace(/[^
 // it echoes to the terminal may be prettified.
 const echoLogs = process.stdout.isTTY ? PinoPretty({ colorize: true, sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }) : true
 const { app } = await buildApp({ transport, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs })
+logger.current = app.log
 
 // SIGINT/SIGTERM (and an uncaught error): close the app (streams end with a
 // retry hint), then Redis; past the grace delay, exit anyway. A second signal exits at once.

@@ -20,3 +20,4 @@ export { hubStatsRoutes, HubStatsFeed, HubStatsCard, type HubStatsOptions } from
 export { clientAssetsRoutes, type ClientAssetsOptions } from './assets.js'
 export { Watchers, pageCursor, upTo, trusted, acceptForms, wantsJson, resumeScriptOf, HtmxConfig, HTMX_CONFIG, RouteHead, RouteStyles } from './util.js'
 export { routeStyles } from './styles.js'
+export { sameOrigin, sameOriginHook, crossOriginProblem, type SameOriginOptions } from './same-origin.js'

@@ -10,19 +10,27 @@ import { pageCursor, resumeScriptOf, routeModule, RouteHead } from './util.js'
 
 const LEVELS: Record<number, LogLevel> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }
 
+function pathOnly (url: string): string {
+  const cut = url.search(/[?#]/)
+  return cut === -1 ? url : url.slice(0, cut) + '?…'
+}
+
 /** A readable one-line message from a pino JSON record (request lines get method, url, status, time). */
 export function formatLogRecord (record: Record<string, unknown>): string {
   const parts: string[] = []
   if (typeof record.msg === 'string') parts.push(record.msg)
   const req = record.req as { method?: unknown, url?: unknown } | undefined
-  if (req !== undefined && typeof req.method === 'string' && typeof req.url === 'string') parts.push(`${req.method} ${req.url}`)
+  // The path only: a query string is one visitor's data (a prompt, a search)
+  // and the tail is shown to every visitor.
+  if (req !== undefined && typeof req.method === 'string' && typeof req.url === 'string') parts.push(`${req.method} ${pathOnly(req.url)}`)
   const res = record.res as { statusCode?: unknown } | undefined
   if (res !== undefined && typeof res.statusCode === 'number') parts.push(String(res.statusCode))
   if (typeof record.responseTime === 'number') parts.push(`${record.responseTime.toFixed(1)} ms`)
   if (typeof record.reason === 'string') parts.push(`(${record.reason})`)
   const err = record.err as { message?: unknown } | undefined
   if (err !== undefined && typeof err.message === 'string') parts.push(`: ${err.message}`)
-  return parts.join(' ').slice(0, 2_000)
+  // Any other path with a query (a 404 message names the URL) loses it too.
+  return parts.join(' ').replace(/(\/[^\s?#]*)[?#]\S*/g, '$1?…').slice(0, 2_000)
 }
 
 export interface LogFeedOptions {

@@ -8,7 +8,8 @@ import fastifyAccepts from '@fastify/accepts'
 import fastifyFormbody from '@fastify/formbody'
 import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
 import { Ajv } from 'ajv'
-import type { FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, FastifyReply, FastifyRequest } from 'fastify'
+import { sameOriginHook } from './same-origin.js'
 import fp from 'fastify-plugin'
 import { parseId, type HubMessage, type SseHub } from '../plugin/index.js'
 import { routeStyles } from './styles.js'
@@ -131,9 +132,26 @@ export function watchedStreamRoute (app: FastifyInstance, feed: { topic: string,
 export function routeModule<Options extends FastifyPluginOptions> (name: string, plugin: FastifyPluginAsync<Options>): FastifyPluginAsync<Options> {
   const wrapped: FastifyPluginAsync<Options> = async (app, options) => {
     if (!app.hasReplyDecorator('html')) await app.register(fastifyKitaHtml)
-    await plugin(app, options)
+    // Forms of other sites must not publish here (CSRF).
+    app.addHook('onRequest', sameOriginHook())
+    app.setErrorHandler(unavailableHandler)
+    // The module in a child scope: an error handler of its own passes what it
+    // does not handle up to this one.
+    await app.register(async child => await plugin(child, options))
   }
   return fp(wrapped, { fastify: '5.x', name: `fastify-htmx-sse/routes/${name}`, dependencies: ['fastify-htmx-sse'], encapsulate: true })
+}
+
+/**
+ * A 503 from the hub (Redis unavailable, connection limits, shutdown) is a
+ * clean "try again" with Retry-After, not the internal message; every other
+ * error goes on to the app's error handler.
+ */
+function unavailableHandler (this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (err.statusCode !== 503) throw err
+  if (reply.getHeader('retry-after') === undefined) reply.header('retry-after', '2')
+  request.log.warn({ code: err.code, reason: err.message }, 'service unavailable')
+  void reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'temporarily unavailable, try again in a moment' })
 }
 
 /** Route schemas are checked with every error reported (Fastify's default stops at the first), so a form can flag each field. */

@@ -106,3 +106,10 @@ t.test('(b) the live log panel never shows another visitor\'s query string', asy
   const logPage = (await request(`${d.url}/logs/`)).body
   t.notOk(logPage.includes(secret), 'nor does the log page')
 })
+
+t.test('(b) a query string inside any log message (a 404 names the URL) is cut too', async t => {
+  const { formatLogRecord } = await import('../routes/index.js')
+  t.equal(formatLogRecord({ msg: 'Route GET:/agent/nope?prompt=my-secret not found' }), 'Route GET:/agent/nope?… not found')
+  t.equal(formatLogRecord({ msg: 'incoming request', req: { method: 'GET', url: '/a/b?x=1#h' } }), 'incoming request GET /a/b?…')
+  t.equal(formatLogRecord({ msg: 'plain text, no url' }), 'plain text, no url')
+})

@@ -1,6 +1,6 @@
 /** Agent-style streams: text chunks, tool calls with pending/result states, status, errors. */
 import { Oob } from './sse.js'
-import { assertDomId, escAttr } from './util.js'
+import { assertDomId, escAttr, oneOf } from './util.js'
 
 export interface MessageChunkProps {
   text: string
@@ -68,7 +68,8 @@ export function ToolResult (props: ToolResultProps): JSX.Element {
   )
 }
 
-export type AgentState = 'idle' | 'thinking' | 'tool' | 'streaming' | 'done' | 'error' | 'cancelled'
+export const AGENT_STATES = ['idle', 'thinking', 'tool', 'streaming', 'done', 'error', 'cancelled'] as const
+export type AgentState = typeof AGENT_STATES[number]
 
 export interface AgentStatusProps {
   /** Default 'agent-status' (so it can be replaced out of band). */
@@ -79,9 +80,10 @@ export interface AgentStatusProps {
 
 /** A one-line `role="status"` status. */
 export function AgentStatus (props: AgentStatusProps): JSX.Element {
+  const state = oneOf(props.state, AGENT_STATES, 'state')
   return (
-    <p id={escAttr(props.id ?? 'agent-status')} class={`agent-status state-${props.state}`} role='status' data-state={props.state}>
-      <span safe>{props.text ?? props.state}</span>
+    <p id={escAttr(props.id ?? 'agent-status')} class={`agent-status state-${state}`} role='status' data-state={state}>
+      <span safe>{props.text ?? state}</span>
     </p>
   )
 }

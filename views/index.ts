@@ -21,6 +21,7 @@ export {
   cx,
   formatNumber,
   isoTime,
+  oneOf,
   withQuery,
   type ClassValue,
 } from './util.js'

@@ -17,9 +17,10 @@
  * `hx-swap="none"` sink for that event, and each event's data is one `<LogTailEntry>`.
  */
 import { SseSink } from './sse.js'
-import { assertDomId, clockTime, escAttr, isoTime } from './util.js'
+import { assertDomId, clockTime, escAttr, isoTime, oneOf } from './util.js'
 
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
 
 export interface LogLineProps {
   level: LogLevel
@@ -29,10 +30,11 @@ export interface LogLineProps {
 
 /** One formatted log line (time, level, message). */
 export function LogLine (props: LogLineProps): JSX.Element {
+  const level = oneOf(props.level, LOG_LEVELS, 'level')
   return (
-    <div class={`log-line log-${props.level}`}>
+    <div class={`log-line log-${level}`}>
       <time datetime={isoTime(props.time)} safe>{clockTime(props.time)}</time>
-      <span class='level'>{props.level}</span>
+      <span class='level'>{level}</span>
       <span class='msg' safe>{props.msg}</span>
     </div>
   )

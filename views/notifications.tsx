@@ -1,9 +1,10 @@
 /** Notification feed: a polite live region that new items are prepended to. */
 import { SseSwap } from './sse.js'
 import type { Children } from '@kitajs/html'
-import { assertDomId, clockTime, escAttr, isoTime } from './util.js'
+import { assertDomId, clockTime, escAttr, isoTime, oneOf } from './util.js'
 
-export type NotificationLevel = 'info' | 'success' | 'warning' | 'error'
+export const NOTIFICATION_LEVEL_NAMES = ['info', 'success', 'warning', 'error'] as const
+export type NotificationLevel = typeof NOTIFICATION_LEVEL_NAMES[number]
 
 export interface NotificationItemProps {
   id: string
@@ -14,9 +15,10 @@ export interface NotificationItemProps {
 
 /** One notification `<li>`. */
 export function NotificationItem (props: NotificationItemProps): JSX.Element {
+  const level = oneOf(props.level, NOTIFICATION_LEVEL_NAMES, 'level')
   return (
-    <li id={escAttr(props.id)} class={`note note-${props.level}`} data-level={props.level}>
-      <span class='level'>{props.level}</span>
+    <li id={escAttr(props.id)} class={`note note-${level}`} data-level={level}>
+      <span class='level'>{level}</span>
       <time datetime={isoTime(props.at)} safe>{clockTime(props.at)}</time>
       <span class='text' safe>{props.text}</span>
     </li>

@@ -1,7 +1,7 @@
 /** Job progress: accessible progress bars and a final result banner. */
 import type { Children } from '@kitajs/html'
 import { SseSwap } from './sse.js'
-import { clamp, escAttr, formatNumber } from './util.js'
+import { clamp, escAttr, formatNumber, oneOf } from './util.js'
 
 export interface ProgressBarProps {
   id?: string
@@ -53,7 +53,8 @@ export function ProgressContainer (props: ProgressContainerProps): JSX.Element {
   )
 }
 
-export type ResultOutcome = 'success' | 'error' | 'cancelled'
+export const RESULT_OUTCOMES = ['success', 'error', 'cancelled'] as const
+export type ResultOutcome = typeof RESULT_OUTCOMES[number]
 
 export interface ResultBannerProps {
   id?: string
@@ -63,8 +64,9 @@ export interface ResultBannerProps {
 
 /** Final outcome of a job: `role="status"` (or `role="alert"` for errors). */
 export function ResultBanner (props: ResultBannerProps): JSX.Element {
+  const outcome = oneOf(props.outcome, RESULT_OUTCOMES, 'outcome')
   return (
-    <div id={escAttr(props.id)} class={`banner banner-${props.outcome}`} role={props.outcome === 'error' ? 'alert' : 'status'} data-outcome={props.outcome}>
+    <div id={escAttr(props.id)} class={`banner banner-${outcome}`} role={outcome === 'error' ? 'alert' : 'status'} data-outcome={outcome}>
       <span safe>{props.text}</span>
     </div>
   )

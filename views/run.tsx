@@ -4,9 +4,10 @@
  */
 import type { Children } from '@kitajs/html'
 import { SSE_CLOSE_EVENT, SseConnect, SseSink, SseSwap } from './sse.js'
-import { assertDomId, clockTime, isoTime } from './util.js'
+import { assertDomId, clockTime, isoTime, oneOf } from './util.js'
 
-export type RunStatus = 'running' | 'done' | 'failed' | 'cancelled'
+export const RUN_STATUSES = ['running', 'done', 'failed', 'cancelled'] as const
+export type RunStatus = typeof RUN_STATUSES[number]
 
 export interface RunInfo {
   id: string
@@ -25,10 +26,11 @@ export interface RunStatusBadgeProps {
 
 /** Status badge with id `run-${runId}-status` (replace it out of band when the status changes). */
 export function RunStatusBadge (props: RunStatusBadgeProps): JSX.Element {
+  const status = oneOf(props.status, RUN_STATUSES, 'status')
   const id = assertDomId(`run-${props.runId}-status`, 'runId')
   return (
-    <span id={id} class={`badge badge-${props.status}`} role='status' hx-swap-oob={props.oob ? 'true' : undefined}>
-      {props.status}
+    <span id={id} class={`badge badge-${status}`} role='status' hx-swap-oob={props.oob ? 'true' : undefined}>
+      {status}
     </span>
   )
 }
@@ -75,7 +77,7 @@ export function RunDetail (props: RunDetailProps): JSX.Element {
   )
   if (run.status !== 'running') {
     return (
-      <section id={id} class='card run' data-status={run.status}>
+      <section id={id} class='card run' data-status={oneOf(run.status, RUN_STATUSES, 'run.status')}>
         {header}
         <div id={`${id}-body`} class='run-body'>{props.children}</div>
       </section>

@@ -10,10 +10,11 @@
  * - `sse-close` on the connection element for streams that finish.
  */
 import { createElement, type Children } from '@kitajs/html'
-import { assertDomId, assertEventName, cx, escAttr, eventList, urlAttr, withQuery, type ClassValue } from './util.js'
+import { assertDomId, assertEventName, cx, escAttr, eventList, oneOf, urlAttr, withQuery, type ClassValue } from './util.js'
 
 /** Swap styles that make sense for an `sse-swap` target. */
-export type SseSwapStyle = 'innerHTML' | 'outerHTML' | 'beforeend' | 'afterbegin' | 'beforebegin' | 'afterend' | 'none'
+export const SSE_SWAP_STYLES = ['innerHTML', 'outerHTML', 'beforeend', 'afterbegin', 'beforebegin', 'afterend', 'none'] as const
+export type SseSwapStyle = typeof SSE_SWAP_STYLES[number]
 
 /**
  * Builds a connect URL with `lastEventId` for lossless resume. Topics are not
@@ -63,7 +64,8 @@ export function SseConnect (props: SseConnectProps): JSX.Element {
 }
 
 /** Tags allowed as swap targets. */
-export type SseSwapTag = 'div' | 'section' | 'article' | 'aside' | 'main' | 'ul' | 'ol' | 'tbody' | 'span' | 'p' | 'output'
+export const SSE_SWAP_TAGS = ['div', 'section', 'article', 'aside', 'main', 'ul', 'ol', 'tbody', 'span', 'p', 'output'] as const
+export type SseSwapTag = typeof SSE_SWAP_TAGS[number]
 
 export interface SseSwapProps {
   /** Event name(s) to swap on; no commas, whitespace, CR or LF in a name. */
@@ -85,12 +87,12 @@ export function SseSwap (props: SseSwapProps): JSX.Element {
   const events = eventList(props.event, 'event')
   const cls = props.class === undefined ? undefined : cx(props.class) || undefined
   return createElement(
-    props.tag ?? 'div',
+    oneOf(props.tag ?? 'div', SSE_SWAP_TAGS, 'tag'),
     {
       id: escAttr(props.id),
       class: escAttr(cls),
       'sse-swap': events,
-      'hx-swap': props.swap ?? 'innerHTML',
+      'hx-swap': oneOf(props.swap ?? 'innerHTML', SSE_SWAP_STYLES, 'swap'),
       'aria-live': props['aria-live'],
     },
     props.children
@@ -114,10 +116,13 @@ export function SseSink (props: SseSinkProps): JSX.Element {
 }
 
 /** Out-of-band swap styles. 'true' = 'outerHTML' by id. */
-export type OobSwap = 'true' | 'outerHTML' | 'innerHTML' | 'beforeend' | 'afterbegin' | 'delete'
+export const OOB_SWAPS = ['true', 'outerHTML', 'innerHTML', 'beforeend', 'afterbegin', 'delete'] as const
+export type OobSwap = typeof OOB_SWAPS[number]
 
 /** Wrapper tags for out-of-band fragments. */
-export type OobTag = 'div' | 'section' | 'article' | 'span' | 'li' | 'p' | 'ul' | 'ol' | 'tbody' | 'tr'
+export const OOB_ROLES = ['status', 'alert', 'log', 'region'] as const
+export const OOB_TAGS = ['div', 'section', 'article', 'span', 'li', 'p', 'ul', 'ol', 'tbody', 'tr'] as const
+export type OobTag = typeof OOB_TAGS[number]
 
 export interface OobProps {
   /** Target element id (required: an OOB fragment without a target does nothing). */
@@ -133,7 +138,7 @@ export interface OobProps {
   /** Class of the replacing element (only meaningful for 'true'/'outerHTML'). */
   class?: ClassValue
   /** ARIA role of the replacing element ('true'/'outerHTML'), so a live region stays one after the swap. */
-  role?: 'status' | 'alert' | 'log' | 'region'
+  role?: typeof OOB_ROLES[number]
   children?: Children
 }
 
@@ -145,12 +150,13 @@ export interface OobProps {
  */
 export function Oob (props: OobProps): JSX.Element {
   const id = assertDomId(props.id, 'id')
-  const swap = props.swap ?? 'true'
+  const swap = oneOf(props.swap ?? 'true', OOB_SWAPS, 'swap')
   const outer = swap === 'true' || swap === 'outerHTML'
-  const tag = props.tag ?? (props.asTableRows ? (outer ? 'tr' : 'tbody') : 'div')
+  const tag = oneOf(props.tag ?? (props.asTableRows ? (outer ? 'tr' : 'tbody') : 'div'), OOB_TAGS, 'tag')
+  const role = props.role === undefined ? undefined : oneOf(props.role, OOB_ROLES, 'role')
   const cls = outer && props.class !== undefined ? cx(props.class) || undefined : undefined
   const fragment = outer
-    ? createElement(tag, { id, class: escAttr(cls), role: props.role, 'hx-swap-oob': swap }, props.children)
+    ? createElement(tag, { id, class: escAttr(cls), role, 'hx-swap-oob': swap }, props.children)
     : createElement(tag, { 'hx-swap-oob': `${swap}:#${id}` }, props.children)
   return props.asTableRows ? <template>{fragment}</template> : fragment
 }

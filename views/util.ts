@@ -35,6 +35,17 @@ export function assertEventName (name: unknown, prop: string): string {
   return name as string
 }
 
+/**
+ * Checks a prop typed as a literal union at render: a JS caller or a cast can
+ * pass anything, and these values go into class names, text or tag names.
+ */
+export function oneOf<T extends string> (value: unknown, allowed: readonly T[], prop: string): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new TypeError(`${prop}: ${JSON.stringify(String(value)).slice(0, 40)} is not one of ${allowed.join(', ')}`)
+  }
+  return value as T
+}
+
 /** Validates a list of event names (non-empty) and joins them for `sse-swap`. */
 export function eventList (names: string | readonly string[], prop: string): string {
   const list = typeof names === 'string' ? [names] : names

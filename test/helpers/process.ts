@@ -15,10 +15,10 @@ export async function freePort (): Promise<number> {
 }
 
 /** Runs `file` with tsx under the package's source condition (imports by package name resolve to the sources). */
-export function spawnTsx (file: string, env: Record<string, string> = {}): ChildProcess {
+export function spawnTsx (file: string, env: Record<string, string> = {}, options: { capture?: boolean } = {}): ChildProcess {
   return spawn(process.execPath, ['--conditions=htmx-sse-source', '--import', 'tsx', file], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit']
+    stdio: options.capture === true ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'ignore', 'inherit']
   })
 }
 
