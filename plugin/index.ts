@@ -39,12 +39,20 @@ export interface HtmxSseOptions {
    * Default `/_sse/resume.js`.
    */
   resumeScriptPath?: string | false
+  /**
+   * URL path that answers `204` with `HX-Refresh: true`: an htmx 4 page fetches
+   * it when a `reset` event arrives, and reloads (`<SseConnect htmx={4} resetUrl>`);
+   * `false` to not serve it. Default `/_sse/refresh`.
+   */
+  refreshPath?: string | false
 }
 
 /** What `app.htmxSse` exposes of the resolved options. */
 export interface HtmxSseSettings {
-  /** Where the resume script is served, or false when it is not. */
+  /** Where the resume script (htmx 2) is served, or false when it is not. */
   readonly resumeScriptPath: string | false
+  /** Where the reset refresh (htmx 4) is served, or false when it is not. */
+  readonly refreshPath: string | false
 }
 
 declare module 'fastify' {
@@ -116,10 +124,16 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   })
 
   const resumePath = options.resumeScriptPath ?? '/_sse/resume.js'
-  app.decorate('htmxSse', Object.freeze({ resumeScriptPath: resumePath }))
+  const refreshPath = options.refreshPath ?? '/_sse/refresh'
+  app.decorate('htmxSse', Object.freeze({ resumeScriptPath: resumePath, refreshPath }))
   if (resumePath !== false) {
     app.get(resumePath, { logLevel: 'warn' }, (_request, reply) => {
       reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(RESUME_SCRIPT)
+    })
+  }
+  if (refreshPath !== false) {
+    app.get(refreshPath, { logLevel: 'warn' }, (_request, reply) => {
+      reply.code(204).header('hx-refresh', 'true').header('cache-control', 'no-store').send()
     })
   }
 

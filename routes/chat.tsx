@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyReply } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
-import { ChatForm, Layout, MessageCard, Oob, SseConnect, SseSwap } from '../views/index.js'
-import { acceptForms, compileSchema, field, fieldProblems, isHtmx, pageCursor, resumeScriptOf, RouteHead, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type SchemaError } from './util.js'
+import { ChatForm, MessageCard, Oob, oobContent } from '../views/index.js'
+import { acceptForms, compileSchema, field, fieldProblems, htmxOf, isHtmx, PageConnect, pageCursor, RoutePage, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type HtmxOption, type SchemaError } from './util.js'
 
 export const ROOM_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/
 export const MAX_NICK_LENGTH = 32
@@ -16,11 +16,9 @@ export const MAX_MESSAGE_LENGTH = 500
 const LIST_ID = 'chat-messages'
 const ERROR_ID = 'chat-messages-error'
 
-export interface ChatOptions {
+export interface ChatOptions extends HtmxOption {
   /** Topic of a room is `${topicPrefix}${room}`. Default 'chat:'. */
   topicPrefix?: string
-  /** SSE event appended to the room. Default 'chat_message'. */
-  event?: string
   /** Messages pre-rendered into a page. Default 50. */
   initial?: number
   /** Rooms listed on the index page. Default ['lobby', 'random']. */
@@ -69,12 +67,10 @@ export function validateMessage (body: unknown): { ok: true, nick: string, text:
 const ROOM_ERROR = 'room names are 1-32 of a-z, 0-9 and -'
 const roomNotFound = async (reply: FastifyReply): Promise<FastifyReply> => await reply.code(404).send({ error: ROOM_ERROR })
 
-/** Publishes one message to a room; resolves with its hub id. */
-export async function publishMessage (hub: SseHub, room: string, message: { nick: string, text: string }, options: { topicPrefix?: string, event?: string } = {}): Promise<string> {
-  return await hub.publish(chatTopic(room, options.topicPrefix), {
-    event: options.event ?? 'chat_message',
-    data: <MessageCard id={`msg-${randomUUID().slice(0, 12)}`} nick={message.nick} text={message.text} at={Date.now()} />
-  })
+/** Publishes one message to a room, as an unnamed event appending it to the room's list (out of band); resolves with its hub id. */
+export async function publishMessage (hub: SseHub, room: string, message: { nick: string, text: string }, options: { topicPrefix?: string } = {}): Promise<string> {
+  const card = <MessageCard id={`msg-${randomUUID().slice(0, 12)}`} nick={message.nick} text={message.text} at={Date.now()} />
+  return await hub.publish(chatTopic(room, options.topicPrefix), { data: <Oob id={LIST_ID} swap='beforeend'>{card}</Oob> })
 }
 
 /** The error line under a room's form (replaced out of band by every post answer). */
@@ -85,17 +81,17 @@ function ChatError (props: { id: string, error?: string }): JSX.Element {
 }
 
 /** A room as it stands at `cursor`, with its form. Put it inside an `<SseConnect>` subscribed to the room's topic. */
-export async function ChatPanel (props: { hub: SseHub, room: string, cursor: string | undefined, action: string, topicPrefix?: string, event?: string, initial?: number, title?: string, nick?: string }): Promise<string> {
+export async function ChatPanel (props: { hub: SseHub, room: string, cursor: string | undefined, action: string, topicPrefix?: string, initial?: number, title?: string, nick?: string }): Promise<string> {
   const history = upTo(await props.hub.history(chatTopic(props.room, props.topicPrefix), { limit: props.initial ?? 50 }), props.cursor)
   const title = props.title ?? `#${props.room}`
-  // ChatRoom's markup, filled with the rendered messages the hub keeps (oldest first).
+  // ChatRoom's markup with its own header, filled with the messages the hub keeps (oldest first).
   return (
     <section class='card chat' aria-label={title}>
       <header><h2 safe>{title}</h2><span class='muted small'>messages are escaped, history replayed</span></header>
       <div class='chat-scroll'>
-        <SseSwap tag='ol' id={LIST_ID} class='chat-messages' event={props.event ?? 'chat_message'} swap='beforeend' aria-live='polite'>
-          {history.map(m => trusted(m.data))}
-        </SseSwap>
+        <ol id={LIST_ID} class='chat-messages' aria-live='polite'>
+          {history.map(m => trusted(oobContent(m.data)))}
+        </ol>
       </div>
       <ChatForm action={props.action} nick={props.nick} maxLength={MAX_MESSAGE_LENGTH} />
       <ChatError id={ERROR_ID} />
@@ -111,7 +107,7 @@ export async function ChatPanel (props: { hub: SseHub, room: string, cursor: str
  */
 export const chatRoutes = routeModule<ChatOptions>('chat', async (app, options) => {
   const prefix = options.topicPrefix ?? 'chat:'
-  const event = options.event ?? 'chat_message'
+  const htmx = htmxOf(options)
   const base = app.prefix
   await acceptForms(app)
 
@@ -141,7 +137,7 @@ export const chatRoutes = routeModule<ChatOptions>('chat', async (app, options) 
       )
     }
     const { nick, text } = request.body
-    const id = await publishMessage(app.sseHub, room, { nick, text }, { topicPrefix: prefix, event })
+    const id = await publishMessage(app.sseHub, room, { nick, text }, { topicPrefix: prefix })
     if (!isHtmx(request.headers)) {
       if (wantsJson(request)) return reply.code(201).send({ id })
       return reply.redirect(`${base}/${room}`, 303)
@@ -161,28 +157,27 @@ export const chatRoutes = routeModule<ChatOptions>('chat', async (app, options) 
     const { room } = request.params
     const cursor = await pageCursor(app.sseHub)
     return reply.html(
-      <Layout title={`#${room} · chat`} resumeScript={resumeScriptOf(app)} head={<RouteHead />}>
+      <RoutePage app={app} htmx={htmx} title={`#${room} · chat`}>
         <header class='app'><h1 safe>{`#${room}`}</h1><a href={base || '/'}>All rooms</a></header>
         <main class='app'>
-          <SseConnect url={`${base}/${room}/stream`} lastEventId={cursor}>
-            <ChatPanel hub={app.sseHub} room={room} cursor={cursor} action={`${base}/${room}/messages`} topicPrefix={prefix} event={event} initial={options.initial} />
-          </SseConnect>
+          <ChatPanel hub={app.sseHub} room={room} cursor={cursor} action={`${base}/${room}/messages`} topicPrefix={prefix} initial={options.initial} />
+          <PageConnect app={app} htmx={htmx} url={`${base}/${room}/stream`} lastEventId={cursor} />
         </main>
-      </Layout>
+      </RoutePage>
     )
   })
 
   app.get('/', async (_request, reply) => {
     const rooms = options.rooms ?? ['lobby', 'random']
     return reply.html(
-      <Layout title='Chat' head={<RouteHead />}>
+      <RoutePage app={app} htmx={htmx} title='Chat'>
         <header class='app'><h1>Chat rooms</h1></header>
         <main class='app'>
           <ul class='card room-list'>
             {rooms.map(r => <li><a href={`${base}/${r}`} safe>{`#${r}`}</a></li>)}
           </ul>
         </main>
-      </Layout>
+      </RoutePage>
     )
   })
 })

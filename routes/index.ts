@@ -18,6 +18,6 @@ export { agentRoutes, AgentRunner, AgentPanel, AgentRunSnapshot, RunState, agent
 export { logsRoutes, LogFeed, formatLogRecord, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
 export { hubStatsRoutes, HubStatsFeed, HubStatsCard, type HubStatsOptions } from './stats.js'
 export { clientAssetsRoutes, type ClientAssetsOptions } from './assets.js'
-export { Watchers, pageCursor, upTo, trusted, acceptForms, wantsJson, resumeScriptOf, HtmxConfig, HTMX_CONFIG, RouteHead, RouteStyles } from './util.js'
+export { Watchers, pageCursor, upTo, trusted, acceptForms, wantsJson, resumeScriptOf, htmxOf, RoutePage, PageConnect, RouteStyles, type HtmxOption } from './util.js'
 export { routeStyles } from './styles.js'
 export { sameOrigin, sameOriginHook, crossOriginProblem, type SameOriginOptions } from './same-origin.js'

@@ -1,16 +1,17 @@
 /**
  * Background jobs with live progress. POST starts a (simulated) job and
- * answers with its page; stages stream as `progress` events on `job:<id>`;
- * the result banner arrives out of band with the closing `done` event. The
- * job page is live only while the job runs (decided by its stored status), so
- * a finished job's page is plain HTML and a reload mid-job resumes.
+ * answers with its page; each tick is an unnamed event on `job:<id>` that
+ * replaces the run's body out of band; the last one replaces the whole run
+ * with its static form (badge, result banner), then `done` closes the stream.
+ * The job page is live only while the job runs (decided by its stored
+ * status), so a finished job's page is plain HTML and a reload mid-job resumes.
  */
 import { randomBytes } from 'node:crypto'
 import type { Children } from '@kitajs/html'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
-import { Layout, Oob, ProgressBar, ResultBanner, RunDetail, RunStatusBadge, SseSwap, type ResultOutcome, type RunStatus } from '../views/index.js'
-import { acceptForms, isHtmx, pageCursor, resumeScriptOf, RouteHead, routeModule, wantsJson } from './util.js'
+import { Oob, ProgressBar, ResultBanner, RunDetail, RunStatusBadge, SSE_CLOSE_EVENT, type HtmxVersion, type ResultOutcome, type RunStatus } from '../views/index.js'
+import { acceptForms, htmxOf, isHtmx, pageCursor, RoutePage, routeModule, wantsJson, type HtmxOption } from './util.js'
 
 export interface JobStage {
   name: string
@@ -96,6 +97,22 @@ export function JobBody (props: { job: Job }): JSX.Element {
         {running ? '' : <ResultBanner {...outcomeOf(job)} />}
       </div>
     </>
+  )
+}
+
+/**
+ * A job as a run (`RunDetail`): live (with its connection) while running,
+ * static once finished; `oob` for the last update of a finished job.
+ */
+export function JobRun (props: { job: Job, base: string, htmx?: HtmxVersion, cursor?: string | undefined, resetUrl?: string | undefined, oob?: boolean }): JSX.Element {
+  const { job } = props
+  return (
+    <RunDetail
+      run={{ id: job.id, status: job.status, title: job.title, startedAt: job.startedAt, finishedAt: job.finishedAt }}
+      htmx={props.htmx} streamUrl={`${props.base}/${job.id}/stream`} lastEventId={props.cursor} resetUrl={props.resetUrl} oob={props.oob}
+    >
+      <JobBody job={job} />
+    </RunDetail>
   )
 }
 
@@ -213,7 +230,7 @@ export class JobRunner {
       return
     }
     this.#schedule(job)
-    void this.#publish(this.topicOf(job.id), 'progress', <JobBody job={job} />)
+    void this.#publish(this.topicOf(job.id), <Oob id={`run-${job.id}-body`} swap='innerHTML'><JobBody job={job} /></Oob>)
     void this.#publishList()
   }
 
@@ -223,19 +240,20 @@ export class JobRunner {
     job.status = status
     job.finishedAt = Date.now()
     const topic = this.topicOf(job.id)
-    const { outcome, text } = outcomeOf(job)
-    // The last body, then the closing event: badge, banner and actions out of band.
-    void this.#publish(topic, 'progress', <JobBody job={job} />).then(() => this.#publish(topic, 'done', (
+    // The last update turns a live page into the static one (the run section,
+    // its badge and banner, replaced out of band; the connection element goes
+    // with it), then the close event, so no client reconnects to a finished job.
+    void this.#publish(topic, (
       <>
-        <RunStatusBadge runId={job.id} status={status} oob />
-        <Oob id={`job-${job.id}-banner`} class='banner-slot'><ResultBanner outcome={outcome} text={text} /></Oob>
+        <JobRun job={job} base={this.base} oob />
         <Oob id={`job-${job.id}-actions`} class='job-actions'><a href={this.base}>All jobs</a></Oob>
       </>
-    )))
+    )).then(() => this.#publish(topic, status, SSE_CLOSE_EVENT))
     void this.#publishList()
   }
 
-  async #publish (topic: string, event: string, data: JSX.Element): Promise<void> {
+  /** Publishes an unnamed (DOM update) event, or with `event` a named control event. */
+  async #publish (topic: string, data: JSX.Element, event?: string): Promise<void> {
     try {
       await this.#hub?.publish(topic, { event, data })
     } catch (err) {
@@ -244,18 +262,18 @@ export class JobRunner {
   }
 
   async #publishList (): Promise<void> {
-    await this.#publish(this.listTopic, 'jobs', <JobList runner={this} />)
+    await this.#publish(this.listTopic, <Oob id='jobs-list' swap='innerHTML'><JobList runner={this} /></Oob>)
   }
 }
 
-/** The recent-jobs list items (the `jobs` event replaces the list's content). */
+/** The recent-jobs list items (each list update replaces `#jobs-list`'s content out of band). */
 export function JobList (props: { runner: JobRunner }): JSX.Element {
   const jobs = props.runner.recent()
   if (jobs.length === 0) return <li class='muted small'>No jobs yet. Start one.</li>
   return <>{jobs.map(job => <JobRow job={job} href={props.runner.hrefOf(job.id)} />)}</>
 }
 
-/** Dashboard panel: a start button and the recent jobs, live via the list topic's `jobs` event. */
+/** Dashboard panel: a start button and the recent jobs, live through the list topic. */
 export function JobsPanel (props: { runner: JobRunner }): JSX.Element {
   const base = props.runner.base
   return (
@@ -266,14 +284,14 @@ export function JobsPanel (props: { runner: JobRunner }): JSX.Element {
           <button type='submit'>Start job</button>
         </form>
       </header>
-      <SseSwap tag='ol' id='jobs-list' class='job-list' event='jobs' swap='innerHTML'>
+      <ol id='jobs-list' class='job-list'>
         <JobList runner={props.runner} />
-      </SseSwap>
+      </ol>
     </section>
   )
 }
 
-export interface JobsRoutesOptions extends JobsOptions {
+export interface JobsRoutesOptions extends JobsOptions, HtmxOption {
   runner?: JobRunner
 }
 
@@ -298,6 +316,7 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
   app.addHook('onClose', async () => runner.close())
   await acceptForms(app)
   const base = app.prefix
+  const htmx = htmxOf(options)
 
   app.post<{ Body: { title?: string, fail?: string } | null }>('/', { schema: { body: startBody } }, async (request, reply) => {
     const job = runner.start({ title: request.body?.title, fail: request.body?.fail === '1' })
@@ -309,7 +328,9 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
   })
 
   app.get<{ Params: { id: string } }>('/:id/stream', (request, reply) => {
-    if (runner.get(request.params.id) === undefined) return reply.code(404).send({ error: 'no such job' })
+    // A job that is gone still gets a stream, with the close event: a 404
+    // would make htmx 4 retry a reconnect forever.
+    if (runner.get(request.params.id) === undefined) return reply.sse([{ event: SSE_CLOSE_EVENT, data: 'gone' }])
     return reply.sse({ topics: [runner.topicOf(request.params.id)] })
   })
 
@@ -327,18 +348,12 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
     // the page already shows is harmless.
     const cursor = await pageCursor(app.sseHub)
     const job = runner.get(request.params.id)
-    const resumeScript = resumeScriptOf(app)
-    if (job === undefined) return reply.code(404).html(<JobsLayout title='No such job' resumeScript={resumeScript}><p class='card'>This job does not exist (or was dropped from memory). <a href={base}>All jobs</a></p></JobsLayout>)
+    if (job === undefined) return reply.code(404).html(<JobsLayout app={app} htmx={htmx} title='No such job'><p class='card'>This job does not exist (or was dropped from memory). <a href={base}>All jobs</a></p></JobsLayout>)
     const running = job.status === 'running'
+    const refresh = app.htmxSse.refreshPath
     return reply.html(
-      <JobsLayout title={job.title} resumeScript={resumeScript}>
-        <RunDetail
-          run={{ id: job.id, status: job.status, title: job.title, startedAt: job.startedAt, finishedAt: job.finishedAt }}
-          streamUrl={`${base}/${job.id}/stream`}
-          lastEventId={cursor}
-        >
-          <JobBody job={job} />
-        </RunDetail>
+      <JobsLayout app={app} htmx={htmx} title={job.title}>
+        <JobRun job={job} base={base} htmx={htmx} cursor={cursor} resetUrl={htmx === 4 && refresh !== false ? refresh : undefined} />
         <div id={`job-${job.id}-actions`} class='job-actions'>
           {running
             ? <form method='post' action={`${base}/${job.id}/cancel`} hx-post={`${base}/${job.id}/cancel`} hx-swap='none'><button type='submit' class='secondary'>Cancel job</button></form>
@@ -350,7 +365,7 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
 
   app.get('/', async (_request, reply) => {
     return reply.html(
-      <JobsLayout title='Jobs' resumeScript={resumeScriptOf(app)}>
+      <JobsLayout app={app} htmx={htmx} title='Jobs'>
         <section class='card'>
           <form method='post' action={base} class='stack-form'>
             <div class='row'>
@@ -369,11 +384,11 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
   })
 })
 
-function JobsLayout (props: { title: string, resumeScript: string | undefined, children?: Children }): JSX.Element {
+function JobsLayout (props: { app: FastifyInstance, htmx: HtmxVersion, title: string, children?: Children }): JSX.Element {
   return (
-    <Layout title={props.title} resumeScript={props.resumeScript} head={<RouteHead />}>
+    <RoutePage app={props.app} htmx={props.htmx} title={props.title}>
       <header class='app'><h1 safe>{props.title}</h1></header>
       <main class='app stack'>{props.children}</main>
-    </Layout>
+    </RoutePage>
   )
 }

@@ -5,8 +5,8 @@
  * page holds at most `size` line elements however long it stays open.
  */
 import type { SseHub } from '../plugin/index.js'
-import { Layout, LogTail, LogTailEntry, SseConnect, type LogLevel, type SequencedLogLine } from '../views/index.js'
-import { pageCursor, resumeScriptOf, routeModule, RouteHead } from './util.js'
+import { LogTail, LogTailEntry, type LogLevel, type SequencedLogLine } from '../views/index.js'
+import { htmxOf, PageConnect, pageCursor, RoutePage, routeModule, type HtmxOption } from './util.js'
 
 const LEVELS: Record<number, LogLevel> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }
 
@@ -36,8 +36,6 @@ export function formatLogRecord (record: Record<string, unknown>): string {
 export interface LogFeedOptions {
   /** Hub topic. Default 'logs'. */
   topic?: string
-  /** SSE event (handled by the tail's sink). Default 'log'. */
-  event?: string
   /** Lines kept, in memory and on the page. Default 50. */
   size?: number
   /** Id of the `LogTail`. Default 'log'. */
@@ -49,7 +47,6 @@ export interface LogFeedOptions {
 /** Collects log lines and publishes them, batched per event-loop turn. */
 export class LogFeed {
   readonly topic: string
-  readonly event: string
   readonly size: number
   readonly tailId: string
   /** A pino destination: `Fastify({ logger: { stream: feed.stream } })`. */
@@ -63,7 +60,6 @@ export class LogFeed {
 
   constructor (options: LogFeedOptions = {}) {
     this.topic = options.topic ?? 'logs'
-    this.event = options.event ?? 'log'
     this.size = options.size ?? 50
     this.tailId = options.tailId ?? 'log'
     this.#echo = options.echo ?? process.stdout
@@ -124,18 +120,18 @@ export class LogFeed {
     const hub = this.#hub
     if (hub === undefined || lines.length === 0) return
     const data = <>{lines.map(line => <LogTailEntry tailId={this.tailId} size={this.size} line={line} />)}</>
-    hub.publish(this.topic, { event: this.event, data }).catch(() => {
+    hub.publish(this.topic, { data }).catch(() => {
       // The hub is gone or the transport failed; logging that here would feed the loop.
     })
   }
 
-  /** The tail as it stands, with its sink. Put it inside an `<SseConnect>` subscribed to `topic`. */
+  /** The tail as it stands. The page's `<SseConnect>` subscribes to `topic`. */
   Panel (props: { title?: string } = {}): JSX.Element {
-    return <LogTail id={this.tailId} size={this.size} lines={this.#ring} event={this.event} title={props.title ?? 'Server log'} />
+    return <LogTail id={this.tailId} size={this.size} lines={this.#ring} title={props.title ?? 'Server log'} />
   }
 }
 
-export interface LogsRoutesOptions {
+export interface LogsRoutesOptions extends HtmxOption {
   /** The feed that receives the app's log lines (its `stream` must be the logger's destination). */
   feed: LogFeed
 }
@@ -147,6 +143,7 @@ export const logsRoutes = routeModule<LogsRoutesOptions>('logs', async (app, opt
   feed.bind(app.sseHub)
   app.addHook('preClose', async () => feed.unbind())
   const base = app.prefix
+  const htmx = htmxOf(options)
 
   app.get('/stream', { logLevel: 'warn' }, (_request, reply) => reply.sse({ topics: [feed.topic] }))
 
@@ -154,12 +151,13 @@ export const logsRoutes = routeModule<LogsRoutesOptions>('logs', async (app, opt
     // Lines replace their slot by sequence number, so replaying one the page shows is harmless.
     const cursor = await pageCursor(app.sseHub)
     return reply.html(
-      <Layout title='Log' resumeScript={resumeScriptOf(app)} head={<RouteHead />}>
+      <RoutePage app={app} htmx={htmx} title='Log'>
         <header class='app'><h1>Server log</h1></header>
         <main class='app'>
-          <SseConnect url={`${base}/stream`} lastEventId={cursor}>{feed.Panel()}</SseConnect>
+          {feed.Panel()}
+          <PageConnect app={app} htmx={htmx} url={`${base}/stream`} lastEventId={cursor} />
         </main>
-      </Layout>
+      </RoutePage>
     )
   })
 })

@@ -7,8 +7,8 @@
 import os from 'node:os'
 import type { FastifyBaseLogger } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
-import { CoreBars, Layout, MetricCard, Oob, SseConnect, SseSink, type Thresholds } from '../views/index.js'
-import { pageCursor, resumeScriptOf, routeModule, Watchers, RouteHead, watchedStreamRoute } from './util.js'
+import { CoreBars, MetricCard, Oob, type Thresholds } from '../views/index.js'
+import { htmxOf, PageConnect, pageCursor, RoutePage, routeModule, Watchers, watchedStreamRoute, type HtmxOption } from './util.js'
 
 /** One reading of the machine. Percentages are 0..100, sizes in bytes, rates in bytes/s. */
 export interface MetricsSample {
@@ -110,8 +110,6 @@ export function fakeSampler (options: { cores?: number } = {}): Sampler & { call
 export interface MetricsOptions {
   /** Hub topic. Default 'metrics'. */
   topic?: string
-  /** SSE event name of the (out-of-band) card updates. Default 'metrics'. */
-  event?: string
   /** Sampling interval. Default 1000 ms. */
   intervalMs?: number
   /** Span of the sparklines. Default 60 000 ms (the last minute). */
@@ -141,7 +139,6 @@ const gib = (bytes: number): string => (bytes / GIB).toFixed(1)
  */
 export class MetricsFeed {
   readonly topic: string
-  readonly event: string
   readonly intervalMs: number
   readonly idPrefix: string
   readonly sampler: Sampler
@@ -156,7 +153,6 @@ export class MetricsFeed {
 
   constructor (options: MetricsOptions = {}) {
     this.topic = options.topic ?? 'metrics'
-    this.event = options.event ?? 'metrics'
     this.intervalMs = options.intervalMs ?? 1000
     this.idPrefix = options.idPrefix ?? 'metric'
     this.sampler = options.sampler ?? systemSampler()
@@ -213,7 +209,7 @@ export class MetricsFeed {
       const sample = await this.sampler.sample()
       if (generation !== this.#generation) return
       this.#record(sample)
-      await this.#hub?.publish(this.topic, { event: this.event, data: this.Updates() })
+      await this.#hub?.publish(this.topic, { data: this.Updates() })
     } catch (err) {
       if (generation === this.#generation) this.#log?.warn({ err }, 'metrics: sampling failed')
     }
@@ -269,23 +265,22 @@ export class MetricsFeed {
     ]
   }
 
-  /** One event's data: every card as an out-of-band replacement of its slot. */
+  /** One (unnamed) event's data: every card as an out-of-band replacement of its slot. */
   Updates (): JSX.Element {
     return <>{this.cards().map(([slot, card]) => <Oob id={slot} swap='innerHTML'>{card}</Oob>)}</>
   }
 
-  /** The cards in their slots, plus the hidden sink for the update event. Put it inside an `<SseConnect>` that subscribes to `topic`. */
+  /** The cards in their slots. The page's `<SseConnect>` subscribes to `topic`. */
   Panel (): JSX.Element {
     return (
       <>
         {this.cards().map(([slot, card]) => <div id={slot} class='slot'>{card}</div>)}
-        <SseSink events={this.event} />
       </>
     )
   }
 }
 
-export interface MetricsRoutesOptions extends MetricsOptions {
+export interface MetricsRoutesOptions extends MetricsOptions, HtmxOption {
   /** Share a feed with other pages (e.g. a dashboard that embeds the cards). */
   feed?: MetricsFeed
 }
@@ -299,6 +294,7 @@ export const metricsRoutes = routeModule<MetricsRoutesOptions>('metrics', async 
   feed.bind(app.sseHub, app.log)
   app.addHook('onClose', async () => feed.close())
   const base = app.prefix
+  const htmx = htmxOf(options)
 
   watchedStreamRoute(app, feed)
 
@@ -306,14 +302,13 @@ export const metricsRoutes = routeModule<MetricsRoutesOptions>('metrics', async 
     // Metric cards are replaced whole, so no cursor is needed: the next tick repaints.
     const cursor = await pageCursor(app.sseHub)
     return reply.html(
-      <Layout title='Metrics' resumeScript={resumeScriptOf(app)} head={<RouteHead />}>
+      <RoutePage app={app} htmx={htmx} title='Metrics'>
         <header class='app'><h1>Metrics</h1></header>
         <main class='app'>
-          <SseConnect url={`${base}/stream`} lastEventId={cursor} class='grid'>
-            {feed.Panel()}
-          </SseConnect>
+          <div class='grid'>{feed.Panel()}</div>
+          <PageConnect app={app} htmx={htmx} url={`${base}/stream`} lastEventId={cursor} />
         </main>
-      </Layout>
+      </RoutePage>
     )
   })
 })

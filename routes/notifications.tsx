@@ -6,17 +6,15 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { SseHub } from '../plugin/index.js'
-import { Layout, NotificationFeed, NotificationItem, SseConnect, type NotificationLevel } from '../views/index.js'
-import { acceptForms, charCount, compileSchema, field, fieldProblems, isHtmx, pageCursor, resumeScriptOf, RouteHead, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type SchemaError } from './util.js'
+import { NotificationFeed, NotificationItem, Oob, oobContent, swap422, type NotificationLevel } from '../views/index.js'
+import { acceptForms, charCount, compileSchema, field, fieldProblems, htmxOf, isHtmx, PageConnect, pageCursor, RoutePage, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type HtmxOption, type SchemaError } from './util.js'
 
 export const NOTIFICATION_LEVELS: readonly NotificationLevel[] = ['info', 'success', 'warning', 'error']
 export const MAX_NOTIFICATION_LENGTH = 500
 
-export interface NotificationsOptions {
+export interface NotificationsOptions extends HtmxOption {
   /** Hub topic. Default 'notifications'. */
   topic?: string
-  /** SSE event name the feed swaps on. Default 'notification'. */
-  event?: string
   /** Items rendered into a fresh page. Default 50. */
   initial?: number
   /** Id of the feed list. Default 'notifications'. */
@@ -76,7 +74,7 @@ export function NotificationForm (props: NotificationFormProps): JSX.Element {
   const level = props.level ?? 'info'
   const invalid = errors.level !== undefined || errors.text !== undefined
   return (
-    <form id='notify-form' class='stack-form' method='post' action={props.action} hx-post={props.action} hx-swap='outerHTML' aria-invalid={invalid ? 'true' : undefined}>
+    <form id='notify-form' class='stack-form' method='post' action={props.action} hx-post={props.action} hx-swap='outerHTML' {...swap422('outerHTML')} aria-invalid={invalid ? 'true' : undefined}>
       <div class='row'>
         <select name='level' aria-label='Level' aria-invalid={errors.level !== undefined ? 'true' : undefined}>
           {NOTIFICATION_LEVELS.map(l => <option value={l} selected={l === level}>{l}</option>)}
@@ -91,23 +89,28 @@ export function NotificationForm (props: NotificationFormProps): JSX.Element {
   )
 }
 
-/** Publishes one notification; resolves with its hub id. */
-export async function publishNotification (hub: SseHub, input: NotificationInput, options: { topic?: string, event?: string } = {}): Promise<string> {
+/**
+ * Publishes one notification as an unnamed event that prepends its item to
+ * the feed (`#<feedId>`, out of band), for htmx 2 and htmx 4 pages alike;
+ * resolves with its hub id.
+ */
+export async function publishNotification (hub: SseHub, input: NotificationInput, options: { topic?: string, feedId?: string } = {}): Promise<string> {
   const item = { id: `note-${randomUUID().slice(0, 8)}`, level: input.level, text: input.text, at: Date.now() }
-  return await hub.publish(options.topic ?? 'notifications', { event: options.event ?? 'notification', data: <NotificationItem {...item} /> })
+  const data = <Oob id={options.feedId ?? 'notifications'} swap='afterbegin'><NotificationItem {...item} /></Oob>
+  return await hub.publish(options.topic ?? 'notifications', { data })
 }
 
 /** The feed as it stands at `cursor`: items newest first, pre-rendered from hub history. */
-export async function NotificationsPanel (props: { hub: SseHub, cursor: string | undefined, action: string, topic?: string, event?: string, initial?: number, feedId?: string }): Promise<string> {
+export async function NotificationsPanel (props: { hub: SseHub, cursor: string | undefined, action: string, topic?: string, initial?: number, feedId?: string }): Promise<string> {
   const history = upTo(await props.hub.history(props.topic ?? 'notifications', { limit: props.initial ?? 50 }), props.cursor)
-  const items = history.reverse().map(m => trusted(m.data))
-  const event = props.event ?? 'notification'
+  // Each event is an out-of-band prepend: the page shows the items themselves.
+  const items = history.reverse().map(m => trusted(oobContent(m.data)))
   const feedId = props.feedId ?? 'notifications'
   return (
     <section class='card notifications-card' aria-label='Notifications'>
       <header><h2>Notifications</h2><span class='muted small'>to every open page</span></header>
       <NotificationForm action={props.action} />
-      <NotificationFeed id={feedId} event={event}>{items}</NotificationFeed>
+      <NotificationFeed id={feedId}>{items}</NotificationFeed>
       {items.length === 0 ? <p class='muted small empty-hint'>No notifications yet.</p> : ''}
     </section>
   )
@@ -120,7 +123,8 @@ export async function NotificationsPanel (props: { hub: SseHub, cursor: string |
  */
 export const notificationsRoutes = routeModule<NotificationsOptions>('notifications', async (app, options) => {
   const topic = options.topic ?? 'notifications'
-  const event = options.event ?? 'notification'
+  const feedId = options.feedId ?? 'notifications'
+  const htmx = htmxOf(options)
   const base = app.prefix
   const action = base === '' ? '/' : base
   await acceptForms(app)
@@ -130,15 +134,15 @@ export const notificationsRoutes = routeModule<NotificationsOptions>('notificati
     attachValidation: true,
     preValidation: trimFields(...FIELDS)
   }, async (request, reply) => {
-    const htmx = isHtmx(request.headers)
+    const fromHtmx = isHtmx(request.headers)
     if (request.validationError !== undefined) {
       const errors = notificationErrors(request.validationError.validation, request.body)
-      if (!htmx && wantsJson(request)) return reply.code(422).send({ error: 'invalid notification', fields: errors })
+      if (!fromHtmx && wantsJson(request)) return reply.code(422).send({ error: 'invalid notification', fields: errors })
       return reply.code(422).html(<NotificationForm action={action} level={field(request.body, 'level')} text={field(request.body, 'text')} errors={errors} />)
     }
     const { level, text } = request.body
-    const id = await publishNotification(app.sseHub, { level, text }, { topic, event })
-    if (htmx) return reply.html(<NotificationForm action={action} level={level} sent />)
+    const id = await publishNotification(app.sseHub, { level, text }, { topic, feedId })
+    if (fromHtmx) return reply.html(<NotificationForm action={action} level={level} sent />)
     if (wantsJson(request)) return reply.code(201).send({ id })
     return reply.redirect(action, 303)
   })
@@ -148,14 +152,13 @@ export const notificationsRoutes = routeModule<NotificationsOptions>('notificati
   app.get('/', async (_request, reply) => {
     const cursor = await pageCursor(app.sseHub)
     return reply.html(
-      <Layout title='Notifications' resumeScript={resumeScriptOf(app)} head={<RouteHead />}>
+      <RoutePage app={app} htmx={htmx} title='Notifications'>
         <header class='app'><h1>Notifications</h1></header>
         <main class='app'>
-          <SseConnect url={`${base}/stream`} lastEventId={cursor}>
-            <NotificationsPanel hub={app.sseHub} cursor={cursor} action={action} topic={topic} event={event} initial={options.initial} feedId={options.feedId} />
-          </SseConnect>
+          <NotificationsPanel hub={app.sseHub} cursor={cursor} action={action} topic={topic} initial={options.initial} feedId={feedId} />
+          <PageConnect app={app} htmx={htmx} url={`${base}/stream`} lastEventId={cursor} />
         </main>
-      </Layout>
+      </RoutePage>
     )
   })
 })

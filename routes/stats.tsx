@@ -3,14 +3,12 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { HubStats, SseHub } from '../plugin/index.js'
-import { Layout, SseConnect, SseSwap } from '../views/index.js'
-import { Watchers, RouteHead, routeModule, watchedStreamRoute } from './util.js'
+import { Oob } from '../views/index.js'
+import { htmxOf, PageConnect, RoutePage, routeModule, Watchers, watchedStreamRoute, type HtmxOption } from './util.js'
 
 export interface HubStatsOptions {
   /** Hub topic. Default 'hub-stats'. */
   topic?: string
-  /** SSE event. Default 'hub_stats'. */
-  event?: string
   /** Default 2 000 ms. */
   intervalMs?: number
 }
@@ -48,7 +46,6 @@ export function HubStatsCard (props: { stats: HubStats, rate?: number }): JSX.El
 /** Publishes stats every `intervalMs` while watched. */
 export class HubStatsFeed {
   readonly topic: string
-  readonly event: string
   readonly intervalMs: number
   readonly #watchers: Watchers
   #hub: SseHub | undefined
@@ -58,7 +55,6 @@ export class HubStatsFeed {
 
   constructor (options: HubStatsOptions = {}) {
     this.topic = options.topic ?? 'hub-stats'
-    this.event = options.event ?? 'hub_stats'
     this.intervalMs = options.intervalMs ?? 2_000
     this.#watchers = new Watchers(() => this.#start(), () => this.#stop())
   }
@@ -80,12 +76,12 @@ export class HubStatsFeed {
     return <HubStatsCard stats={stats} rate={rate} />
   }
 
-  /** The card with its swap target. Put it inside an `<SseConnect>` subscribed to `topic`. */
+  /** The card (`#hub-stats-body`, replaced by each update). The page's `<SseConnect>` subscribes to `topic`. */
   Panel (): JSX.Element {
     return (
       <section class='card hub-stats' aria-label='Hub'>
         <header><h2>SSE hub</h2><span class='muted small' safe>{`this instance · every ${this.intervalMs / 1000} s`}</span></header>
-        <SseSwap id='hub-stats-body' event={this.event} swap='innerHTML'>{this.Card()}</SseSwap>
+        <div id='hub-stats-body'>{this.Card()}</div>
       </section>
     )
   }
@@ -95,7 +91,7 @@ export class HubStatsFeed {
       const card = this.Card()
       const stats = this.#hub?.stats()
       if (stats !== undefined) this.#last = { at: Date.now(), published: stats.published }
-      this.#hub?.publish(this.topic, { event: this.event, data: card }).catch((err: unknown) => this.#log?.debug({ err }, 'hub stats: publish failed'))
+      this.#hub?.publish(this.topic, { data: <Oob id='hub-stats-body' swap='innerHTML'>{card}</Oob> }).catch((err: unknown) => this.#log?.debug({ err }, 'hub stats: publish failed'))
     }
     publish()
     this.#timer = setInterval(publish, this.intervalMs)
@@ -109,19 +105,21 @@ export class HubStatsFeed {
 }
 
 /** `GET /` a stats page, `GET /stream` its SSE. */
-export const hubStatsRoutes = routeModule<HubStatsOptions & { feed?: HubStatsFeed }>('stats', async (app, options) => {
+export const hubStatsRoutes = routeModule<HubStatsOptions & HtmxOption & { feed?: HubStatsFeed }>('stats', async (app, options) => {
   const feed = options.feed ?? new HubStatsFeed(options)
   feed.bind(app.sseHub, app.log)
   app.addHook('onClose', async () => feed.close())
   const base = app.prefix
+  const htmx = htmxOf(options)
 
   watchedStreamRoute(app, feed)
 
   app.get('/', async (_request, reply) => reply.html(
-    <Layout title='SSE hub' head={<RouteHead />}>
+    <RoutePage app={app} htmx={htmx} title='SSE hub'>
       <main class='app'>
-        <SseConnect url={`${base}/stream`}>{feed.Panel()}</SseConnect>
+        {feed.Panel()}
+        <PageConnect app={app} htmx={htmx} url={`${base}/stream`} />
       </main>
-    </Layout>
+    </RoutePage>
   ))
 })

@@ -13,6 +13,8 @@ import { sameOriginHook } from './same-origin.js'
 import fp from 'fastify-plugin'
 import { parseId, type HubMessage, type SseHub } from '../plugin/index.js'
 import { routeStyles } from './styles.js'
+import type { Children } from '@kitajs/html'
+import { htmxVersion, Layout, SseConnect, type HtmxVersion } from '../views/index.js'
 
 /**
  * Counts live watchers (SSE streams) and runs `start` with the first and
@@ -249,31 +251,41 @@ export function resumeScriptOf (app: FastifyInstance): string | undefined {
   return path === false ? undefined : path
 }
 
-/**
- * `htmx.config.responseHandling` that also swaps 422 responses, so a form can
- * answer invalid input with its own re-rendered fragment and a 4xx status.
- * htmx 2 does not swap 4xx/5xx by default. Put `<HtmxConfig />` in the layout head.
- */
-export const HTMX_CONFIG = JSON.stringify({
-  responseHandling: [
-    { code: '204', swap: false },
-    { code: '[23]..', swap: true },
-    { code: '422', swap: true, error: false },
-    { code: '[45]..', swap: false, error: true },
-    { code: '...', swap: false }
-  ]
-})
-
-export function HtmxConfig (): JSX.Element {
-  return <meta name='htmx-config' content={HTMX_CONFIG} />
-}
-
 /** The route modules' extra stylesheet (a constant of this package, not user input). */
 export function RouteStyles (props: { nonce?: string }): JSX.Element {
   return <style nonce={props.nonce}>{trusted(routeStyles)}</style>
 }
 
-/** What route pages put in `<Layout head>`: the htmx config (422 swaps) and the route styles. */
-export function RouteHead (props: { nonce?: string }): JSX.Element {
-  return <><HtmxConfig /><RouteStyles nonce={props.nonce} /></>
+/** What every route module takes to pick the htmx major of its pages (2 by default). */
+export interface HtmxOption {
+  /** The htmx major the module's pages load and speak: 2 (htmx 2.0.x + htmx-ext-sse, default) or 4 (htmx 4.0.x + hx-sse). */
+  htmx?: HtmxVersion
+}
+
+/** The htmx major of a module's options, checked. */
+export function htmxOf (options: HtmxOption): HtmxVersion {
+  return htmxVersion(options.htmx ?? 2, 'option htmx')
+}
+
+/**
+ * A route module's page: `Layout` for the module's htmx version, with the
+ * resume script (htmx 2, at the plugin's `resumeScriptPath`) and the route styles.
+ */
+export function RoutePage (props: { app: FastifyInstance, htmx: HtmxVersion, title: string, head?: Children, children?: Children }): JSX.Element {
+  return (
+    <Layout htmx={props.htmx} title={props.title} resumeScript={props.htmx === 2 ? resumeScriptOf(props.app) : undefined} head={<><RouteStyles />{props.head}</>}>
+      {props.children}
+    </Layout>
+  )
+}
+
+/** The page's connection element for the module's htmx version (htmx 4: `reset` reloads through the plugin's `refreshPath`). */
+export function PageConnect (props: { app: FastifyInstance, htmx: HtmxVersion, url: string, lastEventId?: string | undefined, closeOn?: string, id?: string }): JSX.Element {
+  const refresh = props.app.htmxSse.refreshPath
+  return (
+    <SseConnect
+      htmx={props.htmx} id={props.id} url={props.url} lastEventId={props.lastEventId} closeOn={props.closeOn}
+      resetUrl={props.htmx === 4 && refresh !== false ? refresh : undefined}
+    />
+  )
 }

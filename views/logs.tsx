@@ -13,8 +13,8 @@
  * (CSS `order` is an integer; browsers clamp it near 2^31, far beyond any log's length.)
  * The list sits in a `column-reverse` scroller so the view stays pinned to the newest line.
  *
- * Wiring: put `<LogTail event="log" />` inside an `<SseConnect>`; it includes a hidden
- * `hx-swap="none"` sink for that event, and each event's data is one `<LogTailEntry>`.
+ * Wiring: the page has `<LogTail />` and an `<SseConnect>` for the topic; each
+ * (unnamed) event's data is one or more `<LogTailEntry>` fragments.
  */
 import { SseSink } from './sse.js'
 import { assertDomId, clockTime, escAttr, isoTime, oneOf } from './util.js'
@@ -87,7 +87,7 @@ export interface LogTailProps {
   size?: number
   /** Pre-rendered lines (e.g. from hub history); only the newest `size` are kept. */
   lines?: readonly SequencedLogLine[]
-  /** If set, a hidden `hx-swap="none"` sink for this event is included. */
+  /** htmx 2 only: a hidden `hx-swap="none"` sink for this named event (inside `<Htmx2SseConnect>`). With `<SseConnect>`, publish the entries unnamed. */
   event?: string
   title?: string
 }

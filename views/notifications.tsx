@@ -32,14 +32,15 @@ export interface NotificationFeedProps {
   items?: readonly NotificationItemProps[]
   /** Items already rendered to HTML (e.g. `sseHub.history()` data), newest first, after `items`: trusted markup. */
   children?: Children
-  /** If set, the list itself is the swap target: `sse-swap=event hx-swap="afterbegin"`. */
+  /** htmx 2 only: the list swaps this named event itself (`sse-swap`, `afterbegin`) inside `<Htmx2SseConnect>`. */
   event?: string
   label?: string
 }
 
 /**
- * `<ol aria-live="polite">`. Feed it either with `event` (the list is an `sse-swap`
- * target, newest on top) or with `<Oob id="notifications" swap="afterbegin">` fragments.
+ * `<ol aria-live="polite">`, newest on top. Feed it with unnamed
+ * `<Oob id="notifications" swap="afterbegin"><NotificationItem …/></Oob>` events
+ * (both htmx versions), or, htmx 2 only, with `event` (the list is an `sse-swap` target).
  */
 export function NotificationFeed (props: NotificationFeedProps): JSX.Element {
   const id = assertDomId(props.id ?? 'notifications', 'id')

@@ -28,7 +28,7 @@ export interface ProgressContainerProps {
   /** Target id (for OOB swaps of single bars, or as the swap target). */
   id?: string
   title?: string
-  /** If set, the container is an `sse-swap` target with `swap` (default 'innerHTML'). */
+  /** htmx 2 only: the container is an `sse-swap` target for this named event, with `swap` (default 'innerHTML'). */
   event?: string
   swap?: 'innerHTML' | 'beforeend' | 'afterbegin'
   children?: Children

@@ -3,7 +3,7 @@
  * is in progress. A finished run renders plain markup, so reloading it opens no stream.
  */
 import type { Children } from '@kitajs/html'
-import { SSE_CLOSE_EVENT, SseConnect, SseSink, SseSwap } from './sse.js'
+import { SSE_CLOSE_EVENT, SseConnect, type HtmxVersion } from './sse.js'
 import { assertDomId, clockTime, isoTime, oneOf } from './util.js'
 
 export const RUN_STATUSES = ['running', 'done', 'failed', 'cancelled'] as const
@@ -37,59 +37,52 @@ export function RunStatusBadge (props: RunStatusBadgeProps): JSX.Element {
 
 export interface RunDetailProps {
   run: RunInfo
+  /** The htmx major of the page (as its Layout). Default 2. */
+  htmx?: HtmxVersion
   /** The run's SSE stream (http(s) or relative). */
   streamUrl: string
   /** Newest event id the page was rendered from (lossless connect). */
   lastEventId?: string
-  /** Event swapped into the body. Default 'progress'. */
-  event?: string
-  /** How `event` is swapped into the body. Default 'innerHTML'. */
-  swap?: 'innerHTML' | 'beforeend' | 'afterbegin'
-  /** Events that only carry OOB fragments (e.g. the status badge). Default ['status', closeOn]:
-   *  the closing event's data is still applied, so it can carry the final badge and result. */
-  oobEvents?: readonly [string, ...string[]]
   /** Event after which the browser closes the stream. Default 'done'. */
   closeOn?: string
-  /** Body: initial content while running, final content otherwise. */
+  /** htmx 4: where a `reset` event reloads the page from (the plugin's refreshPath). */
+  resetUrl?: string
+  /**
+   * Render as an out-of-band replacement of the whole run (`hx-swap-oob`):
+   * the last update of a run that finished turns a live page into exactly the
+   * static page (its connection element goes with it).
+   */
+  oob?: boolean
+  /** Body (`#run-<id>-body`): the content so far while running, the final content otherwise. */
   children?: Children
 }
 
-/** A run: live SSE wiring (connect + swap target + sink + sse-close) only while 'running'. */
+/**
+ * A run: `<section id="run-<id>">` with its header, status badge
+ * (`#run-<id>-status`) and body (`#run-<id>-body`), plus the connection element
+ * only while the stored status is 'running'. Updates are unnamed events that
+ * replace the body or the badge by id; a finished run is static markup.
+ */
 export function RunDetail (props: RunDetailProps): JSX.Element {
   const { run } = props
-  const closeOn = props.closeOn ?? SSE_CLOSE_EVENT
+  const status = oneOf(run.status, RUN_STATUSES, 'run.status')
   const id = assertDomId(`run-${run.id}`, 'run.id')
-  const header = (
-    <header>
-      <h2 safe>{run.title ?? `Run ${run.id}`}</h2>
-      <RunStatusBadge runId={run.id} status={run.status} />
-      {run.startedAt === undefined
-        ? ''
-        : (
-          <span class='muted'>started <time datetime={isoTime(run.startedAt)} safe>{clockTime(run.startedAt)}</time></span>
-          )}
-      {run.finishedAt === undefined
-        ? ''
-        : (
-          <span class='muted'>finished <time datetime={isoTime(run.finishedAt)} safe>{clockTime(run.finishedAt)}</time></span>
-          )}
-    </header>
-  )
-  if (run.status !== 'running') {
-    return (
-      <section id={id} class='card run' data-status={oneOf(run.status, RUN_STATUSES, 'run.status')}>
-        {header}
-        <div id={`${id}-body`} class='run-body'>{props.children}</div>
-      </section>
-    )
-  }
   return (
-    <SseConnect id={id} class='card run' url={props.streamUrl} lastEventId={props.lastEventId} closeOn={closeOn}>
-      {header}
-      <SseSwap id={`${id}-body`} class='run-body' event={props.event ?? 'progress'} swap={props.swap ?? 'innerHTML'}>
-        {props.children}
-      </SseSwap>
-      <SseSink events={props.oobEvents ?? ['status', closeOn]} />
-    </SseConnect>
+    <section id={id} class='card run' data-status={status} hx-swap-oob={props.oob === true ? 'true' : undefined}>
+      <header>
+        <h2 safe>{run.title ?? `Run ${run.id}`}</h2>
+        <RunStatusBadge runId={run.id} status={status} />
+        {run.startedAt === undefined
+          ? ''
+          : <span class='muted'>started <time datetime={isoTime(run.startedAt)} safe>{clockTime(run.startedAt)}</time></span>}
+        {run.finishedAt === undefined
+          ? ''
+          : <span class='muted'>finished <time datetime={isoTime(run.finishedAt)} safe>{clockTime(run.finishedAt)}</time></span>}
+      </header>
+      <div id={`${id}-body`} class='run-body'>{props.children}</div>
+      {status === 'running'
+        ? <SseConnect htmx={props.htmx} url={props.streamUrl} lastEventId={props.lastEventId} closeOn={props.closeOn ?? SSE_CLOSE_EVENT} resetUrl={props.resetUrl} />
+        : ''}
+    </section>
   )
 }

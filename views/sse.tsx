@@ -1,25 +1,40 @@
 /**
- * SSE wiring for htmx 2 + htmx-ext-sse 2.2.
+ * SSE wiring for htmx 2 (htmx-ext-sse 2.2) and htmx 4 (its `hx-sse` extension),
+ * from one wire format.
  *
- * The shapes here encode the rules the extension actually follows:
- * - one connection element (`hx-ext="sse"` + `sse-connect`), never with `sse-swap` on it;
- * - one child per swap target, each with its own `sse-swap` and an explicit `hx-swap`
- *   (`hx-swap` is inherited in htmx 2, so an ancestor's value would otherwise leak in);
- * - a hidden `hx-swap="none"` sink for events that only carry out-of-band fragments;
- * - out-of-band fragments that always carry a target id, with `<template>` for table rows;
- * - `sse-close` on the connection element for streams that finish.
+ * What both versions apply, from the same bytes:
+ * - every DOM update is an UNNAMED event whose HTML targets itself by id
+ *   (`<Oob>`: `hx-swap-oob`); htmx 4 swaps only unnamed events (named ones are
+ *   DOM events), htmx 2 routes them with `sse-swap="message"`;
+ * - control events (`done`, `reset`) are named and carry data;
+ * - the page has one hidden connection element, a sink whose own swap is
+ *   `none` (`<SseConnect htmx={2|4}>`); only its markup differs by version.
+ *
+ * htmx 2 only: `<Htmx2SseConnect>` with `<SseSwap>` children routes named
+ * events to targets (`sse-swap`), for pages that want that style. htmx 4
+ * ignores `sse-swap` (it logs "sse-swap is removed in htmx 4").
  */
 import { createElement, type Children } from '@kitajs/html'
 import { assertDomId, assertEventName, cx, escAttr, eventList, oneOf, urlAttr, withQuery, type ClassValue } from './util.js'
+
+/** The htmx majors the views speak. */
+export const HTMX_VERSIONS = [2, 4] as const
+export type HtmxVersion = typeof HTMX_VERSIONS[number]
+
+/** Checks an `htmx` prop: 2 or 4 (a JS caller or a cast may pass anything). */
+export function htmxVersion (value: unknown, prop = 'htmx'): HtmxVersion {
+  if (value !== 2 && value !== 4) throw new TypeError(`${prop}: htmx version must be 2 or 4, got ${JSON.stringify(value)}`)
+  return value
+}
 
 /** Swap styles that make sense for an `sse-swap` target. */
 export const SSE_SWAP_STYLES = ['innerHTML', 'outerHTML', 'beforeend', 'afterbegin', 'beforebegin', 'afterend', 'none'] as const
 export type SseSwapStyle = typeof SSE_SWAP_STYLES[number]
 
 /**
- * Builds a connect URL with `lastEventId` for lossless resume. Topics are not
- * part of it: the route decides what a connection subscribes to
- * (`reply.sse({ topics })`), so a page cannot ask for topics it was not given.
+ * Builds a connect URL with `lastEventId` for lossless resume (first connects
+ * cannot send the header). Topics are not part of it: the route decides what
+ * a connection subscribes to (`reply.sse({ topics })`).
  */
 export function sseConnectUrl (url: string, opts: { lastEventId?: string | undefined } = {}): string {
   return withQuery(url, {
@@ -27,7 +42,7 @@ export function sseConnectUrl (url: string, opts: { lastEventId?: string | undef
   })
 }
 
-/** `{ 'sse-close': eventName }`, to spread on a connection element you write yourself. */
+/** `{ 'sse-close': eventName }`, to spread on an htmx 2 connection element you write yourself. */
 export function sseCloseAttr (eventName: string): { 'sse-close': string } {
   return { 'sse-close': assertEventName(eventName, 'sse-close') }
 }
@@ -35,7 +50,56 @@ export function sseCloseAttr (eventName: string): { 'sse-close': string } {
 /** The event name the components use by default to end a finished stream. */
 export const SSE_CLOSE_EVENT = 'done'
 
+/** The control event the hub sends when history no longer reaches a client's last id. */
+export const SSE_RESET_EVENT = 'reset'
+
 export interface SseConnectProps {
+  /** The htmx major the page runs (the same as its `Layout`). Default 2. */
+  htmx?: HtmxVersion
+  /** Stream URL (http(s) or relative); anything else throws. */
+  url: string
+  /** Id of the newest event the page was rendered from, sent as `?lastEventId=`. */
+  lastEventId?: string
+  /** Event name after which the browser closes the stream for good, e.g. 'done'. */
+  closeOn?: string
+  /**
+   * htmx 4: a URL that answers `HX-Refresh: true` (the plugin's
+   * `refreshPath`, `app.htmxSse.refreshPath`), fetched when a `reset` event
+   * arrives, so the page reloads its state. (htmx 2: the resume script does it.)
+   */
+  resetUrl?: string
+  id?: string
+  /** None: the element is a hidden sink; updates target their elements by id. */
+  children?: never
+}
+
+/**
+ * The page's connection, a hidden sink that applies every unnamed event's
+ * out-of-band fragments:
+ * - htmx 2: `<div hidden hx-ext="sse" sse-connect=… sse-swap="message" hx-swap="none" sse-close=…>`
+ * - htmx 4: `<div hidden hx-sse:connect=… hx-swap="none" hx-sse:close=…>`
+ */
+export function SseConnect (props: SseConnectProps): JSX.Element {
+  const htmx = htmxVersion(props.htmx ?? 2)
+  const url = urlAttr(sseConnectUrl(props.url, { lastEventId: props.lastEventId }), 'url')
+  const close = props.closeOn === undefined ? undefined : assertEventName(props.closeOn, 'closeOn')
+  const id = props.id === undefined ? undefined : assertDomId(props.id, 'id')
+  if (props.children !== undefined) throw new TypeError('SseConnect: no children (updates target their elements by id); for sse-swap targets use <Htmx2SseConnect>')
+  if (htmx === 2) {
+    return <div id={id} hidden hx-ext='sse' sse-connect={url} sse-swap='message' hx-swap='none' sse-close={close}></div>
+  }
+  const reset = props.resetUrl === undefined
+    ? ''
+    : createElement('div', {
+      hidden: true,
+      'hx-get': urlAttr(props.resetUrl, 'resetUrl'),
+      'hx-trigger': `${SSE_RESET_EVENT} from:closest [data-sse-connect]`,
+      'hx-swap': 'none'
+    })
+  return createElement('div', { id, hidden: true, 'data-sse-connect': true, 'hx-sse:connect': url, 'hx-swap': 'none', 'hx-sse:close': close }, reset)
+}
+
+export interface Htmx2SseConnectProps {
   /** Stream URL (http(s) or relative); anything else throws. */
   url: string
   /** Id of the newest event the page was rendered from, sent as `?lastEventId=`. */
@@ -51,8 +115,12 @@ export interface SseConnectProps {
   'hx-swap'?: never
 }
 
-/** The connection element: `<div hx-ext="sse" sse-connect="…">`. Swap targets go inside. */
-export function SseConnect (props: SseConnectProps): JSX.Element {
+/**
+ * htmx 2 only: a connection element that wraps `<SseSwap>` targets, each
+ * swapping the named events it lists (`sse-swap`). Unnamed events are not
+ * applied here: use `<SseConnect>` for the format both versions share.
+ */
+export function Htmx2SseConnect (props: Htmx2SseConnectProps): JSX.Element {
   const url = urlAttr(sseConnectUrl(props.url, { lastEventId: props.lastEventId }), 'url')
   const close = props.closeOn === undefined ? undefined : assertEventName(props.closeOn, 'closeOn')
   const cls = props.class === undefined ? undefined : cx(props.class) || undefined
@@ -82,7 +150,7 @@ export interface SseSwapProps {
   'aria-live'?: 'polite' | 'assertive' | 'off'
 }
 
-/** A swap target: an element with `sse-swap` and an explicit `hx-swap`. Must sit inside `<SseConnect>`. */
+/** htmx 2 only: a swap target, an element with `sse-swap` and an explicit `hx-swap`. Must sit inside `<Htmx2SseConnect>`. */
 export function SseSwap (props: SseSwapProps): JSX.Element {
   const events = eventList(props.event, 'event')
   const cls = props.class === undefined ? undefined : cx(props.class) || undefined
@@ -106,7 +174,8 @@ export interface SseSinkProps {
 }
 
 /**
- * A hidden out-of-band sink: `sse-swap` for the listed events with `hx-swap="none"`.
+ * htmx 2 only: a hidden out-of-band sink for named events, inside `<Htmx2SseConnect>`:
+ * `sse-swap` for the listed events with `hx-swap="none"`.
  * htmx still applies every `hx-swap-oob` fragment in the data, and no visible element is
  * blanked by the (empty) main swap.
  */
@@ -130,8 +199,11 @@ export interface OobProps {
   /** Default 'true' (replace the element with this id). */
   swap?: OobSwap
   /**
-   * Wrap in `<template>` so table parts (`<tr>`, `<td>`) survive HTML parsing.
-   * Default tag becomes 'tr' for 'true'/'outerHTML' and 'tbody' for the others.
+   * Table parts: the fragment is a `<tr>` ('true'/'outerHTML') or a `<tbody>`
+   * of rows (the others). Not wrapped in `<template>`: htmx 4 does not look for
+   * out-of-band elements inside one. The HTML parser picks its context from the
+   * first element of an event's data, so a row fragment must come FIRST in its
+   * event (one row fragment per event is the simple rule).
    */
   asTableRows?: boolean
   tag?: OobTag
@@ -158,5 +230,18 @@ export function Oob (props: OobProps): JSX.Element {
   const fragment = outer
     ? createElement(tag, { id, class: escAttr(cls), role, 'hx-swap-oob': swap }, props.children)
     : createElement(tag, { 'hx-swap-oob': `${swap}:#${id}` }, props.children)
-  return props.asTableRows ? <template>{fragment}</template> : fragment
+  return fragment
+}
+
+const WRAPPED = /^<([a-z]+) hx-swap-oob="(?:innerHTML|beforeend|afterbegin):#[A-Za-z][A-Za-z0-9_-]*">([\s\S]*)<\/\1>$/
+
+/**
+ * The content of an `<Oob swap="beforeend|afterbegin|innerHTML">` fragment,
+ * without its wrapper: what a page renders in place when it pre-renders list
+ * items from hub history (`history()` keeps the event's data as sent).
+ * Anything else comes back unchanged.
+ */
+export function oobContent (html: string): string {
+  const m = WRAPPED.exec(html)
+  return m === null ? html : m[2]!
 }
