@@ -12,11 +12,11 @@ import os from 'node:os'
 import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
 import Fastify, { type FastifyInstance } from 'fastify'
 import htmxSse, { type HubTransport } from 'fastify-htmx-sse'
-import { Layout, SseConnect } from 'fastify-htmx-sse/views'
+import { htmxVersion, type HtmxVersion } from 'fastify-htmx-sse/views'
 import {
   AgentPanel, AgentRunner, agentRoutes, ChatPanel, chatRoutes, chatTopic, clientAssetsRoutes, HubStatsFeed, hubStatsRoutes,
   JobRunner, JobsPanel, jobsRoutes, LogFeed, logsRoutes, MetricsFeed, metricsRoutes, NotificationsPanel,
-  notificationsRoutes, pageCursor, resumeScriptOf, RouteHead, simulatedAgent,
+  notificationsRoutes, PageConnect, pageCursor, RoutePage, simulatedAgent,
   type AgentSource, type JobsOptions, type Sampler, type SimulatedAgentOptions
 } from 'fastify-htmx-sse/routes'
 
@@ -51,6 +51,8 @@ export interface BuildAppOptions {
    * then shows its own figures instead of interleaving everyone's.
    */
   instance?: string
+  /** The htmx major every page loads and speaks: 2 (default; htmx 2.0.x + htmx-ext-sse) or 4 (htmx 4.0.x + hx-sse). */
+  htmx?: HtmxVersion
 }
 
 export interface DashboardApp {
@@ -71,6 +73,7 @@ function isSource (agent: BuildAppOptions['agent']): agent is AgentSource {
 }
 
 export async function buildApp (options: BuildAppOptions = {}): Promise<DashboardApp> {
+  const htmx = htmxVersion(options.htmx ?? 2, 'option htmx')
   const logLevel = options.logLevel ?? 'info'
   const own = (topic: string): string => options.instance === undefined ? topic : `${topic}:${options.instance}`
   const echo = options.echoLogs === undefined || options.echoLogs === true ? process.stdout : options.echoLogs
@@ -98,15 +101,15 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
   const agent = new AgentRunner({ source: agentSource })
   const room = options.chatRoom ?? 'lobby'
 
-  await app.register(metricsRoutes, { prefix: '/metrics', feed: metrics })
-  await app.register(hubStatsRoutes, { prefix: '/hub', feed: stats })
-  await app.register(notificationsRoutes, { prefix: '/notifications', topic: NOTIFY_TOPIC })
-  await app.register(jobsRoutes, { prefix: '/jobs', runner: jobs })
-  await app.register(chatRoutes, { prefix: '/chat' })
-  await app.register(agentRoutes, { prefix: '/agent', runner: agent })
-  if (logs !== undefined) await app.register(logsRoutes, { prefix: '/logs', feed: logs })
+  await app.register(metricsRoutes, { prefix: '/metrics', feed: metrics, htmx })
+  await app.register(hubStatsRoutes, { prefix: '/hub', feed: stats, htmx })
+  await app.register(notificationsRoutes, { prefix: '/notifications', topic: NOTIFY_TOPIC, htmx })
+  await app.register(jobsRoutes, { prefix: '/jobs', runner: jobs, htmx })
+  await app.register(chatRoutes, { prefix: '/chat', htmx })
+  await app.register(agentRoutes, { prefix: '/agent', runner: agent, htmx })
+  if (logs !== undefined) await app.register(logsRoutes, { prefix: '/logs', feed: logs, htmx })
 
-  const topics = [metrics.topic, stats.topic, NOTIFY_TOPIC, jobs.listTopic, chatTopic(room), agent.topic, ...(logs === undefined ? [] : [logs.topic])]
+  const topics = [metrics.topic, stats.topic, NOTIFY_TOPIC, jobs.listTopic, chatTopic(room), ...(logs === undefined ? [] : [logs.topic])]
 
   // The dashboard's one connection: every panel's topic. The metrics loop and
   // the stats timer run while at least one such stream is open.
@@ -122,13 +125,13 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
     // replayed when the page connects (see routes/util.tsx, pageCursor).
     const cursor = await pageCursor(app.sseHub)
     return reply.html(
-      <Layout title='Live dashboard · fastify-htmx-sse' resumeScript={resumeScriptOf(app)} head={<><RouteHead /><DashboardStyles /></>}>
+      <RoutePage app={app} htmx={htmx} title='Live dashboard · fastify-htmx-sse' head={<DashboardStyles />}>
         <header class='app topbar'>
           <div class='brand'>
             <span class='logo' aria-hidden='true'></span>
             <div>
               <h1>Live dashboard</h1>
-              <p class='muted small' safe>{`${os.hostname()} · Fastify + htmx over one Server-Sent Events connection`}</p>
+              <p class='muted small' safe>{`${os.hostname()} · Fastify + htmx ${htmx} over one Server-Sent Events connection`}</p>
             </div>
           </div>
           <nav class='links small'>
@@ -136,23 +139,22 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
           </nav>
         </header>
         <main class='app'>
-          <SseConnect id='dashboard' url='/stream' lastEventId={cursor}>
-            <h2 class='section-title'>System</h2>
-            <div class='grid metrics-grid'>
-              {metrics.Panel()}
-            </div>
-            <h2 class='section-title'>Activity</h2>
-            <div class='grid panels'>
-              <div class='span-2 slot'><NotificationsPanel hub={app.sseHub} cursor={cursor} action='/notifications' topic={NOTIFY_TOPIC} /></div>
-              <div class='span-2 slot'><JobsPanel runner={jobs} /></div>
-              <div class='span-2 slot'><AgentPanel runner={agent} cursor={cursor} action='/agent/runs' /></div>
-              <div class='span-2 slot'><ChatPanel hub={app.sseHub} room={room} cursor={cursor} action={`/chat/${room}/messages`} title={`Chat · #${room}`} /></div>
-              {logs === undefined ? '' : <div class='span-3 slot'>{logs.Panel({ title: 'Server log (this process, live)' })}</div>}
-              <div class='slot'>{stats.Panel()}</div>
-            </div>
-          </SseConnect>
+          <PageConnect app={app} htmx={htmx} id='dashboard' url='/stream' lastEventId={cursor} />
+          <h2 class='section-title'>System</h2>
+          <div class='grid metrics-grid'>
+            {metrics.Panel()}
+          </div>
+          <h2 class='section-title'>Activity</h2>
+          <div class='grid panels'>
+            <div class='span-2 slot'><NotificationsPanel hub={app.sseHub} cursor={cursor} action='/notifications' topic={NOTIFY_TOPIC} /></div>
+            <div class='span-2 slot'><JobsPanel runner={jobs} /></div>
+            <div class='span-2 slot'><AgentPanel htmx={htmx} action='/agent/runs' /></div>
+            <div class='span-2 slot'><ChatPanel hub={app.sseHub} room={room} cursor={cursor} action={`/chat/${room}/messages`} title={`Chat · #${room}`} /></div>
+            {logs === undefined ? '' : <div class='span-3 slot'>{logs.Panel({ title: 'Server log (this process, live)' })}</div>}
+            <div class='slot'>{stats.Panel()}</div>
+          </div>
         </main>
-      </Layout>
+      </RoutePage>
     )
   })
 

@@ -48,7 +48,14 @@ const instance = transport === undefined ? undefined : `${hostname().replace(/[^
 // The logger's destination is the live log tail (it parses the JSON lines); what
 // it echoes to the terminal may be prettified.
 const echoLogs = process.stdout.isTTY ? PinoPretty({ colorize: true, sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }) : true
-const { app } = await buildApp({ transport, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs })
+// HTMX=4: every page loads htmx 4.0.x and its hx-sse extension; default htmx 2.0.x + htmx-ext-sse.
+const htmxEnv = process.env.HTMX ?? '2'
+if (htmxEnv !== '2' && htmxEnv !== '4') {
+  console.error(`HTMX must be 2 or 4, got ${JSON.stringify(htmxEnv)}`)
+  process.exit(1)
+}
+const htmx = htmxEnv === '4' ? 4 : 2
+const { app } = await buildApp({ transport, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs, htmx })
 logger.current = app.log
 
 // SIGINT/SIGTERM (and an uncaught error): close the app (streams end with a
@@ -62,7 +69,7 @@ closeWithGrace({ delay: 10_000, logger: app.log }, async ({ signal, err }) => {
 
 try {
   await app.listen({ host, port })
-  app.log.info(`dashboard at http://${host}:${port}/${transport === undefined ? '' : ' (Redis hub)'}`)
+  app.log.info(`dashboard at http://${host}:${port}/ (htmx ${htmx}${transport === undefined ? '' : ', Redis hub'})`)
 } catch (err) {
   app.log.error({ err }, 'could not start')
   await closeRedis?.()

@@ -23,6 +23,13 @@ export type SseSource =
 export interface SseTopicsOptions {
   /** Hub topics this connection receives (at most 32; see TOPIC_PATTERN). */
   topics: readonly string[]
+  /**
+   * Where to resume when the request carries no Last-Event-ID (header or
+   * `?lastEventId=`): e.g. the hub's head read before a run started, so a
+   * POST that answers with the run's stream (htmx 4) misses none of its events.
+   * The request's own value wins: it is the client's newer position.
+   */
+  lastEventId?: string
 }
 
 export interface ReplyContext extends SessionContext {
@@ -89,6 +96,10 @@ function isSource (value: unknown): value is SseSource {
     (value !== null && typeof value === 'object' && (Symbol.asyncIterator in value || Symbol.iterator in value))
 }
 
+function isTopics (arg: unknown): arg is SseTopicsOptions {
+  return arg !== null && typeof arg === 'object' && 'topics' in arg
+}
+
 function topicsOf (arg: unknown): readonly string[] {
   if (arg === null || typeof arg !== 'object' || !('topics' in arg)) {
     throw new SseInvalidSourceError('arg must be an iterable of events, a function returning one, or { topics }')
@@ -106,7 +117,8 @@ export function openStream (reply: FastifyReply, ctx: ReplyContext, arg?: SseSou
   ctx.admission.admit(reply, session) // throws the 503s
   const request = reply.request
   let control!: StreamControl
-  const stream = new SseStream(session, reply.log, lastEventIdOf(request), topics !== undefined, c => { control = c })
+  const fallbackId = topics !== undefined && isTopics(arg) ? sanitizeLastEventId(arg.lastEventId) : undefined
+  const stream = new SseStream(session, reply.log, lastEventIdOf(request) ?? fallbackId, topics !== undefined, c => { control = c })
 
   let started = false
   const stopWatching = onClientGone(reply.raw, request.raw.socket, () => session.drop('client'))

@@ -12,9 +12,9 @@
  */
 export { metricsRoutes, MetricsFeed, systemSampler, fakeSampler, type Sampler, type MetricsSample, type MetricsOptions, type MetricsRoutesOptions } from './metrics.js'
 export { notificationsRoutes, NotificationsPanel, NotificationForm, publishNotification, validateNotification, NOTIFICATION_LEVELS, MAX_NOTIFICATION_LENGTH, type NotificationsOptions, type NotificationInput } from './notifications.js'
-export { jobsRoutes, JobRunner, JobsPanel, JobBody, JobList, JobRow, jobPercent, DEFAULT_STAGES, type Job, type JobStage, type JobsOptions, type JobsRoutesOptions } from './jobs.js'
+export { jobsRoutes, JobRunner, JobsPanel, JobBody, JobRun, JobList, JobRow, jobPercent, DEFAULT_STAGES, type Job, type JobStage, type JobsOptions, type JobsRoutesOptions } from './jobs.js'
 export { chatRoutes, ChatPanel, publishMessage, validateMessage, chatTopic, ROOM_PATTERN, type ChatOptions } from './chat.js'
-export { agentRoutes, AgentRunner, AgentPanel, AgentRunSnapshot, RunState, agentEvents, simulatedAgent, newRunId, type AgentEvent, type AgentSource, type SimulatedAgentOptions, type AgentRoutesOptions } from './agent.js'
+export { agentRoutes, AgentRunner, AgentPanel, AgentForm, AgentRunSnapshot, RunState, agentEvents, coalesceWhitespace, simulatedAgent, newRunId, type AgentEvent, type AgentSource, type SimulatedAgentOptions, type AgentRoutesOptions, type AgentRunnerOptions, type AgentFormProps } from './agent.js'
 export { logsRoutes, LogFeed, formatLogRecord, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
 export { hubStatsRoutes, HubStatsFeed, HubStatsCard, type HubStatsOptions } from './stats.js'
 export { clientAssetsRoutes, type ClientAssetsOptions } from './assets.js'

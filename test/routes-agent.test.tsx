@@ -1,7 +1,9 @@
+import Html from '@kitajs/html'
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { agentEvents, AgentRunner, agentRoutes, simulatedAgent, type AgentEvent, type AgentSource, LogFeed, logsRoutes, formatLogRecord } from '../routes/index.js'
+import { agentEvents, AgentRunner, coalesceWhitespace, agentRoutes, simulatedAgent, type AgentEvent, type AgentSource, LogFeed, logsRoutes, formatLogRecord } from '../routes/index.js'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { connect, waitUntil } from './helpers/sse-client.js'
 
 const fast = simulatedAgent({ tokenMs: 1, toolMs: 10, thinkMs: 1 })
@@ -26,7 +28,7 @@ t.test('simulatedAgent: deterministic, tools paired, done or error', async t => 
   await t.rejects(it.next(), { name: 'AbortError' }, 'stops on abort')
 })
 
-t.test('agent: per-connection stream (reply.sse(signal => …)) with tool cards updated out of band', async t => {
+t.test('agent: per-connection stream (reply.sse(signal => …)): unnamed out-of-band updates, then done', async t => {
   const app = Fastify({ logger: false })
   await app.register(htmxSse, { heartbeatMs: false })
   await app.register(agentRoutes, { prefix: '/agent', source: fast })
@@ -36,18 +38,38 @@ t.test('agent: per-connection stream (reply.sse(signal => …)) with tool cards 
   const c = await connect(`http://127.0.0.1:${port}/agent/stream?prompt=${encodeURIComponent('<b>hi</b>')}`)
   await c.ended
   const names = c.events.map(e => e.event)
-  t.equal(names[0], 'agent_run')
+  t.same(names.slice(0, -1).filter(n => n !== undefined), [], 'every update is unnamed (both htmx versions swap it)')
   t.equal(names.at(-1), 'done')
+  t.equal(c.events.at(-1)!.data, 'end', 'done carries data (EventSource drops an event without)')
+  t.match(c.events[0]!.data, /^<div hx-swap-oob="innerHTML:#agent-session-run"><article id="agent-r[0-9a-f]{16}"/)
   t.match(c.events[0]!.data, /&lt;b>hi&lt;\/b>/, 'prompt escaped')
   const data = c.events.map(e => e.data).join('\n')
   t.match(data, /hx-swap-oob="beforeend:#agent-r[0-9a-f]+-output"><div id="agent-r[0-9a-f]+-tool-1" class="tool">/)
   t.match(data, /id="agent-r[0-9a-f]+-tool-1-status" class="badge badge-ok" role="status" hx-swap-oob="true"/)
-  t.match(data, /hx-swap-oob="true">[^]*cpu_avg_pct|cpu_avg_pct/)
+  t.match(data, /cpu_avg_pct/)
   t.match(data, /state-done/)
   t.equal((await app.inject('/agent/stream')).statusCode, 400)
   const session = await app.inject('/agent/session?prompt=hello')
-  t.match(session.body, /sse-connect="\/agent\/stream\?prompt=hello" sse-close="done"/)
+  t.match(session.body, /sse-connect="\/agent\/stream\?prompt=hello" sse-swap="message" hx-swap="none" sse-close="done"/)
   t.equal((await app.inject('/agent/session?prompt=')).statusCode, 422)
+})
+
+t.test('coalesceWhitespace: no event carries only whitespace, and no whitespace is lost', async t => {
+  const texts = ['Hello', ' ', '\n', 'world', ' ', '!', '  ']
+  const source: AgentSource = {
+    async * run () {
+      for (const text of texts.slice(0, 3)) yield { type: 'text', text }
+      yield { type: 'tool_use', id: 'a', name: 'n', input: 1 }
+      for (const text of texts.slice(3)) yield { type: 'text', text }
+      yield { type: 'done' }
+    }
+  }
+  const out: AgentEvent[] = []
+  for await (const ev of coalesceWhitespace(source.run('', new AbortController().signal))) out.push(ev)
+  const chunks = out.flatMap(e => e.type === 'text' ? [e.text] : [])
+  t.same(chunks, ['Hello', ' \nworld', ' !', '  '])
+  t.equal(chunks.join(''), texts.join(''), 'every character kept')
+  t.same(out.map(e => e.type), ['text', 'tool_use', 'text', 'text', 'text', 'done'])
 })
 
 t.test('agent: leaving the page stops the run', async t => {
@@ -75,38 +97,107 @@ t.test('agent: leaving the page stops the run', async t => {
   t.pass('the source saw the abort')
 })
 
-t.test('agent: errors become an error card; hub runs pre-render exactly up to the cursor', async t => {
+t.test('agent: hub runs on their own topic; run pages live while running, static after, exactly up to the cursor', async t => {
   const app = Fastify({ logger: false })
   await app.register(htmxSse, { heartbeatMs: false })
   const runner = new AgentRunner({ source: fast })
   await app.register(agentRoutes, { prefix: '/agent', runner })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
-  const { port } = app.server.address() as { port: number }
-  const c = await connect(`http://127.0.0.1:${port}/agent/hub-stream`)
-  const res = await app.inject({ method: 'POST', url: '/agent/runs', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'prompt=make+it+fail' })
-  t.equal(res.statusCode, 202)
-  await c.waitUntil(() => c.events.some(e => /state-error/.test(e.data)), 5000)
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+
+  const before = await app.sseHub.head() ?? '0'
+  const res = await fetch(`${base}/agent/runs`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ prompt: 'make it fail' }) })
+  t.equal(res.status, 202)
+  const { id, url } = await res.json() as { id: string, url: string }
+  t.match(id, /^r[0-9a-f]{16}$/)
+  t.equal(url, `/agent/runs/${id}`)
+  t.equal(res.headers.get('location'), url)
+  const c = await connect(`${base}${url}/stream?lastEventId=${before}`)
+  await c.waitUntil(() => c.events.some(e => e.event === 'done'), 5000)
+  c.close()
+  t.equal(c.events.at(-1)?.event, 'done', 'the run ends its stream with done (the client closes on it)')
+  t.match(c.events[0]!.data, /^<div hx-swap-oob="innerHTML:#agent-run">/, 'the first event fills the run slot')
   const all = c.events.map(e => e.data).join('\n')
   t.match(all, /class="card agent-error" role="alert"/)
   t.match(all, /badge badge-error/)
-  c.close()
+  const page = await (await fetch(`${base}${url}`)).text()
+  t.match(page, `id="agent-${id}" class="agent-run" data-state="error"`)
+  t.notMatch(page, /sse-connect|hx-sse/, 'a finished run is static')
+  t.equal((await fetch(`${base}/agent/runs/r0000000000000000`)).status, 404)
+  t.equal((await fetch(`${base}/agent/runs/nope`)).status, 400)
+  const gone = await connect(`${base}/agent/runs/r0000000000000000/stream`)
+  await gone.ended
+  t.same(gone.events.map(e => [e.event, e.data]), [['done', 'gone']], 'an unknown run closes at once (no reconnect loop)')
+
+  const plain = await fetch(`${base}/agent/runs`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'prompt=hi' })
+  t.equal(plain.status, 303, 'a plain form post goes to the run page')
+  t.match(plain.headers.get('location'), /^\/agent\/runs\/r[0-9a-f]{16}$/)
+  const htmx2 = await fetch(`${base}/agent/runs`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'hx-request': 'true' }, body: 'prompt=hi' })
+  t.match(await htmx2.text(), /^<div hidden hx-ext="sse" sse-connect="\/agent\/runs\/r[0-9a-f]{16}\/stream\?lastEventId=\d+" sse-swap="message" hx-swap="none" sse-close="done"><\/div>$/, 'htmx 2: a connect element for the run, from before its start')
+  t.equal((await app.inject({ method: 'POST', url: '/agent/runs', payload: { prompt: '' } })).statusCode, 422)
 
   // a cursor in the middle of a run: the snapshot holds exactly the events up to it
-  const throwing: AgentSource = { async * run () { yield { type: 'text', text: 'partial ' }; throw new Error('socket hang up') } }
+  let release!: () => void
+  const gate = new Promise<void>(resolve => { release = resolve })
+  const throwing: AgentSource = { async * run () { yield { type: 'text', text: 'partial ' }; await gate; throw new Error('socket hang up') } }
   const r2 = new AgentRunner({ source: throwing })
   r2.bind(app.sseHub, app.log)
-  await r2.start('x')
-  await waitUntil(() => r2.current?.state === 'error', 2000, 'run errored')
-  const snap = await r2.snapshot(await app.sseHub.head())
+  const rid = await r2.start('x')
+  await waitUntil(() => r2.get(rid)?.state === 'streaming', 2000, 'first token')
+  await r2.settled()
+  const mid = await app.sseHub.head()
+  release()
+  await waitUntil(() => r2.get(rid)?.state === 'error', 2000, 'run errored')
+  t.match((await r2.snapshot(rid, mid))?.items, [{ kind: 'text', text: 'partial ' }])
+  t.equal((await r2.snapshot(rid, mid))?.items.length, 1, 'nothing after the cursor')
+  const snap = await r2.snapshot(rid, await app.sseHub.head())
   t.equal(snap?.state, 'error')
   t.match(snap?.items, [{ kind: 'text', text: 'partial ' }, { kind: 'error', message: 'socket hang up' }])
-  t.equal((await app.inject({ method: 'POST', url: '/agent/runs', payload: { prompt: '' } })).statusCode, 422)
   r2.close()
 
-  const events: string[] = []
-  for await (const ev of agentEvents(throwing, 'x', new AbortController().signal)) events.push(ev.event ?? '')
-  t.same(events, ['agent_run', 'agent', 'agent', 'done'], 'a throwing source ends with an error card and done')
+  const events: Array<string | undefined> = []
+  for await (const ev of agentEvents(throwing, 'x', new AbortController().signal)) events.push(ev.event)
+  t.same(events, [undefined, undefined, undefined, 'done'], 'a throwing source ends with an error card and done')
+})
+
+t.test('agent, htmx 4: the form post answers with the run stream itself, from before the run started', async t => {
+  const app = Fastify({ logger: false })
+  await app.register(htmxSse, { heartbeatMs: false })
+  await app.register(agentRoutes, { prefix: '/agent', source: fast, htmx: 4 })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  // What htmx 4 sends: HX-Request, and text/event-stream appended to Accept.
+  const res = await fetch(`${base}/agent/runs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'hx-request': 'true', accept: 'text/html, text/event-stream' },
+    body: 'prompt=' + encodeURIComponent('is it <ok>?')
+  })
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^text\/event-stream/)
+  const events: EventSourceMessage[] = []
+  const parser = createParser({ onEvent: e => events.push(e) })
+  const decoder = new TextDecoder()
+  const reader = res.body!.getReader()
+  while (events.at(-1)?.event !== 'done') {
+    const r = await reader.read()
+    if (r.done) break
+    parser.feed(decoder.decode(r.value, { stream: true }))
+  }
+  await reader.cancel()
+  t.match(events[0]?.data, /^<div hx-swap-oob="innerHTML:#agent-run"><article id="agent-r[0-9a-f]{16}"/, 'the skeleton is the first event')
+  t.match(events[0]?.data, /is it &lt;ok>\?/)
+  t.equal(events.at(-1)?.event, 'done', 'done closes it (hx-sse:close on the form)')
+  t.ok(events.slice(0, -1).every(e => e.event === undefined), 'updates are unnamed')
+  const chunks = events.map(e => /<span class="chunk">([^<]*)<\/span>/.exec(e.data)?.[1]).filter(x => x !== undefined)
+  t.ok(chunks.every(c => c.trim() !== ''), 'no whitespace-only chunk')
+  const text = (await collect(fast, 'is it <ok>?')).flatMap(e => e.type === 'text' ? [e.text] : []).join('')
+  t.equal(chunks.join(''), Html.escapeHtml(text), 'every token, spaces included (escaped)')
+  const form = await (await fetch(`${base}/agent/`)).text()
+  t.match(form, 'hx-sse:close="done"')
+  await waitUntil(() => app.sseHub.stats().connections === 0, 2000, 'the stream released')
+  t.pass('closing on done releases the stream')
 })
 
 t.test('logs: pino lines become bounded slot updates', async t => {

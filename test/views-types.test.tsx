@@ -12,6 +12,10 @@ export function mistakes (): JSX.Element[] {
     <SseConnect url='/s' sse-swap='cpu' />,
     // @ts-expect-error hx-swap belongs on each swap target, not the connection
     <SseConnect url='/s' hx-swap='outerHTML' />,
+    // @ts-expect-error the page connection is a sink: updates target their elements by id, no children
+    <SseConnect url='/s'><div /></SseConnect>,
+    // @ts-expect-error only htmx 2 and 4 exist
+    <SseConnect htmx={3} url='/s' />,
     // @ts-expect-error topics are the route's choice (reply.sse({ topics })), not the page's
     <SseConnect url='/s' topics={['cpu', 'mem']} />,
     // @ts-expect-error a swap target without an event name never receives anything

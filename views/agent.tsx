@@ -1,6 +1,6 @@
 /** Agent-style streams: text chunks, tool calls with pending/result states, status, errors. */
 import { Oob } from './sse.js'
-import { assertDomId, escAttr, oneOf } from './util.js'
+import { assertDomId, escAttr, oneOf, urlAttr } from './util.js'
 
 export interface MessageChunkProps {
   text: string
@@ -68,6 +68,31 @@ export function ToolResult (props: ToolResultProps): JSX.Element {
   )
 }
 
+export interface ToolCardProps extends ToolUseCardProps {
+  /** The result, once it arrived (`done`). */
+  output?: unknown
+  isError?: boolean | undefined
+  done: boolean
+}
+
+/** A tool card in its current state: pending (`ToolUseCard`), or with its result as `ToolResult` would leave it. */
+export function ToolCard (props: ToolCardProps): JSX.Element {
+  if (!props.done) return <ToolUseCard id={props.id} name={props.name} input={props.input} />
+  const id = assertDomId(props.id, 'id')
+  const state = props.isError === true ? 'error' : 'ok'
+  return (
+    <div id={id} class='tool'>
+      <header>
+        <span>tool </span>
+        <code safe>{props.name}</code>{' '}
+        <span id={`${id}-status`} class={`badge badge-${state}`} role='status'>{state === 'ok' ? 'done' : 'error'}</span>
+      </header>
+      <pre class='tool-input' safe>{formatPayload(props.input)}</pre>
+      <div id={`${id}-result`} class={props.isError === true ? 'tool-result error' : 'tool-result'}><pre safe>{formatPayload(props.output)}</pre></div>
+    </div>
+  )
+}
+
 export const AGENT_STATES = ['idle', 'thinking', 'tool', 'streaming', 'done', 'error', 'cancelled'] as const
 export type AgentState = typeof AGENT_STATES[number]
 
@@ -101,5 +126,44 @@ export function AgentError (props: AgentErrorProps): JSX.Element {
       <strong safe>{props.message}</strong>
       {props.detail === undefined ? '' : <pre safe>{props.detail}</pre>}
     </div>
+  )
+}
+
+/** One entry of an agent transcript. */
+export type AgentItem =
+  | { kind: 'text', text: string }
+  | { kind: 'tool', domId: string, name: string, input: unknown, output?: unknown, isError?: boolean, done: boolean }
+  | { kind: 'error', message: string }
+
+export interface AgentTranscriptProps {
+  /** Element id; the live updates target `${id}-state`, `${id}-status` and `${id}-output`. */
+  id: string
+  prompt: string
+  state: AgentState
+  status: string
+  items: readonly AgentItem[]
+  /** A link to the run's own page, shown next to the prompt. */
+  href?: string
+}
+
+/** A whole agent run as it stands: prompt, status, and its transcript (finished tool cards with their results). */
+export function AgentTranscript (props: AgentTranscriptProps): JSX.Element {
+  const id = assertDomId(props.id, 'id')
+  const state = oneOf(props.state, AGENT_STATES, 'state')
+  return (
+    <article id={id} class='agent-run' data-state={state}>
+      <p class='prompt'>
+        <span class='muted small'>Prompt</span> <q safe>{props.prompt}</q>
+        {props.href === undefined ? '' : <> <a class='small run-link' href={urlAttr(props.href, 'href')}>run page</a></>}
+      </p>
+      <div id={`${id}-state`}><AgentStatus id={`${id}-status`} state={state} text={props.status} /></div>
+      <div id={`${id}-output`} class='agent-output'>
+        {props.items.map(item => {
+          if (item.kind === 'text') return <MessageChunk text={item.text} />
+          if (item.kind === 'error') return <AgentError message='Agent error' detail={item.message} />
+          return <ToolCard id={item.domId} name={item.name} input={item.input} output={item.output} isError={item.isError} done={item.done} />
+        })}
+      </div>
+    </article>
   )
 }

@@ -71,6 +71,10 @@ export interface SseConnectProps {
   id?: string
   /** None: the element is a hidden sink; updates target their elements by id. */
   children?: never
+  /** Not allowed: the sink's routing is fixed (`sse-swap="message"` in htmx 2; htmx 4 has no sse-swap). */
+  'sse-swap'?: never
+  /** Not allowed: the sink swaps nothing itself (`hx-swap="none"`); updates are out of band. */
+  'hx-swap'?: never
 }
 
 /**
