@@ -15,7 +15,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { randomBytes } from 'node:crypto'
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import { parseId, type SseEvent, type SseHub } from '../plugin/index.js'
 import {
   AgentError, AgentStatus, AgentTranscript, MessageChunk, Oob, SSE_CLOSE_EVENT, swap422, ToolResult, ToolUseCard,
@@ -294,6 +294,11 @@ export class AgentRunner {
   /** A run's current state, if it is kept. */
   get (runId: string): RunState | undefined {
     return this.#runs.get(runId)?.state
+  }
+
+  /** The runs kept, oldest first. */
+  runs (): RunState[] {
+    return [...this.#runs.values()].map(r => r.state)
   }
 
   /** A fresh run id (to subscribe to its topic before `start`). */

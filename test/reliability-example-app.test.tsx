@@ -32,11 +32,15 @@ const FORM = 'application/x-www-form-urlencoded'
 const posts = [
   { path: '/notifications', body: (tag: string) => `level=info&text=${tag}`, topic: 'notifications' },
   { path: '/chat/lobby/messages', body: (tag: string) => `nick=mallory&text=${tag}`, topic: 'chat:lobby' },
-  { path: '/agent/runs', body: (tag: string) => `prompt=${tag}`, topic: 'agent' }
+  // each agent run has its own topic
+  { path: '/agent/runs', body: (tag: string) => `prompt=${tag}`, topic: 'agent:*' }
 ]
 
 async function published (d: Running, topic: string, tag: string): Promise<number> {
-  return (await d.app.sseHub.history(topic, { limit: 1000 })).filter(m => m.data.includes(tag)).length
+  const topics = topic === 'agent:*' ? d.agent.runs().map(r => d.agent.topicOf(r.runId)) : [topic]
+  let n = 0
+  for (const name of topics) n += (await d.app.sseHub.history(name, { limit: 1000 })).filter(m => m.data.includes(tag)).length
+  return n
 }
 
 t.test('(a) cross-origin state-changing POSTs are refused with 403 and publish nothing', async t => {

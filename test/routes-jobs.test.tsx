@@ -26,7 +26,7 @@ t.test('jobs: POST starts a job and redirects to its live page; it streams to 10
   const id = href.split('/').pop()!
   const page = await app.inject(href)
   t.equal(page.statusCode, 200)
-  t.match(page.body, new RegExp(`sse-connect="/jobs/${id}/stream\\?lastEventId=\\d+" sse-close="done"`), 'live while running')
+  t.match(page.body, new RegExp(`sse-connect="/jobs/${id}/stream\\?lastEventId=\\d+" sse-swap="message" hx-swap="none" sse-close="done"`), 'live while running')
   t.match(page.body, /Nightly &lt;export>/)
   t.match(page.body, /role="progressbar"/)
   t.match(page.body, /Cancel job/)
@@ -34,15 +34,17 @@ t.test('jobs: POST starts a job and redirects to its live page; it streams to 10
   const cursor = /lastEventId=(\d+)/.exec(page.body)![1]
   const c = await connect(`${url}/jobs/${id}/stream?lastEventId=${cursor}`)
   await c.waitUntil(() => c.events.some(e => e.event === 'done'), 5000)
-  const progress = c.events.filter(e => e.event === 'progress')
-  t.ok(progress.length >= 3, 'several progress events')
+  t.ok(c.events.slice(0, -1).every(e => e.event === undefined), 'every update is unnamed (htmx 2 and 4 both swap it)')
+  const progress = c.events.filter(e => e.data.startsWith(`<div hx-swap-oob="innerHTML:#run-${id}-body">`))
+  t.ok(progress.length >= 3, 'several progress events replace the run body')
   const percents = progress.map(e => Number(/aria-valuenow="(\d+)"/.exec(e.data)![1]))
   t.same(percents, [...percents].sort((a, b) => a - b), 'progress only grows')
-  t.equal(percents.at(-1), 100)
-  const done = c.events.find(e => e.event === 'done')!
-  t.match(done.data, new RegExp(`id="run-${id}-status"[^>]*hx-swap-oob="true"`))
-  t.match(done.data, new RegExp(`hx-swap-oob="true"[^>]*>|id="job-${id}-banner"`))
-  t.match(done.data, /banner banner-success/)
+  const last = c.events.at(-2)!
+  t.match(last.data, new RegExp(`^<section id="run-${id}" class="card run" data-status="done" hx-swap-oob="true">`), 'the last update replaces the whole run with its static form')
+  t.notMatch(last.data, /sse-connect|hx-sse/, 'without a connection element')
+  t.match(last.data, /aria-valuenow="100"/)
+  t.match(last.data, /banner banner-success/)
+  t.same([c.events.at(-1)!.event, c.events.at(-1)!.data], ['done', 'done'], 'then done closes the stream, with the status as data')
   c.close()
 
   t.equal(runner.get(id)!.status, 'done')
@@ -82,7 +84,8 @@ t.test('jobs: cancel mid-run, failure, JSON API, htmx start, bounded store, unkn
   const cancel = await app.inject({ method: 'POST', url: `/jobs/${id}/cancel`, headers: { 'hx-request': 'true' } })
   t.equal(cancel.statusCode, 204)
   await c.waitUntil(() => c.events.some(e => e.event === 'done'), 3000)
-  t.match(c.events.find(e => e.event === 'done')!.data, /banner-cancelled/)
+  t.match(c.events.at(-2)!.data, /banner-cancelled/)
+  t.equal(c.events.at(-1)!.data, 'cancelled')
   c.close()
   t.equal(runner.get(id)!.status, 'cancelled')
 
@@ -103,7 +106,9 @@ t.test('jobs: cancel mid-run, failure, JSON API, htmx start, bounded store, unkn
   t.equal(full.statusCode, 503, 'all running: refused, not unbounded')
 
   t.equal((await app.inject('/jobs/nope')).statusCode, 404)
-  t.equal((await app.inject('/jobs/nope/stream')).statusCode, 404)
+  const gone = await connect(`${url}/jobs/nope/stream`)
+  await gone.ended
+  t.same(gone.events.map(e => [e.event, e.data]), [['done', 'gone']], 'an unknown job\'s stream closes at once (a 404 would make htmx 4 reconnect forever)')
   t.equal((await app.inject({ method: 'POST', url: '/jobs/nope/cancel' })).statusCode, 404)
   const index = await app.inject('/jobs/')
   t.match(index.body, new RegExp(`href="/jobs/${third.id}"`))

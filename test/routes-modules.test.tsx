@@ -172,15 +172,18 @@ t.test('text is trimmed before it is measured; every field error is reported', a
   t.match((await app.inject('/agent/session?prompt=%20hello%20')).body, /sse-connect="\/agent\/stream\?prompt=hello"/, 'trimmed')
   const tooLong = await app.inject(`/agent/stream?prompt=${'p'.repeat(501)}`)
   t.same([tooLong.statusCode, tooLong.json()], [400, { error: 'prompt must be 1-500 characters' }])
-  const runs = await app.inject({ method: 'POST', url: '/agent/runs', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'prompt=' })
-  t.same([runs.statusCode, runs.json()], [422, { error: 'prompt must be 1-500 characters' }])
+  const runs = await app.inject({ method: 'POST', url: '/agent/runs', headers: hx, payload: 'prompt=' })
+  t.equal(runs.statusCode, 422)
+  t.match(runs.body, /^<p class="form-error" role="alert">Write a prompt/, 'a form gets the inline error')
+  const json = await app.inject({ method: 'POST', url: '/agent/runs', headers: { accept: 'application/json' }, payload: { prompt: ' ' } })
+  t.same([json.statusCode, json.json()], [422, { error: 'prompt must be 1-500 characters' }])
 })
 
 t.test('clientAssetsRoutes serves exactly what Layout asks for, cached, from node_modules', async t => {
   const app = Fastify({ logger: false })
   t.teardown(() => app.close())
   await app.register(clientAssetsRoutes, { prefix: '/assets' })
-  for (const name of ['htmx.min.js', 'sse.js']) {
+  for (const name of ['htmx.min.js', 'sse.js', 'htmx4/htmx.min.js', 'htmx4/hx-sse.js']) {
     const res = await app.inject(`/assets/${name}`)
     t.equal(res.statusCode, 200, name)
     t.match(res.headers['content-type'], /javascript/)
@@ -193,6 +196,8 @@ t.test('clientAssetsRoutes serves exactly what Layout asks for, cached, from nod
   }
   t.match((await app.inject('/assets/htmx.min.js')).body, /htmx/)
   t.match((await app.inject('/assets/sse.js')).body, /sse-connect/)
+  t.match((await app.inject('/assets/htmx4/htmx.min.js')).body, /version="4\.0\./, 'htmx 4 under htmx4/')
+  t.match((await app.inject('/assets/htmx4/hx-sse.js')).body, /hx-sse:connect/)
   const gz = await app.inject({ url: '/assets/htmx.min.js', headers: { 'accept-encoding': 'gzip' } })
   t.equal(gz.headers['content-encoding'], 'gzip', 'the .gz htmx ships')
   for (const url of ['/assets/htmx.js', '/assets/htmx.min.js.gz', '/assets/ext/sse.js', '/assets/../package.json', '/assets/%2e%2e/package.json', '/assets/']) {

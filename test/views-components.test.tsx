@@ -35,12 +35,18 @@ t.test('styles: light/dark, grid, status colours', async (t) => {
 
 t.test('assetFiles resolves htmx and the SSE extension from node_modules', async (t) => {
   const files = assetFiles()
-  t.same(Object.keys(files).sort(), ['htmx.min.js', 'sse.js'])
+  t.same(Object.keys(files).sort(), ['htmx.min.js', 'htmx4/htmx.min.js', 'htmx4/hx-sse.js', 'sse.js'], 'both majors by default (the asset route serves every page)')
   for (const file of Object.values(files)) {
     t.ok(isAbsolute(file) && existsSync(file), file)
   }
   t.match(files['htmx.min.js'], /htmx\.org[\\/]dist[\\/]htmx\.min\.js$/)
   t.match(files['sse.js'], /htmx-ext-sse[\\/]dist[\\/]sse\.js$/)
+  t.match(files['htmx4/htmx.min.js'], /htmx\.org-4[\\/]dist[\\/]htmx\.min\.js$/)
+  t.match(files['htmx4/hx-sse.js'], /htmx\.org-4[\\/]dist[\\/]ext[\\/]hx-sse\.js$/)
+  t.same(Object.keys(assetFiles(2)).sort(), ['htmx.min.js', 'sse.js'])
+  t.same(Object.keys(assetFiles(4)).sort(), ['htmx4/htmx.min.js', 'htmx4/hx-sse.js'])
+  const v4 = (await import('node:fs')).readFileSync(files['htmx4/htmx.min.js']!, 'utf8')
+  t.match(v4, /version="4\.0\./, 'htmx 4.0.x')
 })
 
 t.test('metricStatus and MetricCard status classes', async (t) => {
@@ -133,8 +139,10 @@ t.test('Progress: ARIA progressbar, clamping, container, banner', async (t) => {
 t.test('Chat: message card, room appends and stays pinned to newest without JS, form', async (t) => {
   const msg = await render(<MessageCard id='m1' nick='ann' text='hi' at={0} />)
   t.equal(msg, '<li id="m1" class="msg"><span class="nick">ann</span><time datetime="1970-01-01T00:00:00.000Z">00:00:00</time><p class="text">hi</p></li>')
-  const room = await render(<ChatRoom messages={[{ id: 'm1', nick: 'a', text: 'b', at: 0 }]}><ChatForm action='/chat' /></ChatRoom>)
-  t.match(room, /<div class="chat-scroll"><ol id="chat-messages" class="chat-messages" sse-swap="chat_message" hx-swap="beforeend" aria-live="polite"><li id="m1"/)
+  const room = await render(<ChatRoom messages={[{ id: 'm1', nick: 'a', text: 'b', at: 0 }]} form={<ChatForm action='/chat' />} />)
+  t.match(room, /<div class="chat-scroll"><ol id="chat-messages" class="chat-messages" aria-live="polite"><li id="m1"[^]*<\/ol><\/div><form id="chat-form"/, 'a plain list (messages arrive out of band), the form under it')
+  const htmx2 = await render(<ChatRoom event='chat_message' />)
+  t.match(htmx2, '<ol id="chat-messages" class="chat-messages" sse-swap="chat_message" hx-swap="beforeend" aria-live="polite"></ol>', 'htmx 2 only: a named-event target')
   t.match(styles, /\.chat-scroll\{[^}]*flex-direction:column-reverse/)
   t.match(room, /<form id="chat-form"/)
   t.notMatch(room, /<script|\son[a-z]+=/)
