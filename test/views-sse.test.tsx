@@ -21,7 +21,7 @@ t.test('SseConnect htmx 4: hx-sse:connect and hx-sse:close, no hx-ext, no sse-* 
   t.equal(html, '<div id="page" hidden data-sse-connect hx-sse:connect="/stream?lastEventId=7" hx-swap="none" hx-sse:close="done"></div>')
   t.notMatch(html, /hx-ext|sse-connect=|sse-swap|sse-close/)
   const reset = await render(<SseConnect htmx={4} url='/s' resetUrl='/_sse/refresh' />)
-  t.match(reset, '<div hidden hx-get="/_sse/refresh" hx-trigger="reset from:closest [data-sse-connect]" hx-swap="none"></div>')
+  t.match(reset, '<div hidden hx-get="/_sse/refresh" hx-trigger="reset from:&#34;closest [data-sse-connect]&#34;" hx-swap="none"></div>')
   t.throws(() => SseConnect({ htmx: 3 as unknown as 4, url: '/s' }), { name: 'TypeError', message: /htmx version must be 2 or 4/ })
   t.throws(() => SseConnect({ htmx: 4, url: '/s', resetUrl: 'javascript:x' }), { message: /resetUrl/ })
   t.throws(() => SseConnect({ url: '/s', children: 'x' as never }), { message: /no children/ })

@@ -97,7 +97,7 @@ export function SseConnect (props: SseConnectProps): JSX.Element {
     : createElement('div', {
       hidden: true,
       'hx-get': urlAttr(props.resetUrl, 'resetUrl'),
-      'hx-trigger': `${SSE_RESET_EVENT} from:closest [data-sse-connect]`,
+      'hx-trigger': `${SSE_RESET_EVENT} from:"closest [data-sse-connect]"`,
       'hx-swap': 'none'
     })
   return createElement('div', { id, hidden: true, 'data-sse-connect': true, 'hx-sse:connect': url, 'hx-swap': 'none', 'hx-sse:close': close }, reset)

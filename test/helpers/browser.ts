@@ -52,7 +52,7 @@ export interface RunningApp extends DashboardApp {
 }
 
 /** The dashboard with test-friendly defaults: fake sampler, fast intervals, quiet logs, a fast agent. */
-export async function startDashboard (options: BuildAppOptions & { port?: number } = {}): Promise<RunningApp> {
+export async function startDashboard (options: BuildAppOptions & { port?: number, beforeListen?: (d: DashboardApp) => Promise<void> } = {}): Promise<RunningApp> {
   const dashboard = await buildApp({
     sampler: fakeSampler(),
     metricsIntervalMs: 200,
@@ -64,6 +64,8 @@ export async function startDashboard (options: BuildAppOptions & { port?: number
     jobs: { tickMs: 50, stages: [{ name: 'Prepare', durationMs: 300 }, { name: 'Work', durationMs: 600 }, { name: 'Finish', durationMs: 300 }] },
     ...options
   })
+  await dashboard.app.ready()
+  await options.beforeListen?.(dashboard)
   await dashboard.app.listen({ host: '127.0.0.1', port: options.port ?? 0 })
   const address = dashboard.app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no address')

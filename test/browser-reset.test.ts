@@ -1,0 +1,66 @@
+/**
+ * When history no longer reaches what a page last saw, the hub sends `reset`
+ * and the page reloads its state, under both htmx majors: htmx 2 through the
+ * resume script, htmx 4 through the connect element's reset trigger, which
+ * fetches the plugin's refreshPath (204 + HX-Refresh). The page is away (the
+ * server restarts) while more notifications are published than the history keeps.
+ */
+import t from 'tap'
+import { MemoryTransport } from '../plugin/index.js'
+import { publishNotification } from '../routes/index.js'
+import { launch, startDashboard, type LaunchedBrowser, type RunningApp } from './helpers/browser.js'
+
+let browser: LaunchedBrowser
+const servers: RunningApp[] = []
+
+t.before(async () => { browser = await launch() })
+t.teardown(async () => {
+  await browser?.close()
+  for (const s of servers) await s.close().catch(() => {})
+})
+
+for (const htmx of [2, 4] as const) {
+  t.test(`htmx ${htmx}: a reset reloads the page once, with the newest state`, async t => {
+    const transport = new MemoryTransport({ history: 5 })
+    const first = await startDashboard({ transport, htmx })
+    servers.push(first)
+    const page = await browser.newPage()
+    t.teardown(() => page.close())
+    let loads = 0
+    page.on('load', () => { loads++ })
+    await page.goto(first.url + '/')
+    await page.waitForFunction(() => document.querySelector('#metric-cpu .value')?.textContent !== '—')
+    await publishNotification(first.app.sseHub, { level: 'info', text: `seen ${htmx}` })
+    await page.waitForSelector(`#notifications >> text=seen ${htmx}`)
+    await first.close()
+
+    // Published before the page can reconnect: 12 notifications, history keeps 5.
+    const second = await startDashboard({
+      transport,
+      htmx,
+      port: first.port,
+      beforeListen: async d => {
+        for (let i = 1; i <= 12; i++) await publishNotification(d.app.sseHub, { level: 'warning', text: `missed ${htmx}.${i}` })
+      }
+    })
+    servers.push(second)
+    await page.waitForSelector(`#notifications >> text=missed ${htmx}.12`, { timeout: 15_000 })
+    await page.waitForTimeout(1500)
+    t.equal(loads, 2, 'reloaded exactly once')
+    t.ok(second.app.sseHub.stats().resets >= 1, 'the hub sent a reset')
+    const shown = await page.locator('#notifications .note .text').allInnerTexts()
+    t.same(new Set(shown).size, shown.length, 'no notification twice')
+    t.equal(shown[0], `missed ${htmx}.12`, 'newest first')
+    t.equal(second.app.sseHub.stats().connections, 1, 'connected again after the reload')
+    await second.close()
+  })
+}
+
+t.test('refreshPath answers 204 with HX-Refresh', async t => {
+  const server = await startDashboard({ htmx: 4 })
+  servers.push(server)
+  const res = await fetch(server.url + server.app.htmxSse.refreshPath)
+  t.equal(res.status, 204)
+  t.equal(res.headers.get('hx-refresh'), 'true')
+  t.equal(res.headers.get('cache-control'), 'no-store')
+})
