@@ -16,7 +16,7 @@ export { jobsRoutes, JobRunner, JobsPanel, JobBody, JobRun, JobList, JobRow, job
 export { chatRoutes, ChatPanel, publishMessage, validateMessage, chatTopic, ROOM_PATTERN, type ChatOptions } from './chat.js'
 export { agentRoutes, AgentRunner, AgentPanel, AgentForm, AgentRunSnapshot, RunState, agentEvents, coalesceWhitespace, simulatedAgent, newRunId, type AgentEvent, type AgentSource, type SimulatedAgentOptions, type AgentRoutesOptions, type AgentRunnerOptions, type AgentFormProps } from './agent.js'
 export { logsRoutes, LogFeed, formatLogRecord, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
-export { hubStatsRoutes, HubStatsFeed, HubStatsCard, type HubStatsOptions } from './stats.js'
+export { hubStatsRoutes, HubStatsFeed, HubStatsCard, topicLabel, type HubStatsOptions } from './stats.js'
 export { clientAssetsRoutes, type ClientAssetsOptions } from './assets.js'
 export { Watchers, pageCursor, upTo, trusted, acceptForms, wantsJson, resumeScriptOf, htmxOf, RoutePage, PageConnect, RouteStyles, type HtmxOption } from './util.js'
 export { routeStyles } from './styles.js'

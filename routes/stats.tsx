@@ -11,17 +11,33 @@ export interface HubStatsOptions {
   topic?: string
   /** Default 2 000 ms. */
   intervalMs?: number
+  /** How a topic is shown on the card; topics with one label are counted together. Default `topicLabel`. */
+  label?: (topic: string) => string
+}
+
+const GENERATED_ID = /:[a-z]?[0-9a-f]{8,}$/
+
+/**
+ * Topic names as the card shows them: a generated id after the last ':'
+ * (`agent:r3f…`, `job:9c…`) becomes `*`, because such an id opens a visitor's
+ * own run; named topics (`chat:lobby`) stay.
+ */
+export function topicLabel (topic: string): string {
+  return topic.replace(GENERATED_ID, ':*')
 }
 
 const fmt = new Intl.NumberFormat('en-US')
 
 /** The card body for one stats reading (`rate` = events published per second since the last reading). */
-export function HubStatsCard (props: { stats: HubStats, rate?: number }): JSX.Element {
+export function HubStatsCard (props: { stats: HubStats, rate?: number, label?: (topic: string) => string }): JSX.Element {
   const s = props.stats
-  const topics = Object.entries(s.topics).sort((a, b) => b[1] - a[1])
+  const label = props.label ?? topicLabel
+  const counts = new Map<string, number>()
+  for (const [topic, n] of Object.entries(s.topics)) counts.set(label(topic), (counts.get(label(topic)) ?? 0) + n)
+  const topics = [...counts].sort((a, b) => b[1] - a[1])
   const cells: Array<[string, string, string?]> = [
     ['Connections', fmt.format(s.connections)],
-    ['Topics watched', fmt.format(topics.length)],
+    ['Topics watched', fmt.format(Object.keys(s.topics).length)],
     ['Published', fmt.format(s.published), props.rate === undefined ? undefined : `${props.rate.toFixed(1)}/s`],
     ['Delivered', fmt.format(s.delivered)],
     ['Replayed', fmt.format(s.replayed)],
@@ -47,6 +63,7 @@ export function HubStatsCard (props: { stats: HubStats, rate?: number }): JSX.El
 export class HubStatsFeed {
   readonly topic: string
   readonly intervalMs: number
+  readonly label: (topic: string) => string
   readonly #watchers: Watchers
   #hub: SseHub | undefined
   #log: FastifyBaseLogger | undefined
@@ -56,6 +73,7 @@ export class HubStatsFeed {
   constructor (options: HubStatsOptions = {}) {
     this.topic = options.topic ?? 'hub-stats'
     this.intervalMs = options.intervalMs ?? 2_000
+    this.label = options.label ?? topicLabel
     this.#watchers = new Watchers(() => this.#start(), () => this.#stop())
   }
 
@@ -73,7 +91,7 @@ export class HubStatsFeed {
     const stats = this.#hub?.stats() ?? { connections: 0, topics: {}, published: 0, delivered: 0, replayed: 0, evicted: 0, resets: 0 }
     const now = Date.now()
     const rate = this.#last === undefined || now === this.#last.at ? undefined : (stats.published - this.#last.published) / ((now - this.#last.at) / 1000)
-    return <HubStatsCard stats={stats} rate={rate} />
+    return <HubStatsCard stats={stats} rate={rate} label={this.label} />
   }
 
   /** The card (`#hub-stats-body`, replaced by each update). The page's `<SseConnect>` subscribes to `topic`. */

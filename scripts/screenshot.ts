@@ -3,6 +3,7 @@
  * a job, an agent run, notifications and chat), and writes docs/dashboard.png.
  *
  *   npx tsx scripts/screenshot.ts [out.png] [--dark]
+ *   HTMX=4 npm run screenshot docs/dashboard-htmx4.png   (the dashboard on htmx 4)
  */
 import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
@@ -15,7 +16,8 @@ const args = process.argv.slice(2)
 const out = args.find(a => !a.startsWith('--')) ?? 'docs/dashboard.png'
 const dark = args.includes('--dark')
 
-const { app, jobs, agent } = await buildApp({ echoLogs: false, metricsIntervalMs: 500 })
+const htmx = process.env.HTMX === '4' ? 4 : 2
+const { app, jobs } = await buildApp({ echoLogs: false, metricsIntervalMs: 500, htmx })
 await app.listen({ host: '127.0.0.1', port: 0 })
 const address = app.server.address()
 if (address === null || typeof address === 'string') throw new Error('no address')
@@ -35,14 +37,16 @@ try {
   jobs.start({ title: 'Nightly export' })
   await new Promise(resolve => setTimeout(resolve, 400))
   jobs.start({ title: 'Rebuild search index' })
-  await agent.start('Is the server healthy?')
+  // An agent run is private to the page that asks: ask in the page.
+  await page.click('.agent-card button')
   // Live data: metric values filled in and sparklines with a few points.
   await page.waitForFunction(() => document.querySelectorAll('.sparkline polyline').length >= 5, undefined, { timeout: 15_000 })
   await page.waitForSelector('#agent-run .badge-ok, #agent-run .badge-done', { timeout: 15_000 })
   await page.waitForTimeout(2_500)
   await mkdir(dirname(out), { recursive: true })
   await page.screenshot({ path: out, fullPage: true })
-  console.log(`wrote ${out}`)
+  const version = await page.evaluate(() => (window as unknown as { htmx: { version: string } }).htmx.version)
+  console.log(`wrote ${out} (htmx ${version})`)
 } finally {
   await browser.close()
   await app.close()

@@ -1,7 +1,8 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { fakeSampler, MetricsFeed, metricsRoutes, Watchers, HubStatsFeed, hubStatsRoutes } from '../routes/index.js'
+import { fakeSampler, MetricsFeed, metricsRoutes, Watchers, HubStatsCard, HubStatsFeed, hubStatsRoutes, topicLabel } from '../routes/index.js'
+import { render } from './helpers/html.js'
 import { connect, waitUntil } from './helpers/sse-client.js'
 
 async function start (sampler = fakeSampler(), extra: { intervalMs?: number, lingerMs?: number } = {}) {
@@ -151,4 +152,13 @@ t.test('app.close() stops the loop', async t => {
   await app.close()
   t.equal(feed.state.running, false)
   await c.ended
+})
+
+t.test('hub stats card: run ids are never shown (they open a visitor\'s own run)', async t => {
+  const html = await render(<HubStatsCard stats={{ connections: 3, topics: { 'agent:r0123456789abcdef': 1, 'agent:rfedcba9876543210': 1, 'job:9c0ffee1': 1, 'chat:lobby': 2 }, published: 0, delivered: 0, replayed: 0, evicted: 0, resets: 0 }} />)
+  t.notMatch(html, /r0123456789abcdef|rfedcba9876543210|9c0ffee1/)
+  t.match(html, 'agent:* ×2 · chat:lobby ×2 · job:* ×1')
+  t.match(html, /Topics watched<\/dt><dd><span class="num">4</)
+  t.equal(topicLabel('chat:lobby'), 'chat:lobby')
+  t.equal(topicLabel('notifications'), 'notifications')
 })
