@@ -3,10 +3,12 @@
  * encode → connection → session → stream → hub → transport hold that, with
  * admission deciding who gets a stream.
  */
+import type { Server as HttpServer } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { Admission, type Authorize } from './admission.js'
 import { SseHub } from './hub.js'
+import { PreRequestSockets } from './pre-request-sockets.js'
 import { openStream, type ReplyContext, type SseSource, type SseTopicsOptions } from './reply.js'
 import { RESUME_SCRIPT } from './resume.js'
 import { FlushScheduler, Heartbeat } from './scheduler.js'
@@ -45,6 +47,12 @@ export interface HtmxSseOptions {
    * `false` to not serve it. Default `/_sse/refresh`.
    */
   refreshPath?: string | false
+  /**
+   * On close, destroy connections that never began a request (Chromium's
+   * speculative spare connection), which would otherwise hold `app.close()`
+   * until Node's `headersTimeout`. Default true; ignored for http2.
+   */
+  closePreRequestSockets?: boolean
 }
 
 /** What `app.htmxSse` exposes of the resolved options. */
@@ -137,7 +145,10 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
     })
   }
 
+  // http2 sessions are Fastify's to close; plain and TLS HTTP/1 sockets are ours to reap.
+  const preRequest = app.initialConfig.http2 === true || options.closePreRequestSockets === false ? undefined : new PreRequestSockets(app.server as HttpServer)
   app.addHook('preClose', async () => {
+    preRequest?.close()
     const sessions = admission.shutdown()
     for (const session of sessions) session.shutdown()
     // Clients get a moment to read the final retry hint; a client that does

@@ -1,5 +1,7 @@
 import t from 'tap'
 import http2 from 'node:http2'
+import net from 'node:net'
+import { once } from 'node:events'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
@@ -133,4 +135,38 @@ t.test('reply.sse() on a reply already sent throws', async t => {
   await app.inject('/s')
   t.match(error?.message, /already sent/)
   await app.close()
+})
+
+t.test('a connection that never sent a request (Chromium\'s spare socket) does not hold app.close()', async t => {
+  const { app, url } = await startApp({}, app => { app.get('/ok', async () => 'ok') })
+  const { port } = new URL(url)
+  const open = async (): Promise<net.Socket> => await new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), '127.0.0.1', () => resolve(socket)).once('error', reject)
+  })
+  // A kept-alive socket that served a request is Fastify's 'idle' case; the silent one is ours.
+  const silent = await open()
+  const used = await open()
+  used.write('GET /ok HTTP/1.1\r\nhost: x\r\n\r\n')
+  await once(used, 'data')
+  const closedBy = new Promise<string>(resolve => silent.once('close', () => resolve('server')))
+  await app.close()
+  t.equal(await closedBy, 'server', 'the silent socket was closed by the server')
+  t.equal(silent.bytesRead, 0, 'it was sent nothing (no response lost)')
+  used.destroy()
+})
+
+t.test('closePreRequestSockets: false leaves a silent socket to Node\'s headersTimeout', async t => {
+  const { app, url } = await startApp({ closePreRequestSockets: false }, () => {})
+  const silent = await new Promise<net.Socket>((resolve, reject) => {
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1', () => resolve(socket)).once('error', reject)
+  })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  let closed = false
+  const closing = app.close().then(() => { closed = true })
+  await new Promise(resolve => setTimeout(resolve, 500))
+  t.equal(closed, false, 'app.close() still waits on the silent socket')
+  t.equal(silent.destroyed, false, 'which is still open')
+  silent.destroy()
+  await closing
+  t.equal(closed, true, 'and finishes once the client lets go')
 })
