@@ -8,23 +8,15 @@
 import t from 'tap'
 import { MemoryTransport } from '../plugin/index.js'
 import { publishNotification } from '../routes/index.js'
-import { launch, startDashboard, type LaunchedBrowser, type RunningApp } from './helpers/browser.js'
+import { browserForFile } from './helpers/browser.js'
 
-let browser: LaunchedBrowser
-const servers: RunningApp[] = []
-
-t.before(async () => { browser = await launch() })
-t.teardown(async () => {
-  await browser?.close()
-  for (const s of servers) await s.close().catch(() => {})
-})
+const fixture = browserForFile(t)
 
 for (const htmx of [2, 4] as const) {
   t.test(`htmx ${htmx}: a reset reloads the page once, with the newest state`, async t => {
     const transport = new MemoryTransport({ history: 5 })
-    const first = await startDashboard({ transport, htmx })
-    servers.push(first)
-    const page = await browser.newPage()
+    const first = await fixture.start({ transport, htmx })
+    const page = await fixture.browser.newPage()
     t.teardown(() => page.close())
     let loads = 0
     page.on('load', () => { loads++ })
@@ -35,7 +27,7 @@ for (const htmx of [2, 4] as const) {
     await first.close()
 
     // Published before the page can reconnect: 12 notifications, history keeps 5.
-    const second = await startDashboard({
+    const second = await fixture.start({
       transport,
       htmx,
       port: first.port,
@@ -43,7 +35,6 @@ for (const htmx of [2, 4] as const) {
         for (let i = 1; i <= 12; i++) await publishNotification(d.app.sseHub, { level: 'warning', text: `missed ${htmx}.${i}` })
       }
     })
-    servers.push(second)
     await page.waitForSelector(`#notifications >> text=missed ${htmx}.12`, { timeout: 15_000 })
     await page.waitForTimeout(1500)
     t.equal(loads, 2, 'reloaded exactly once')
@@ -57,8 +48,7 @@ for (const htmx of [2, 4] as const) {
 }
 
 t.test('refreshPath answers 204 with HX-Refresh', async t => {
-  const server = await startDashboard({ htmx: 4 })
-  servers.push(server)
+  const server = await fixture.start({ htmx: 4 })
   const res = await fetch(server.url + server.app.htmxSse.refreshPath)
   t.equal(res.status, 204)
   t.equal(res.headers.get('hx-refresh'), 'true')

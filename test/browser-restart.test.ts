@@ -8,23 +8,15 @@
 import t from 'tap'
 import { MemoryTransport } from '../plugin/index.js'
 import { publishNotification } from '../routes/index.js'
-import { launch, startDashboard, type LaunchedBrowser, type RunningApp } from './helpers/browser.js'
+import { browserForFile } from './helpers/browser.js'
 
-let browser: LaunchedBrowser
-const servers: RunningApp[] = []
-
-t.before(async () => { browser = await launch() })
-t.teardown(async () => {
-  await browser?.close()
-  for (const s of servers) await s.close().catch(() => {})
-})
+const fixture = browserForFile(t)
 
 for (const htmx of [2, 4] as const) {
   t.test(`htmx ${htmx}: restart mid-stream, every notification exactly once`, async t => {
     const transport = new MemoryTransport({ history: 1000 })
-    const first = await startDashboard({ transport, htmx })
-    servers.push(first)
-    const page = await browser.newPage()
+    const first = await fixture.start({ transport, htmx })
+    const page = await fixture.browser.newPage()
     t.teardown(() => page.close())
     await page.goto(first.url + '/')
     await page.waitForFunction(() => document.querySelector('#metric-cpu .value')?.textContent !== '—')
@@ -37,8 +29,7 @@ for (const htmx of [2, 4] as const) {
     await first.close()
     // While no server runs the page keeps retrying. The next app shares the
     // transport (its history) and takes the same port.
-    const second = await startDashboard({ transport, port: first.port, htmx })
-    servers.push(second)
+    const second = await fixture.start({ transport, port: first.port, htmx })
     for (const text of texts.slice(2, 5)) await publishNotification(second.app.sseHub, { level: 'warning', text })
     await page.waitForSelector(`#notifications >> text=${texts[4]}`, { timeout: 15_000 })
     for (const text of texts.slice(5)) await publishNotification(second.app.sseHub, { level: 'success', text })

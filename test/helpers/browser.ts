@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Test } from 'tap'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { buildApp, type BuildAppOptions, type DashboardApp } from '../../example-app/app.js'
 import { fakeSampler } from '../../routes/index.js'
@@ -96,4 +97,30 @@ export const COUNT_EVENT_SOURCES = `(() => {
 /** Open EventSources of a page (created by the init script above). */
 export async function openEventSources (page: Page): Promise<number> {
   return await page.evaluate(() => (window as unknown as { __eventSources: EventSource[] }).__eventSources.filter(s => s.readyState !== 2).length)
+}
+
+/**
+ * One browser for a test file, launched before its first test, plus the
+ * servers its tests start (restart tests start more than one): all closed at
+ * the end, browser first so no page reconnects to a closing server.
+ */
+export function browserForFile (t: Test): { readonly browser: LaunchedBrowser, start: (options?: Parameters<typeof startDashboard>[0]) => Promise<RunningApp> } {
+  let browser: LaunchedBrowser | undefined
+  const servers: RunningApp[] = []
+  t.before(async () => { browser = await launch() })
+  t.teardown(async () => {
+    await browser?.close()
+    for (const s of servers) await s.close().catch(() => {})
+  })
+  return {
+    get browser () {
+      if (browser === undefined) throw new Error('browserForFile: the browser is launched in t.before')
+      return browser
+    },
+    start: async options => {
+      const server = await startDashboard(options)
+      servers.push(server)
+      return server
+    }
+  }
 }
