@@ -206,6 +206,15 @@ export class SseHub {
     return await this.#transport.head()
   }
 
+  /**
+   * Drops a topic's history (e.g. of a run the store dropped), where the
+   * transport can; connected subscribers stay subscribed.
+   */
+  async forget (topic: string): Promise<void> {
+    assertTopic(topic)
+    await this.#transport.forget?.(topic)
+  }
+
   stats (): HubStats {
     // No prototype: a topic named "__proto__" is a key like any other.
     const topics = Object.create(null) as Record<string, number>

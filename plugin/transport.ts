@@ -48,6 +48,8 @@ export interface HubTransport {
   history (topic: string, limit: number): Promise<HubMessage[]>
   /** The newest id assigned on any topic, if any (the id a `reset` event carries). */
   head (): Promise<string | undefined>
+  /** Drops a topic's history now (a run the store no longer keeps). Optional: without it, history stays until trimmed. */
+  forget? (topic: string): Promise<void>
   /** Stops delivery and releases every timer, connection and subscription. */
   close (): Promise<void>
 }

@@ -1,4 +1,6 @@
 /** Agent-style streams: text chunks, tool calls with pending/result states, status, errors. */
+import { ResultBanner } from './progress.js'
+import type { RunStatus } from './run.js'
 import { Oob } from './sse.js'
 import { assertDomId, escAttr, oneOf, urlAttr } from './util.js'
 
@@ -93,8 +95,22 @@ export function ToolCard (props: ToolCardProps): JSX.Element {
   )
 }
 
-export const AGENT_STATES = ['idle', 'thinking', 'tool', 'streaming', 'done', 'error', 'cancelled'] as const
+export const AGENT_STATES = ['idle', 'thinking', 'tool', 'streaming', 'done', 'error', 'cancelled', 'interrupted'] as const
 export type AgentState = typeof AGENT_STATES[number]
+
+/** The run status (`RunStatus`) an agent state stands for. */
+export function agentRunStatus (state: AgentState): RunStatus {
+  switch (state) {
+    case 'done': return 'done'
+    case 'error': return 'failed'
+    case 'cancelled': return 'cancelled'
+    case 'interrupted': return 'interrupted'
+    default: return 'running'
+  }
+}
+
+/** What the banner of an interrupted run says (jobs and agent runs alike). */
+export const INTERRUPTED_TEXT = 'Interrupted: the server running it stopped before it finished.'
 
 export interface AgentStatusProps {
   /** Default 'agent-status' (so it can be replaced out of band). */
@@ -151,7 +167,7 @@ export function AgentTranscript (props: AgentTranscriptProps): JSX.Element {
   const id = assertDomId(props.id, 'id')
   const state = oneOf(props.state, AGENT_STATES, 'state')
   return (
-    <article id={id} class='agent-run' data-state={state}>
+    <article id={id} class='agent-run' data-state={state} data-status={agentRunStatus(state)}>
       <p class='prompt'>
         <span class='muted small'>Prompt</span> <q safe>{props.prompt}</q>
         {props.href === undefined ? '' : <> <a class='small run-link' href={urlAttr(props.href, 'href')}>run page</a></>}
@@ -164,6 +180,7 @@ export function AgentTranscript (props: AgentTranscriptProps): JSX.Element {
           return <ToolCard id={item.domId} name={item.name} input={item.input} output={item.output} isError={item.isError} done={item.done} />
         })}
       </div>
+      {state === 'interrupted' ? <ResultBanner outcome='interrupted' text={INTERRUPTED_TEXT} /> : ''}
     </article>
   )
 }

@@ -12,6 +12,7 @@ export * from './chat.js'
 export * from './agent.js'
 export * from './logs.js'
 export * from './run.js'
+export * from './jobs.js'
 export { styles } from './styles.js'
 export {
   assertDomId,

@@ -53,7 +53,7 @@ export function ProgressContainer (props: ProgressContainerProps): JSX.Element {
   )
 }
 
-export const RESULT_OUTCOMES = ['success', 'error', 'cancelled'] as const
+export const RESULT_OUTCOMES = ['success', 'error', 'cancelled', 'interrupted'] as const
 export type ResultOutcome = typeof RESULT_OUTCOMES[number]
 
 export interface ResultBannerProps {

@@ -6,7 +6,8 @@ import type { Children } from '@kitajs/html'
 import { SSE_CLOSE_EVENT, SseConnect, type HtmxVersion } from './sse.js'
 import { assertDomId, clockTime, isoTime, oneOf } from './util.js'
 
-export const RUN_STATUSES = ['running', 'done', 'failed', 'cancelled'] as const
+/** `interrupted`: the instance running it stopped (its lease ran out) before it finished. */
+export const RUN_STATUSES = ['running', 'done', 'failed', 'cancelled', 'interrupted'] as const
 export type RunStatus = typeof RUN_STATUSES[number]
 
 export interface RunInfo {

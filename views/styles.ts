@@ -47,7 +47,7 @@ h2{font-size:1.05rem}
 .progress-list{display:grid;gap:10px}
 .progress-item .label{font-size:.9rem;margin-bottom:3px}
 .banner{padding:10px 14px;border-radius:8px;border:1px solid var(--line);font-weight:550}
-.banner-success{border-color:var(--ok);color:var(--ok)}.banner-error{border-color:var(--crit);color:var(--crit)}.banner-cancelled{border-color:var(--muted);color:var(--muted)}
+.banner-success{border-color:var(--ok);color:var(--ok)}.banner-error{border-color:var(--crit);color:var(--crit)}.banner-cancelled{border-color:var(--muted);color:var(--muted)}.banner-interrupted{border-color:var(--warn);color:var(--warn)}
 .chat{display:flex;flex-direction:column;gap:8px;height:380px}
 .chat-scroll{flex:1;display:flex;flex-direction:column-reverse;overflow-y:auto;border:1px solid var(--line);border-radius:8px;padding:6px 8px}
 .chat-messages{list-style:none;margin:0;padding:0;display:grid;gap:6px}
@@ -63,7 +63,7 @@ button{padding:7px 14px;border:0;border-radius:8px;background:var(--accent);colo
 .tool{border:1px solid var(--line);border-radius:8px;padding:8px 10px;margin:8px 0;font-size:.9rem}
 .tool pre{margin:4px 0 0;font-family:var(--mono);font-size:.8rem;white-space:pre-wrap;overflow-wrap:anywhere}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:.75rem;font-weight:600;border:1px solid currentColor}
-.badge-pending,.badge-running{color:var(--warn)}.badge-ok,.badge-done{color:var(--ok)}.badge-error,.badge-failed{color:var(--crit)}.badge-cancelled{color:var(--muted)}
+.badge-pending,.badge-running{color:var(--warn)}.badge-ok,.badge-done{color:var(--ok)}.badge-error,.badge-failed{color:var(--crit)}.badge-cancelled{color:var(--muted)}.badge-interrupted{color:var(--warn);border-style:dashed}
 .tool-result.error{color:var(--crit)}
 .agent-status{font-size:.85rem;color:var(--muted);margin:4px 0}
 .agent-status.state-error{color:var(--crit)}.agent-status.state-done{color:var(--ok)}

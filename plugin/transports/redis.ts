@@ -378,6 +378,12 @@ export class RedisTransport implements HubTransport {
     return { events, complete: true }
   }
 
+  /** Deletes a topic's history (a dropped run's): its stream and its trim mark. */
+  async forget (topic: string): Promise<void> {
+    await this.#call(`forget topic "${topic}"`,
+      async () => await this.#redis.multi().del(this.#keys.topic(topic)).hdel(this.#keys.trimmed, topic).exec())
+  }
+
   async history (topic: string, limit: number): Promise<HubMessage[]> {
     if (limit <= 0) return []
     const entries = await this.#call(`history of topic "${topic}"`,
