@@ -12,12 +12,12 @@ import os from 'node:os'
 import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
 import Fastify, { type FastifyInstance } from 'fastify'
 import htmxSse, { type HubTransport } from 'fastify-htmx-sse'
-import { htmxVersion, type HtmxVersion } from 'fastify-htmx-sse/views'
+import { AgentPanel, htmxVersion, JobsPanel, type HtmxVersion } from 'fastify-htmx-sse/views'
 import {
-  AgentPanel, AgentRunner, agentRoutes, ChatPanel, chatRoutes, chatTopic, clientAssetsRoutes, HubStatsFeed, hubStatsRoutes,
-  JobRunner, JobsPanel, jobsRoutes, LogFeed, logsRoutes, MetricsFeed, metricsRoutes, NotificationsPanel,
+  AgentRunner, agentRoutes, ChatPanel, chatRoutes, chatTopic, clientAssetsRoutes, HubStatsFeed, hubStatsRoutes,
+  JobRunner, jobsRoutes, LogFeed, logsRoutes, MetricsFeed, metricsRoutes, NotificationsPanel,
   notificationsRoutes, PageConnect, pageCursor, RoutePage, simulatedAgent,
-  type AgentSource, type JobsOptions, type Sampler, type SimulatedAgentOptions
+  type AgentSource, type JobsOptions, type RunStore, type Sampler, type SimulatedAgentOptions
 } from 'fastify-htmx-sse/routes'
 
 export interface BuildAppOptions {
@@ -41,6 +41,14 @@ export interface BuildAppOptions {
   agent?: AgentSource | SimulatedAgentOptions
   /** Hub transport (default in-process). Pass one object to several apps to keep history across restarts. */
   transport?: HubTransport
+  /**
+   * Where jobs and agent runs are kept (default in this process, gone when it
+   * exits). A `RedisRunStore` on the transport's Redis lets every instance
+   * render every run and keeps them across restarts.
+   */
+  runStore?: RunStore
+  /** Run leases (a dead instance's runs show as interrupted after about leaseMs + sweepMs). Defaults 6 000 / 2 000 ms. */
+  leases?: { leaseMs?: number, sweepMs?: number }
   heartbeatMs?: number | false
   retryMs?: number
   /** The chat room previewed on the dashboard. Default 'lobby'. */
@@ -96,9 +104,10 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
 
   const metrics = new MetricsFeed({ sampler: options.sampler, intervalMs: options.metricsIntervalMs, lingerMs: options.metricsLingerMs, topic: own('metrics') })
   const stats = new HubStatsFeed({ intervalMs: options.statsIntervalMs, topic: own('hub-stats') })
-  const jobs = new JobRunner(options.jobs)
+  const runs = { store: options.runStore, ...options.leases }
+  const jobs = new JobRunner({ ...runs, ...options.jobs })
   const agentSource = isSource(options.agent) ? options.agent : simulatedAgent(options.agent)
-  const agent = new AgentRunner({ source: agentSource })
+  const agent = new AgentRunner({ ...runs, source: agentSource })
   const room = options.chatRoom ?? 'lobby'
 
   await app.register(metricsRoutes, { prefix: '/metrics', feed: metrics, htmx })
@@ -124,6 +133,7 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
     // Read the cursor before any state: everything published after it is
     // replayed when the page connects (see routes/util.tsx, pageCursor).
     const cursor = await pageCursor(app.sseHub)
+    const recentJobs = await jobs.recent()
     return reply.html(
       <RoutePage app={app} htmx={htmx} title='Live dashboard · fastify-htmx-sse' head={<DashboardStyles />}>
         <header class='app topbar'>
@@ -147,7 +157,7 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
           <h2 class='section-title'>Activity</h2>
           <div class='grid panels'>
             <div class='span-2 slot'><NotificationsPanel hub={app.sseHub} cursor={cursor} action='/notifications' topic={NOTIFY_TOPIC} /></div>
-            <div class='span-2 slot'><JobsPanel runner={jobs} /></div>
+            <div class='span-2 slot'><JobsPanel jobs={recentJobs} base='/jobs' /></div>
             <div class='span-2 slot'><AgentPanel htmx={htmx} action='/agent/runs' /></div>
             <div class='span-2 slot'><ChatPanel hub={app.sseHub} room={room} cursor={cursor} action={`/chat/${room}/messages`} title={`Chat · #${room}`} /></div>
             {logs === undefined ? '' : <div class='span-3 slot'>{logs.Panel({ title: 'Server log (this process, live)' })}</div>}

@@ -1,7 +1,8 @@
 /**
  * `npm start`: serves the dashboard on HOST:PORT (default 127.0.0.1:3000).
- * With REDIS_URL set, the hub uses Redis Streams so several instances share
- * topics and history (start two on different ports and post a notification).
+ * With REDIS_URL set, the hub uses Redis Streams and jobs and agent runs are
+ * kept in Redis, so several instances share topics, history and runs (start
+ * two on different ports, start a job on one and open it on the other).
  * Logs are pino JSON on stdout, pretty-printed (pino-pretty) when stdout is a
  * terminal; the live log tail reads the JSON either way.
  */
@@ -9,6 +10,7 @@ import { hostname } from 'node:os'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HubTransport } from 'fastify-htmx-sse'
+import type { RunStore } from 'fastify-htmx-sse/routes'
 import PinoPretty from 'pino-pretty'
 import { buildApp } from './app.js'
 
@@ -20,10 +22,13 @@ const logger: { current?: FastifyBaseLogger } = {}
 const log = (): FastifyBaseLogger | undefined => logger.current
 
 let transport: HubTransport | undefined
+let runStore: RunStore | undefined
 let closeRedis: (() => Promise<unknown>) | undefined
 if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') {
   // Loaded only when asked for: the in-process hub needs neither module.
-  const [{ Redis }, { redisTransport }] = await Promise.all([import('ioredis'), import('fastify-htmx-sse/redis')])
+  const [{ Redis }, { redisTransport }, { RedisRunStore }] = await Promise.all([
+    import('ioredis'), import('fastify-htmx-sse/redis'), import('fastify-htmx-sse/routes/redis')
+  ])
   const redis = new Redis(process.env.REDIS_URL)
   // ioredis emits 'error' on every failed reconnect; without a listener it
   // prints "Unhandled error event" each time. One line per outage instead.
@@ -39,6 +44,7 @@ if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') {
     log()?.info('redis: connected again')
   })
   transport = redisTransport({ redis })
+  runStore = new RedisRunStore({ redis })
   closeRedis = async () => await redis.quit().catch(() => redis.disconnect())
 }
 
@@ -55,7 +61,7 @@ if (htmxEnv !== '2' && htmxEnv !== '4') {
   process.exit(1)
 }
 const htmx = htmxEnv === '4' ? 4 : 2
-const { app } = await buildApp({ transport, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs, htmx })
+const { app } = await buildApp({ transport, runStore, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs, htmx })
 logger.current = app.log
 
 // SIGINT/SIGTERM (and an uncaught error): close the app (streams end with a

@@ -7,14 +7,24 @@
  *   await app.register(metricsRoutes, { prefix: '/metrics' })
  *
  * Registering a module without `htmxSse` first fails at registration. Each
- * exposes its state object (feed / runner) and a panel component so
- * a dashboard can embed several over one SSE connection.
+ * exposes its state object (feed / runner) so a dashboard can embed its
+ * panel (from `fastify-htmx-sse/views`) in a page with one SSE connection.
+ * Jobs and agent runs are kept in a `RunStore`: `MemoryRunStore` by default,
+ * `RedisRunStore` (`fastify-htmx-sse/routes/redis`) to share them between
+ * instances and keep them across restarts.
  */
 export { metricsRoutes, MetricsFeed, systemSampler, fakeSampler, type Sampler, type MetricsSample, type MetricsOptions, type MetricsRoutesOptions } from './metrics.js'
 export { notificationsRoutes, NotificationsPanel, NotificationForm, publishNotification, validateNotification, NOTIFICATION_LEVELS, MAX_NOTIFICATION_LENGTH, type NotificationsOptions, type NotificationInput } from './notifications.js'
-export { jobsRoutes, JobRunner, JobsPanel, JobBody, JobRun, JobList, JobRow, jobPercent, DEFAULT_STAGES, type Job, type JobStage, type JobsOptions, type JobsRoutesOptions } from './jobs.js'
+export { jobsRoutes, type JobsRoutesOptions } from './jobs.js'
+export { JobRunner, jobOf, DEFAULT_STAGES, JOB_KIND, type JobsOptions, type CancelOutcome } from './job-runner.js'
 export { chatRoutes, ChatPanel, publishMessage, validateMessage, chatTopic, ROOM_PATTERN, type ChatOptions } from './chat.js'
-export { agentRoutes, AgentRunner, AgentPanel, AgentForm, AgentRunSnapshot, RunState, agentEvents, coalesceWhitespace, simulatedAgent, newRunId, type AgentEvent, type AgentSource, type SimulatedAgentOptions, type AgentRoutesOptions, type AgentRunnerOptions, type AgentFormProps } from './agent.js'
+export { agentRoutes, type AgentRoutesOptions } from './agent.js'
+export {
+  AgentRunner, AgentRunSnapshot, AgentRunsFullError, RunState, agentEvents, coalesceWhitespace, simulatedAgent, newRunId, AGENT_KIND, RUN_ID, DONE_EVENT,
+  type AgentEvent, type RunEvent, type AgentSource, type SimulatedAgentOptions, type AgentRunnerOptions, type AgentRunView
+} from './agent-runner.js'
+export { MemoryRunStore, instanceId, type RunStore, type StoredRun, type RunPatch, type CreateResult } from './run-store.js'
+export { RunLeases, type RunLeaseOptions, type RunLeaseHandlers } from './run-lease.js'
 export { logsRoutes, LogFeed, formatLogRecord, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
 export { hubStatsRoutes, HubStatsFeed, HubStatsCard, topicLabel, type HubStatsOptions } from './stats.js'
 export { clientAssetsRoutes, type ClientAssetsOptions } from './assets.js'

@@ -1,15 +1,24 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { JobRunner, jobsRoutes } from '../routes/index.js'
+import { JobRunner, jobsRoutes, MemoryRunStore, type StoredRun } from '../routes/index.js'
 import { connect, waitUntil } from './helpers/sse-client.js'
+
+/** Polls an async condition (store reads) until it holds. */
+async function until (predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
 
 const stages = [{ name: 'One', durationMs: 40 }, { name: 'Two', durationMs: 80 }]
 
-async function start (options: { tickMs?: number, maxJobs?: number } = {}) {
+async function start (options: { tickMs?: number, maxJobs?: number, store?: MemoryRunStore, leaseMs?: number, sweepMs?: number } = {}) {
   const app = Fastify({ logger: false })
   await app.register(htmxSse, { heartbeatMs: false })
-  const runner = new JobRunner({ stages, tickMs: options.tickMs ?? 20, maxJobs: options.maxJobs })
+  const runner = new JobRunner({ stages, tickMs: options.tickMs ?? 20, maxJobs: options.maxJobs, store: options.store, leaseMs: options.leaseMs, sweepMs: options.sweepMs })
   await app.register(jobsRoutes, { prefix: '/jobs', runner })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as { port: number }
@@ -47,7 +56,7 @@ t.test('jobs: POST starts a job and redirects to its live page; it streams to 10
   t.same([c.events.at(-1)!.event, c.events.at(-1)!.data], ['done', 'done'], 'then done closes the stream, with the status as data')
   c.close()
 
-  t.equal(runner.get(id)!.status, 'done')
+  t.equal((await runner.get(id))!.status, 'done')
   const after = await app.inject(href)
   t.notMatch(after.body, /sse-connect/, 'a finished job page is static')
   t.match(after.body, /banner banner-success/)
@@ -59,8 +68,8 @@ t.test('jobs: POST starts a job and redirects to its live page; it streams to 10
 t.test('jobs: reload mid-job shows the progress so far and continues live', async t => {
   const { app, runner, url } = await start({ tickMs: 30 })
   t.teardown(() => app.close())
-  const job = runner.start({ title: 'slow' })!
-  await waitUntil(() => job.elapsed[0]! >= 40, 2000, 'first stage done')
+  const job = (await runner.start({ title: 'slow' }))!
+  await until(async () => (await runner.get(job.id))!.elapsed[0]! >= 40, 2000, 'first stage done')
   const page = await app.inject(`/jobs/${job.id}`)
   const shown = Number(/aria-valuenow="(\d+)"/.exec(page.body)![1])
   t.ok(shown > 0 && shown < 100, `page shows progress so far (${shown}%)`)
@@ -87,21 +96,21 @@ t.test('jobs: cancel mid-run, failure, JSON API, htmx start, bounded store, unkn
   t.match(c.events.at(-2)!.data, /banner-cancelled/)
   t.equal(c.events.at(-1)!.data, 'cancelled')
   c.close()
-  t.equal(runner.get(id)!.status, 'cancelled')
+  t.equal((await runner.get(id))!.status, 'cancelled')
 
   const htmx = await app.inject({ method: 'POST', url: '/jobs', headers: { 'hx-request': 'true', 'content-type': 'application/x-www-form-urlencoded' }, payload: 'fail=1' })
   t.equal(htmx.statusCode, 202)
-  const failing = runner.get((htmx.headers.location as string).split('/').pop()!)!
-  await waitUntil(() => failing.status !== 'running', 3000, 'job failed')
-  t.equal(failing.status, 'failed')
-  const failedPage = await app.inject(`/jobs/${failing.id}`)
+  const failingId = (htmx.headers.location as string).split('/').pop()!
+  await until(async () => (await runner.get(failingId))!.status !== 'running', 3000, 'job failed')
+  t.equal((await runner.get(failingId))!.status, 'failed')
+  const failedPage = await app.inject(`/jobs/${failingId}`)
   t.match(failedPage.body, /banner banner-error/)
 
   // store holds 2: the cancelled job is dropped first
-  const third = runner.start()!
-  t.equal(runner.get(id), undefined, 'oldest finished job dropped')
-  t.ok(runner.get(third.id))
-  runner.start() // drops the failed one
+  const third = (await runner.start())!
+  t.equal(await runner.get(id), undefined, 'oldest finished job dropped')
+  t.ok(await runner.get(third.id))
+  await runner.start() // drops the failed one
   const full = await app.inject({ method: 'POST', url: '/jobs', headers: { accept: 'application/json' }, payload: {} })
   t.equal(full.statusCode, 503, 'all running: refused, not unbounded')
 
@@ -112,14 +121,82 @@ t.test('jobs: cancel mid-run, failure, JSON API, htmx start, bounded store, unkn
   t.equal((await app.inject({ method: 'POST', url: '/jobs/nope/cancel' })).statusCode, 404)
   const index = await app.inject('/jobs/')
   t.match(index.body, new RegExp(`href="/jobs/${third.id}"`))
-  const list = runner.recent()
+  const list = await runner.recent()
   t.ok(list.length <= 6)
 })
 
-t.test('jobs: app.close() clears job timers', async t => {
-  const { app, runner } = await start({ tickMs: 1000 })
-  const job = runner.start()!
-  t.ok(job.timer)
+t.test('jobs: app.close() stops the jobs it runs and records them as interrupted', async t => {
+  const store = new MemoryRunStore()
+  const { app, runner } = await start({ tickMs: 20, store })
+  const job = (await runner.start())!
+  await until(async () => (await store.get(job.id))!.data !== undefined && ((await store.get(job.id))!.data as { elapsed: number[] }).elapsed[0]! > 0, 2000, 'a tick')
   await app.close()
-  t.equal(job.timer, undefined)
+  const closed = await store.get(job.id)
+  t.equal(closed?.status, 'interrupted', 'not left running')
+  t.ok(closed?.finishedAt)
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.same(await store.get(job.id), closed, 'no tick after close (its timer is gone)')
+})
+
+t.test('jobs: a job whose owner stopped renewing shows as interrupted, live pages turn static', async t => {
+  const store = new MemoryRunStore()
+  const { app, url } = await start({ store, leaseMs: 300, sweepMs: 50 })
+  t.teardown(() => app.close())
+  // A job of another instance that died mid-run: its lease ends in 400 ms.
+  const ghost: StoredRun = {
+    id: 'deadbeef', kind: 'job', title: 'Orphan <b>job</b>', status: 'running', owner: 'ghost-1', leaseUntil: Date.now() + 400, startedAt: Date.now() - 1000,
+    data: { stages, elapsed: [40, 20] }
+  }
+  await store.create(ghost, 50)
+  const live = await app.inject('/jobs/deadbeef')
+  t.match(live.body, /data-status="running"/, 'while its lease holds, it is running')
+  t.match(live.body, /sse-connect=/)
+  t.match(live.body, /Orphan &lt;b>job&lt;\/b>/, 'its title is escaped')
+  const cursor = /lastEventId=(\d+)/.exec(live.body)![1]
+  const c = await connect(`${url}/jobs/deadbeef/stream?lastEventId=${cursor}`)
+  await c.waitUntil(() => c.events.some(e => e.event === 'done'), 5000)
+  c.close()
+  const final = c.events.at(-2)!.data
+  t.match(final, /^<section id="run-deadbeef" class="card run" data-status="interrupted" hx-swap-oob="true">/, 'the live page gets the static interrupted run')
+  t.match(final, /banner banner-interrupted/)
+  t.match(final, /Interrupted: the server running it stopped/)
+  t.match(final, /badge badge-interrupted/)
+  t.equal(c.events.at(-1)!.data, 'interrupted')
+  const page = await app.inject('/jobs/deadbeef')
+  t.equal(page.statusCode, 200, 'never a 404')
+  t.match(page.body, /data-status="interrupted"/)
+  t.notMatch(page.body, /sse-connect/, 'static')
+  t.match(page.body, /It had reached 50%/)
+  t.equal((await store.get('deadbeef'))?.status, 'interrupted')
+  const again = await connect(`${url}/jobs/deadbeef/stream`)
+  await again.ended
+  t.same(again.events.map(e => e.event), [undefined, 'done'], 'the stream of an ended job: its static form, then close')
+  t.equal((await app.inject({ method: 'POST', url: '/jobs/deadbeef/cancel' })).statusCode, 409)
+})
+
+t.test('jobs: a page rendered after the lease ran out, before any sweep, already shows interrupted', async t => {
+  const store = new MemoryRunStore()
+  const { app } = await start({ store, leaseMs: 60_000, sweepMs: 30_000 })
+  t.teardown(() => app.close())
+  await store.create({ id: 'cafe0001', kind: 'job', title: 'old', status: 'running', owner: 'gone', leaseUntil: Date.now() - 1, startedAt: 1, data: { stages, elapsed: [0, 0] } }, 50)
+  const page = await app.inject('/jobs/cafe0001')
+  t.match(page.body, /data-status="interrupted"/)
+  t.equal((await store.get('cafe0001'))?.status, 'interrupted', 'recorded by the render')
+})
+
+t.test('jobs: cancel on another runner sharing the store reaches the owner', async t => {
+  const store = new MemoryRunStore()
+  const { app, runner } = await start({ store, tickMs: 20, sweepMs: 50, leaseMs: 1000 })
+  t.teardown(() => app.close())
+  const other = new JobRunner({ stages, store, sweepMs: 50, leaseMs: 1000 })
+  other.bind(app.sseHub, app.log)
+  t.teardown(() => other.close())
+  const job = (await runner.start({ title: 'far away' }))!
+  t.not(other.owner, runner.owner)
+  const outcome = await other.cancel(job.id)
+  t.equal(outcome.result, 'requested', 'the other runner does not run it: it asks')
+  await until(async () => (await store.get(job.id))!.status !== 'running', 3000, 'cancelled by its owner')
+  t.equal((await store.get(job.id))!.status, 'cancelled')
+  t.same((await other.recent()).map(j => j.id), (await runner.recent()).map(j => j.id), 'both list the same jobs')
+  t.same(await other.cancel('ffffffff'), { result: 'unknown' })
 })

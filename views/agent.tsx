@@ -1,7 +1,8 @@
 /** Agent-style streams: text chunks, tool calls with pending/result states, status, errors. */
+import { swap422 } from './layout.js'
 import { ResultBanner } from './progress.js'
 import type { RunStatus } from './run.js'
-import { Oob } from './sse.js'
+import { Oob, SSE_CLOSE_EVENT, type HtmxVersion } from './sse.js'
 import { assertDomId, escAttr, oneOf, urlAttr } from './util.js'
 
 export interface MessageChunkProps {
@@ -159,7 +160,9 @@ export interface AgentTranscriptProps {
   status: string
   items: readonly AgentItem[]
   /** A link to the run's own page, shown next to the prompt. */
-  href?: string
+  href?: string | undefined
+  /** Replace a page's copy of this run by id, out of band (`hx-swap-oob`): a run that ended without its own last event. */
+  oob?: boolean | undefined
 }
 
 /** A whole agent run as it stands: prompt, status, and its transcript (finished tool cards with their results). */
@@ -167,7 +170,7 @@ export function AgentTranscript (props: AgentTranscriptProps): JSX.Element {
   const id = assertDomId(props.id, 'id')
   const state = oneOf(props.state, AGENT_STATES, 'state')
   return (
-    <article id={id} class='agent-run' data-state={state} data-status={agentRunStatus(state)}>
+    <article id={id} class='agent-run' data-state={state} data-status={agentRunStatus(state)} hx-swap-oob={props.oob === true ? 'true' : undefined}>
       <p class='prompt'>
         <span class='muted small'>Prompt</span> <q safe>{props.prompt}</q>
         {props.href === undefined ? '' : <> <a class='small run-link' href={urlAttr(props.href, 'href')}>run page</a></>}
@@ -182,5 +185,44 @@ export function AgentTranscript (props: AgentTranscriptProps): JSX.Element {
       </div>
       {state === 'interrupted' ? <ResultBanner outcome='interrupted' text={INTERRUPTED_TEXT} /> : ''}
     </article>
+  )
+}
+
+export interface AgentFormProps {
+  htmx: HtmxVersion
+  /** Where the form posts (`POST /runs` of the module). */
+  action: string
+  /** htmx 2: the element the answer (a connect element for the run) goes into. Default 'agent-run-conn'. */
+  connId?: string
+}
+
+/**
+ * The prompt form. htmx 4: the POST answers with the run's stream itself;
+ * the request is held (button disabled) until `done` closes it. htmx 2: the
+ * answer is a connect element for the run's stream, swapped into `#connId`.
+ * A 422 answer (empty prompt) is swapped into `#connId` in both.
+ */
+export function AgentForm (props: AgentFormProps): JSX.Element {
+  const connId = props.connId ?? 'agent-run-conn'
+  const stream = props.htmx === 4
+    ? { 'hx-swap': 'none', 'hx-sse:close': SSE_CLOSE_EVENT, 'hx-disabled-elt': 'find button' }
+    : { 'hx-swap': 'innerHTML' }
+  return (
+    <form class='row agent-form' method='post' action={props.action} hx-post={props.action} hx-target={`#${connId}`} {...stream} {...swap422('innerHTML')}>
+      <input name='prompt' aria-label='Prompt' value='Is the server healthy?' maxlength='500' required />
+      <button type='submit'>Run</button>
+    </form>
+  )
+}
+
+/** The dashboard panel: prompt form, the run slot (filled by a run's first event), and where htmx 2 connects a run. */
+export function AgentPanel (props: { htmx?: HtmxVersion, action: string, slotId?: string }): JSX.Element {
+  return (
+    <section class='card agent-card' aria-label='Agent'>
+      <header><h2>Agent</h2><span class='muted small'>offline simulator · tools update out of band</span></header>
+      <AgentForm htmx={props.htmx ?? 2} action={props.action} />
+      <div id='agent-run-conn'></div>
+      <div id={props.slotId ?? 'agent-run'} class='agent-slot'><p class='muted small'>No run yet. Ask something.</p></div>
+    </section>
   )
 }

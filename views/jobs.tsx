@@ -106,6 +106,19 @@ export function JobRun (props: JobRunProps): JSX.Element {
   )
 }
 
+/** Under a job: its cancel button while it runs, a link to all jobs once it ended. `oob` replaces them out of band. */
+export function JobActions (props: { job: Job, base: string, oob?: boolean }): JSX.Element {
+  const { job, base } = props
+  const cancel = `${base}/${job.id}/cancel`
+  return (
+    <div id={`job-${job.id}-actions`} class='job-actions' hx-swap-oob={props.oob === true ? 'true' : undefined}>
+      {job.status === 'running'
+        ? <form method='post' action={cancel} hx-post={cancel} hx-swap='none'><button type='submit' class='secondary'>Cancel job</button></form>
+        : <a href={base}>All jobs</a>}
+    </div>
+  )
+}
+
 /**
  * What turns a live job page into the static one: the whole run (badge,
  * banner; the connection element goes with it) and the actions, out of band.
@@ -114,7 +127,7 @@ export function JobFinished (props: { job: Job, base: string }): JSX.Element {
   return (
     <>
       <JobRun job={props.job} base={props.base} oob />
-      <Oob id={`job-${props.job.id}-actions`} class='job-actions'><a href={props.base}>All jobs</a></Oob>
+      <JobActions job={props.job} base={props.base} oob />
     </>
   )
 }
