@@ -37,7 +37,7 @@ const posts = [
 ]
 
 async function published (d: Running, topic: string, tag: string): Promise<number> {
-  const topics = topic === 'agent:*' ? d.agent.runs().map(r => d.agent.topicOf(r.runId)) : [topic]
+  const topics = topic === 'agent:*' ? (await d.agent.recent()).map(r => d.agent.topicOf(r.id)) : [topic]
   let n = 0
   for (const name of topics) n += (await d.app.sseHub.history(name, { limit: 1000 })).filter(m => m.data.includes(tag)).length
   return n

@@ -2,9 +2,18 @@ import Html from '@kitajs/html'
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { agentEvents, AgentRunner, coalesceWhitespace, agentRoutes, simulatedAgent, type AgentEvent, type AgentSource, LogFeed, logsRoutes, formatLogRecord } from '../routes/index.js'
+import { agentEvents, AgentRunner, coalesceWhitespace, agentRoutes, simulatedAgent, type AgentEvent, type AgentSource, LogFeed, logsRoutes, formatLogRecord, MemoryRunStore } from '../routes/index.js'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { connect, waitUntil } from './helpers/sse-client.js'
+
+/** Polls an async condition (store reads) until it holds. */
+async function until (predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
 
 const fast = simulatedAgent({ tokenMs: 1, toolMs: 10, thinkMs: 1 })
 
@@ -141,20 +150,30 @@ t.test('agent: hub runs on their own topic; run pages live while running, static
   let release!: () => void
   const gate = new Promise<void>(resolve => { release = resolve })
   const throwing: AgentSource = { async * run () { yield { type: 'text', text: 'partial ' }; await gate; throw new Error('socket hang up') } }
-  const r2 = new AgentRunner({ source: throwing })
+  // A second runner on the same store (another instance, as far as the routes can tell).
+  const r2 = new AgentRunner({ source: throwing, store: runner.store })
   r2.bind(app.sseHub, app.log)
   const rid = await r2.start('x')
-  await waitUntil(() => r2.get(rid)?.state === 'streaming', 2000, 'first token')
-  await r2.settled()
+  await until(async () => (await r2.snapshot(rid, undefined))?.state === 'streaming', 2000, 'first token')
   const mid = await app.sseHub.head()
+  const midView = await r2.view(rid)
+  t.equal(midView?.live, true, 'live while running')
+  t.match(midView?.run.items, [{ kind: 'text', text: 'partial ' }], 'the page shows the stored transcript')
+  const entries = await r2.store.entries(rid) as Array<{ id: number }>
+  t.equal(midView?.cursor, String(entries.at(-1)!.id), 'and continues after its last stored entry')
+  const resumed = await connect(`${base}/agent/runs/${rid}/stream?lastEventId=${midView!.cursor!}`)
   release()
-  await waitUntil(() => r2.get(rid)?.state === 'error', 2000, 'run errored')
+  await until(async () => (await r2.get(rid))?.status === 'failed', 2000, 'run errored')
+  await resumed.waitUntil(() => resumed.events.some(e => e.event === 'done'), 3000)
+  resumed.close()
+  t.notOk(resumed.events.some(e => e.data.includes('partial')), 'nothing the page showed comes again')
+  t.match(resumed.events[0]?.data, /agent-error/, 'the next event is the one after the cursor')
   t.match((await r2.snapshot(rid, mid))?.items, [{ kind: 'text', text: 'partial ' }])
   t.equal((await r2.snapshot(rid, mid))?.items.length, 1, 'nothing after the cursor')
   const snap = await r2.snapshot(rid, await app.sseHub.head())
   t.equal(snap?.state, 'error')
   t.match(snap?.items, [{ kind: 'text', text: 'partial ' }, { kind: 'error', message: 'socket hang up' }])
-  r2.close()
+  await r2.close()
 
   const events: Array<string | undefined> = []
   for await (const ev of agentEvents(throwing, 'x', new AbortController().signal)) events.push(ev.event)
@@ -224,4 +243,40 @@ t.test('logs: pino lines become bounded slot updates', async t => {
   feed.write('not json\n')
   t.equal(feed.lines.at(-1)?.msg, 'not json')
   c.close()
+})
+
+t.test('agent: a run whose owner stopped renewing shows its transcript as interrupted; a watching page turns static', async t => {
+  const app = Fastify({ logger: false })
+  await app.register(htmxSse, { heartbeatMs: false })
+  const store = new MemoryRunStore()
+  const runner = new AgentRunner({ source: simulatedAgent(), store, leaseMs: 300, sweepMs: 50 })
+  await app.register(agentRoutes, { prefix: '/agent', runner })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  // Another instance's run, cut off after a tool call: its lease ends in 400 ms.
+  const id = 'r00000000000000aa'
+  await store.create({ id, kind: 'agent', title: 'why?', status: 'running', owner: 'ghost', leaseUntil: Date.now() + 400, startedAt: Date.now(), data: { prompt: 'why <script>?', startId: 1 } }, 10)
+  await store.append(id, 'ghost', { id: 2, ev: { type: 'text', text: 'Checking <b>now</b>. ' } })
+  await store.append(id, 'ghost', { id: 3, ev: { type: 'tool_use', id: 'c1', name: 'get_metrics', input: { window: '1m' } } })
+  const live = await (await fetch(`${base}/agent/runs/${id}`)).text()
+  t.match(live, /sse-connect="\/agent\/runs\/r00000000000000aa\/stream\?lastEventId=3"/, 'live, continuing after its last stored entry')
+  t.match(live, /Checking &lt;b>now&lt;\/b>\./, 'the stored transcript, escaped')
+  t.match(live, /why &lt;script>\?/)
+  t.match(live, /badge badge-pending/, 'the tool card as it stood')
+  const c = await connect(`${base}/agent/runs/${id}/stream?lastEventId=3`)
+  await c.waitUntil(() => c.events.some(e => e.event === 'done'), 5000)
+  c.close()
+  const final = c.events.at(-2)!.data
+  t.match(final, new RegExp(`^<article id="agent-${id}" class="agent-run" data-state="interrupted" data-status="interrupted" hx-swap-oob="true">`), 'the whole run, replaced out of band')
+  t.match(final, /banner banner-interrupted/)
+  t.match(final, /Checking &lt;b>now&lt;\/b>\./, 'with its transcript')
+  const page = await (await fetch(`${base}/agent/runs/${id}`)).text()
+  t.match(page, /data-status="interrupted"/)
+  t.match(page, /Interrupted: the server running it stopped/)
+  t.notMatch(page, /sse-connect|hx-sse/, 'static')
+  t.equal((await store.get(id))?.status, 'interrupted')
+  // The pushed copy links the run page (it may land on the dashboard's slot); the run page itself does not.
+  const pushed = final.replace(' hx-swap-oob="true"', '').replace(/ <a class="small run-link" href="[^"]+">run page<\/a>/, '')
+  t.equal(pushed, page.slice(page.indexOf('<article'), page.indexOf('</article>') + 10), 'the live page ends exactly as the static page')
 })
