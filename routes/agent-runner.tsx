@@ -236,7 +236,6 @@ export function newRunId (): string {
 /** The shape of `newRunId()`'s ids. */
 export const RUN_ID = /^r[0-9a-f]{16}$/
 
-
 // ── stored runs ──────────────────────────────────────────────────────────
 
 /** The store kind of agent runs. */

@@ -2,7 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
 import { JobRunner, jobsRoutes, MemoryRunStore, type StoredRun } from '../routes/index.js'
-import { connect, waitUntil } from './helpers/sse-client.js'
+import { connect } from './helpers/sse-client.js'
 
 /** Polls an async condition (store reads) until it holds. */
 async function until (predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -144,8 +144,7 @@ t.test('jobs: a job whose owner stopped renewing shows as interrupted, live page
   t.teardown(() => app.close())
   // A job of another instance that died mid-run: its lease ends in 400 ms.
   const ghost: StoredRun = {
-    id: 'deadbeef', kind: 'job', title: 'Orphan <b>job</b>', status: 'running', owner: 'ghost-1', leaseUntil: Date.now() + 400, startedAt: Date.now() - 1000,
-    data: { stages, elapsed: [40, 20] }
+    id: 'deadbeef', kind: 'job', title: 'Orphan <b>job</b>', status: 'running', owner: 'ghost-1', leaseUntil: Date.now() + 400, startedAt: Date.now() - 1000, data: { stages, elapsed: [40, 20] }
   }
   await store.create(ghost, 50)
   const live = await app.inject('/jobs/deadbeef')
