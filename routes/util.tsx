@@ -145,12 +145,13 @@ export function routeModule<Options extends FastifyPluginOptions> (name: string,
 }
 
 /**
- * A 503 from the hub (Redis unavailable, connection limits, shutdown) is a
- * clean "try again" with Retry-After, not the internal message; every other
- * error goes on to the app's error handler.
+ * A 503 from the hub (Redis unavailable, connection limits, shutdown) or the
+ * run store (unreachable) is a clean "try again" with Retry-After, not the
+ * internal message; every other error goes on to the app's error handler.
  */
 function unavailableHandler (this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  if (err.statusCode !== 503) throw err
+  // The run store's outage (RedisRunStore) is the same kind of "try again".
+  if (err.statusCode !== 503 && err.code !== 'HTMX_SSE_RUN_STORE_UNAVAILABLE') throw err
   if (reply.getHeader('retry-after') === undefined) reply.header('retry-after', '2')
   request.log.warn({ code: err.code, reason: err.message }, 'service unavailable')
   void reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'temporarily unavailable, try again in a moment' })
