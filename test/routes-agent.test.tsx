@@ -4,16 +4,7 @@ import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
 import { agentEvents, AgentRunner, coalesceWhitespace, agentRoutes, simulatedAgent, type AgentEvent, type AgentSource, LogFeed, logsRoutes, formatLogRecord, MemoryRunStore } from '../routes/index.js'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import { connect, waitUntil } from './helpers/sse-client.js'
-
-/** Polls an async condition (store reads) until it holds. */
-async function until (predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
+import { connect, until, waitUntil } from './helpers/sse-client.js'
 
 const fast = simulatedAgent({ tokenMs: 1, toolMs: 10, thinkMs: 1 })
 
@@ -154,7 +145,7 @@ t.test('agent: hub runs on their own topic; run pages live while running, static
   const r2 = new AgentRunner({ source: throwing, store: runner.store })
   r2.bind(app.sseHub, app.log)
   const rid = await r2.start('x')
-  await until(async () => (await r2.snapshot(rid, undefined))?.state === 'streaming', 2000, 'first token')
+  await until('first token', async () => (await r2.snapshot(rid, undefined))?.state === 'streaming', 2000)
   const mid = await app.sseHub.head()
   const midView = await r2.view(rid)
   t.equal(midView?.live, true, 'live while running')
@@ -163,7 +154,7 @@ t.test('agent: hub runs on their own topic; run pages live while running, static
   t.equal(midView?.cursor, String(entries.at(-1)!.id), 'and continues after its last stored entry')
   const resumed = await connect(`${base}/agent/runs/${rid}/stream?lastEventId=${midView!.cursor!}`)
   release()
-  await until(async () => (await r2.get(rid))?.status === 'failed', 2000, 'run errored')
+  await until('run errored', async () => (await r2.get(rid))?.status === 'failed', 2000)
   await resumed.waitUntil(() => resumed.events.some(e => e.event === 'done'), 3000)
   resumed.close()
   t.notOk(resumed.events.some(e => e.data.includes('partial')), 'nothing the page showed comes again')

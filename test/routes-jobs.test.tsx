@@ -2,16 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
 import { JobRunner, jobsRoutes, MemoryRunStore, type StoredRun } from '../routes/index.js'
-import { connect } from './helpers/sse-client.js'
-
-/** Polls an async condition (store reads) until it holds. */
-async function until (predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
+import { connect, until } from './helpers/sse-client.js'
 
 const stages = [{ name: 'One', durationMs: 40 }, { name: 'Two', durationMs: 80 }]
 
@@ -69,7 +60,7 @@ t.test('jobs: reload mid-job shows the progress so far and continues live', asyn
   const { app, runner, url } = await start({ tickMs: 30 })
   t.teardown(() => app.close())
   const job = (await runner.start({ title: 'slow' }))!
-  await until(async () => (await runner.get(job.id))!.elapsed[0]! >= 40, 2000, 'first stage done')
+  await until('first stage done', async () => (await runner.get(job.id))!.elapsed[0]! >= 40, 2000)
   const page = await app.inject(`/jobs/${job.id}`)
   const shown = Number(/aria-valuenow="(\d+)"/.exec(page.body)![1])
   t.ok(shown > 0 && shown < 100, `page shows progress so far (${shown}%)`)
@@ -101,7 +92,7 @@ t.test('jobs: cancel mid-run, failure, JSON API, htmx start, bounded store, unkn
   const htmx = await app.inject({ method: 'POST', url: '/jobs', headers: { 'hx-request': 'true', 'content-type': 'application/x-www-form-urlencoded' }, payload: 'fail=1' })
   t.equal(htmx.statusCode, 202)
   const failingId = (htmx.headers.location as string).split('/').pop()!
-  await until(async () => (await runner.get(failingId))!.status !== 'running', 3000, 'job failed')
+  await until('job failed', async () => (await runner.get(failingId))!.status !== 'running', 3000)
   t.equal((await runner.get(failingId))!.status, 'failed')
   const failedPage = await app.inject(`/jobs/${failingId}`)
   t.match(failedPage.body, /banner banner-error/)
@@ -129,7 +120,7 @@ t.test('jobs: app.close() stops the jobs it runs and records them as interrupted
   const store = new MemoryRunStore()
   const { app, runner } = await start({ tickMs: 20, store })
   const job = (await runner.start())!
-  await until(async () => (await store.get(job.id))!.data !== undefined && ((await store.get(job.id))!.data as { elapsed: number[] }).elapsed[0]! > 0, 2000, 'a tick')
+  await until('a tick', async () => (await store.get(job.id))!.data !== undefined && ((await store.get(job.id))!.data as { elapsed: number[] }).elapsed[0]! > 0, 2000)
   await app.close()
   const closed = await store.get(job.id)
   t.equal(closed?.status, 'interrupted', 'not left running')
@@ -194,7 +185,7 @@ t.test('jobs: cancel on another runner sharing the store reaches the owner', asy
   t.not(other.owner, runner.owner)
   const outcome = await other.cancel(job.id)
   t.equal(outcome.result, 'requested', 'the other runner does not run it: it asks')
-  await until(async () => (await store.get(job.id))!.status !== 'running', 3000, 'cancelled by its owner')
+  await until('cancelled by its owner', async () => (await store.get(job.id))!.status !== 'running', 3000)
   t.equal((await store.get(job.id))!.status, 'cancelled')
   t.same((await other.recent()).map(j => j.id), (await runner.recent()).map(j => j.id), 'both list the same jobs')
   t.same(await other.cancel('ffffffff'), { result: 'unknown' })

@@ -40,6 +40,15 @@ export async function waitUntil (predicate: () => boolean, timeoutMs = 5000, wha
   }
 }
 
+/** Polls an async condition (a store read, an HTTP request) until it holds. */
+export async function until (what: string, check: () => Promise<boolean>, timeoutMs = 5000, everyMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, everyMs))
+  }
+}
+
 /** Retries `attempt` until it resolves (e.g. a publish while Redis comes back); throws its last error after `tries`. */
 export async function eventually<T> (what: string, attempt: () => Promise<T>, tries = 100, everyMs = 100): Promise<T> {
   let last: unknown
