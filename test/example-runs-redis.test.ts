@@ -96,7 +96,7 @@ t.test('two instances on one Redis: every run renders everywhere, a killed owner
   t.match(agentPage.body, /data-status="running"/, 'the agent run is live on B')
   const agentWatch = await follow(b.url, agentPage.body)
   t.teardown(() => agentWatch.close())
-  await agentWatch.waitUntil(() => agentWatch.events.length >= 1, 10_000)
+  await agentWatch.waitUntil(() => agentWatch.events.some(e => e.data.includes('class="chunk"')), 10_000)
   const killedAt = Date.now()
   await stop(a.child, 'SIGKILL')
   await watching.waitUntil(() => watching.events.some(e => e.event === 'done'), 15_000)
@@ -123,7 +123,7 @@ t.test('two instances on one Redis: every run renders everywhere, a killed owner
   }
   const agentOnC = await request(c.url + agentUrl)
   t.match(agentOnC.body, /data-status="interrupted"/, 'the agent run too')
-  t.match(agentOnC.body, /Let me look at the live metrics/, 'with its stored transcript')
+  t.match(agentOnC.body, /<span class="chunk">Let /, 'with its stored transcript')
   const dashboard = await request(`${c.url}/`)
   t.match(dashboard.body, new RegExp(`href="/jobs/${orphan}"`), 'the dashboard lists the stored jobs')
 })
