@@ -1,135 +1,194 @@
 /**
- * `RedisRunStore` (`fastify-htmx-sse/routes/redis`): jobs and agent runs in
- * Redis, on the ioredis client the hub's transport already uses, so every
- * instance renders every run and runs outlive the processes that ran them.
+ * Redis run store (`fastify-htmx-sse/routes/redis`): runs shared by every
+ * instance on the Redis the hub already uses, and kept across restarts of
+ * the instances (Redis ≥ 5, ioredis 5).
  *
  * Keys (prefix `runs` by default):
- * - `runs:r:<id>`       hash: kind, title, status, owner, leaseUntil, startedAt,
- *                       finishedAt, cancel, and `data` (the runner's JSON, kept as
- *                       the string it was given, so it round-trips exactly).
- * - `runs:k:<kind>`     zset of a kind's runs by startedAt (lists, bounds).
- * - `runs:lease:<kind>` zset of a kind's running runs by lease end (expiry sweeps).
- * - `runs:e:<id>`       list: the transcript, one JSON entry each.
+ * - `runs:r:<id>`       hash, one run. `status`, `owner`, `kind` and `leaseUntil`
+ *                       are what the scripts decide on; `finishedAt`, `cancel`
+ *                       (cancelRequested) and `data` are JSON text, present only
+ *                       when the run has them; `json` is the JSON of the rest
+ *                       (id, title, startedAt), which nothing changes after create.
+ * - `runs:k:<kind>`     zset of a kind's runs scored by startedAt: `recent` and the bound.
+ * - `runs:lease:<kind>` zset of a kind's running runs scored by leaseUntil, so
+ *                       `expired` is one range read instead of a scan.
+ * - `runs:e:<id>`       list, the transcript: one JSON text per entry.
  *
- * Every change that depends on what is stored (only the owner of a running
- * run writes it; exactly one instance marks an expired run interrupted; the
- * bound drops only finished runs) is one Lua script, so two instances can
- * never both win. Each call waits at most `commandTimeoutMs`, then rejects
- * with `run store: redis unavailable: …` (code HTMX_SSE_RUN_STORE_UNAVAILABLE),
- * which the route modules answer with 503.
+ * The scripts never decode JSON: the runner's values are encoded and decoded
+ * by JSON.stringify/JSON.parse only, so they come back exactly as
+ * MemoryRunStore's copies do (cjson would turn `[]` into `{}` and reformat
+ * numbers), and a patch is `{ ...run, ...patch }` field by field (a field
+ * patched to undefined is removed, as in a JSON copy).
  *
- * Not supported: ioredis `keyPrefix` (rejected; use `prefix`) and Cluster (the
- * scripts touch keys they derive from the prefix).
+ * Every change that depends on what is stored is one Lua script (atomic),
+ * because each is a check followed by a write: is the run still running and
+ * ours (update, append, renew), has its lease ended (interrupt), is the kind
+ * full (create). Two instances doing the check and the write as separate
+ * commands could both pass the check: a dead owner's late write would land on
+ * an interrupted run, two sweeps would both announce the interruption, two
+ * creates would both take the last place. Scripts that answer with a run
+ * return it from inside the script, so the caller gets the state its own
+ * change produced, not one a later change (or a drop) made.
+ *
+ * Outage: every call waits at most `commandTimeoutMs` for the connection and
+ * the reply, then rejects with `run store: redis unavailable: …` (code
+ * HTMX_SSE_RUN_STORE_UNAVAILABLE, which the route modules answer with 503).
+ * Nothing is left in ioredis's offline queue. Each write carries a deadline
+ * in Redis's clock (the offset is learned from every write's reply) and its
+ * script refuses to apply after it, so a write ioredis resends after a
+ * reconnect, or one stuck behind a slow Redis, cannot land long after its
+ * caller was told it failed (an interrupt nobody announces, a run created
+ * for a request that got a 503). A write that timed out may still have been
+ * applied just before its deadline (the reply, not the command, was lost).
+ *
+ * Not supported: ioredis `keyPrefix` on the client (rejected; use `prefix`),
+ * and Cluster (untested; the scripts touch keys they derive from the prefix
+ * and the stored kind, so at least a hash-tagged prefix like `{runs}` is needed).
  */
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { RUN_STATUSES, type RunStatus } from '../views/index.js'
 import type { CreateResult, RunPatch, RunStore, StoredRun } from './run-store.js'
 
 export interface RedisRunStoreOptions {
-  /** Your ioredis client; never closed here. */
+  /** Your ioredis client (the one the hub's transport uses). Never closed here. */
   redis: Redis
-  /** Key prefix. Default 'runs'. */
+  /** Key prefix. Default `runs`. */
   prefix?: string
-  /** Bound on each call. Default 2 000 ms. */
+  /** Bound on each call: waiting for the connection, then for the reply. Default 2 000 ms. */
   commandTimeoutMs?: number
 }
 
-/** The store could not reach Redis in time. */
+/** Redis could not be reached in time (or the connection failed); a write that "timed out" may have been applied just before its deadline. */
 export class RunStoreUnavailableError extends Error {
   readonly code = 'HTMX_SSE_RUN_STORE_UNAVAILABLE'
   readonly statusCode = 503
   constructor (reason: string, options?: { cause?: unknown }) {
     super(`run store: redis unavailable: ${reason}`, options)
+    this.name = 'RunStoreUnavailableError'
   }
 }
 
-/** KEYS r:<id> k:<kind> lease:<kind>; ARGV prefix id maxRuns startedAt leaseUntil then the hash fields as pairs. */
-const CREATE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('RUNEXISTS') end
-local prefix, id, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local excess = redis.call('ZCARD', KEYS[2]) + 1 - max
+const LIB = `
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- ARGV[1] is the write's deadline in Redis time (0: none yet). Returns
+-- Redis's time, and an error reply when the write came too late.
+local function arrived()
+  local now = nowMs()
+  local deadline = tonumber(ARGV[1])
+  if deadline > 0 and now > deadline then
+    return now, redis.error_reply('EXPIRED reached Redis ' .. (now - deadline) .. ' ms after its deadline; not applied')
+  end
+  return now, nil
+end
+local function held(key, owner)
+  local f = redis.call('HMGET', key, 'status', 'owner')
+  return f[1] == 'running' and f[2] == owner
+end
+`
+
+/**
+ * KEYS run byKind leases entries; ARGV deadline prefix id maxRuns startedAt
+ * leaseUntil running(1|0) field value... → { redisMs, created, dropped }.
+ * Oldest first is the zset order; a run whose status is not 'running' may go.
+ */
+const CREATE = LIB + `
+local now, late = arrived()
+if late then return late end
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS run ' .. ARGV[3] .. ' exists') end
+local prefix = ARGV[2]
+local excess = redis.call('ZCARD', KEYS[2]) + 1 - tonumber(ARGV[4])
 local dropped = {}
 if excess > 0 then
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     if excess <= 0 then break end
-    if redis.call('HGET', prefix .. ':r:' .. m, 'status') ~= 'running' then
-      redis.call('DEL', prefix .. ':r:' .. m, prefix .. ':e:' .. m)
-      redis.call('ZREM', KEYS[2], m)
-      redis.call('ZREM', KEYS[3], m)
-      dropped[#dropped + 1] = m
+    local key = prefix .. ':r:' .. id
+    if redis.call('HGET', key, 'status') ~= 'running' then
+      redis.call('DEL', key, prefix .. ':e:' .. id)
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('ZREM', KEYS[3], id)
+      dropped[#dropped + 1] = id
       excess = excess - 1
     end
   end
 end
-if excess > 0 then return {0, dropped} end
-local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('ZADD', KEYS[2], ARGV[4], id)
-redis.call('ZADD', KEYS[3], ARGV[5], id)
-return {1, dropped}
+if excess > 0 then return { now, 0, dropped } end
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('DEL', KEYS[4])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+if ARGV[7] == '1' then redis.call('ZADD', KEYS[3], ARGV[6], ARGV[3]) end
+return { now, 1, dropped }
 `
 
-const HELD = `
-local function held(key, owner)
-  local v = redis.call('HMGET', key, 'status', 'owner', 'kind')
-  if v[1] == 'running' and v[2] == owner then return v[3] end
-  return nil
+/** KEYS run; ARGV deadline prefix id owner then (field, set 1|0, value)... → { redisMs, written } */
+const UPDATE = LIB + `
+local now, late = arrived()
+if late then return late end
+if not held(KEYS[1], ARGV[4]) then return { now, 0 } end
+local status = 'running'
+for i = 5, #ARGV, 3 do
+  if ARGV[i + 1] == '1' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) else redis.call('HDEL', KEYS[1], ARGV[i]) end
+  if ARGV[i] == 'status' then status = (ARGV[i + 1] == '1') and ARGV[i + 2] or false end
 end
+if status ~= 'running' then redis.call('ZREM', ARGV[2] .. ':lease:' .. redis.call('HGET', KEYS[1], 'kind'), ARGV[3]) end
+return { now, 1 }
 `
 
-/** KEYS r:<id>; ARGV prefix id owner then pairs to set (status last when present). */
-const UPDATE = HELD + `
-local kind = held(KEYS[1], ARGV[3])
-if not kind then return 0 end
-local fields = {}
-local finished = false
-for i = 4, #ARGV, 2 do
-  fields[#fields + 1] = ARGV[i]
-  fields[#fields + 1] = ARGV[i + 1]
-  if ARGV[i] == 'status' and ARGV[i + 1] ~= 'running' then finished = true end
-end
-if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if finished then redis.call('ZREM', ARGV[1] .. ':lease:' .. kind, ARGV[2]) end
-return 1
+/** KEYS run entries; ARGV deadline owner entry → { redisMs, written } */
+const APPEND = LIB + `
+local now, late = arrived()
+if late then return late end
+if not held(KEYS[1], ARGV[2]) then return { now, 0 } end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+return { now, 1 }
 `
 
-/** KEYS r:<id> e:<id>; ARGV owner entry. */
-const APPEND = HELD + `
-if not held(KEYS[1], ARGV[1]) then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[2])
-return 1
-`
-
-/** ARGV prefix owner leaseUntil ids… → ids with a cancel request. */
-const RENEW = HELD + `
+/** KEYS the runs; ARGV deadline prefix owner leaseUntil ids... → { redisMs, ids with a cancel request } */
+const RENEW = LIB + `
+local now, late = arrived()
+if late then return late end
 local cancel = {}
-for i = 4, #ARGV do
-  local key = ARGV[1] .. ':r:' .. ARGV[i]
-  local kind = held(key, ARGV[2])
-  if kind then
-    redis.call('HSET', key, 'leaseUntil', ARGV[3])
-    redis.call('ZADD', ARGV[1] .. ':lease:' .. kind, ARGV[3], ARGV[i])
-    if redis.call('HGET', key, 'cancel') == '1' then cancel[#cancel + 1] = ARGV[i] end
+for i, key in ipairs(KEYS) do
+  local f = redis.call('HMGET', key, 'status', 'owner', 'kind', 'cancel')
+  if f[1] == 'running' and f[2] == ARGV[3] then
+    local id = ARGV[4 + i]
+    redis.call('HSET', key, 'leaseUntil', ARGV[4])
+    redis.call('ZADD', ARGV[2] .. ':lease:' .. f[3], ARGV[4], id)
+    if f[4] == 'true' then cancel[#cancel + 1] = id end
   end
 end
-return cancel
+return { now, cancel }
 `
 
-/** KEYS r:<id>. */
-const REQUEST_CANCEL = `
-if redis.call('HGET', KEYS[1], 'status') == 'running' then redis.call('HSET', KEYS[1], 'cancel', '1') end
-return 1
+/** KEYS run; ARGV deadline → { redisMs, the run's hash (empty: unknown) } */
+const REQUEST_CANCEL = LIB + `
+local now, late = arrived()
+if late then return late end
+if redis.call('HGET', KEYS[1], 'status') == 'running' then redis.call('HSET', KEYS[1], 'cancel', 'true') end
+return { now, redis.call('HGETALL', KEYS[1]) }
 `
 
-/** KEYS r:<id>; ARGV prefix id now → 1 when this call interrupted it. */
-const INTERRUPT = `
-local v = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil', 'kind')
-if v[1] ~= 'running' or tonumber(v[2]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'interrupted', 'finishedAt', ARGV[3])
-redis.call('ZREM', ARGV[1] .. ':lease:' .. v[3], ARGV[2])
-return 1
+/** KEYS run; ARGV deadline prefix id now → { redisMs, the run's hash when this call interrupted it, else empty } */
+const INTERRUPT = LIB + `
+local now, late = arrived()
+if late then return late end
+local f = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil', 'kind')
+local lease = tonumber(f[2])
+if f[1] ~= 'running' or lease == nil or lease >= tonumber(ARGV[4]) then return { now, {} } end
+redis.call('HSET', KEYS[1], 'status', 'interrupted', 'finishedAt', ARGV[4])
+redis.call('ZREM', ARGV[2] .. ':lease:' .. f[3], ARGV[3])
+return { now, redis.call('HGETALL', KEYS[1]) }
+`
+
+/** KEYS byKind; ARGV prefix stop → the hashes of the newest runs. One script, so the list is one moment's. */
+const RECENT = `
+local out = {}
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]))) do
+  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. ':r:' .. id)
+end
+return out
 `
 
 class Script {
@@ -138,12 +197,13 @@ class Script {
     this.sha = createHash('sha1').update(source).digest('hex')
   }
 
-  async run (redis: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  async run (client: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args)
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args)
     } catch (err) {
+      // A restarted (or flushed) Redis has an empty script cache.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return await redis.eval(this.source, keys.length, ...keys, ...args)
+      return await client.eval(this.source, keys.length, ...keys, ...args)
     }
   }
 }
@@ -154,140 +214,234 @@ const scripts = {
   append: new Script(APPEND),
   renew: new Script(RENEW),
   requestCancel: new Script(REQUEST_CANCEL),
-  interrupt: new Script(INTERRUPT)
+  interrupt: new Script(INTERRUPT),
+  recent: new Script(RECENT)
+}
+
+/** The fields of a run that scripts change, stored as JSON text when present. */
+const JSON_FIELDS = [['finishedAt', 'finishedAt'], ['cancelRequested', 'cancel'], ['data', 'data']] as const
+
+const noop = (): void => {}
+
+function describe (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** Numbers the scripts compare or score by: a Redis store cannot hold NaN or ±Infinity there. */
+function finite (name: string, value: number): string {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new TypeError(`RedisRunStore: ${name} must be a finite number, got ${String(value)}`)
+  return String(value)
+}
+
+function text (name: string, value: string): string {
+  if (typeof value !== 'string') throw new TypeError(`RedisRunStore: ${name} must be a string, got ${typeof value}`)
+  return value
+}
+
+/** The hash fields of a new run. */
+function fieldsOf (run: StoredRun): string[] {
+  const { status, owner, kind, leaseUntil, finishedAt, cancelRequested, data, ...fixed } = run
+  const fields = ['json', JSON.stringify(fixed), 'owner', text('owner', owner), 'kind', text('kind', kind), 'leaseUntil', finite('leaseUntil', leaseUntil)]
+  if (status !== undefined) fields.push('status', text('status', status))
+  const values = { finishedAt, cancelRequested, data }
+  for (const [name, field] of JSON_FIELDS) {
+    const json = JSON.stringify(values[name])
+    if (json !== undefined) fields.push(field, json)
+  }
+  return fields
+}
+
+/** A run from its hash (as HGETALL gives it: an object, or a flat array from a script). */
+function runOf (hash: Record<string, string> | readonly string[]): StoredRun | undefined {
+  const h: Record<string, string | undefined> = Array.isArray(hash) ? pairs(hash) : hash as Record<string, string>
+  if (h.json === undefined) return undefined
+  const run = JSON.parse(h.json) as Record<string, unknown>
+  run.kind = h.kind
+  run.owner = h.owner
+  if (h.status !== undefined) run.status = h.status
+  run.leaseUntil = Number(h.leaseUntil)
+  for (const [name, field] of JSON_FIELDS) {
+    const json = h[field]
+    if (json !== undefined) run[name] = JSON.parse(json)
+  }
+  return run as unknown as StoredRun
+}
+
+function pairs (flat: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!
+  return out
 }
 
 export class RedisRunStore implements RunStore {
   readonly #redis: Redis
   readonly #prefix: string
   readonly #timeoutMs: number
+  /** Redis clock minus ours, in ms, once a write has told us. */
+  #offset: number | undefined
 
   constructor (options: RedisRunStoreOptions) {
-    const { redis } = options
-    if (redis === null || typeof redis !== 'object' || typeof redis.evalsha !== 'function') {
-      throw new TypeError('RedisRunStore: option redis must be an ioredis client')
+    const redis = options?.redis
+    if (redis === null || typeof redis !== 'object' || typeof redis.evalsha !== 'function' || typeof redis.once !== 'function') {
+      throw new TypeError('RedisRunStore: option redis must be an ioredis client (new Redis(url))')
     }
     if (typeof redis.options?.keyPrefix === 'string' && redis.options.keyPrefix !== '') {
       throw new TypeError('RedisRunStore: the ioredis client has keyPrefix set; use the store option prefix instead')
     }
+    const prefix = options.prefix ?? 'runs'
+    if (typeof prefix !== 'string' || prefix === '' || /\s/.test(prefix)) throw new TypeError('RedisRunStore: option prefix must be a non-empty string without spaces')
+    const timeoutMs = options.commandTimeoutMs ?? 2000
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new TypeError(`RedisRunStore: option commandTimeoutMs must be an integer >= 1, got ${String(timeoutMs)}`)
     this.#redis = redis
-    this.#prefix = options.prefix ?? 'runs'
-    this.#timeoutMs = options.commandTimeoutMs ?? 2_000
-    if (!(this.#timeoutMs > 0)) throw new TypeError('RedisRunStore: commandTimeoutMs must be positive')
+    this.#prefix = prefix
+    this.#timeoutMs = timeoutMs
   }
 
-  #run (id: string): string { return `${this.#prefix}:r:${id}` }
-  #entries (id: string): string { return `${this.#prefix}:e:${id}` }
-  #kind (kind: string): string { return `${this.#prefix}:k:${kind}` }
-  #lease (kind: string): string { return `${this.#prefix}:lease:${kind}` }
-
   async create (run: StoredRun, maxRuns: number): Promise<CreateResult> {
-    const fields = [
-      'kind', run.kind, 'title', run.title, 'status', run.status, 'owner', run.owner,
-      'leaseUntil', String(run.leaseUntil), 'startedAt', String(run.startedAt), 'data', JSON.stringify(run.data ?? null),
-      ...(run.finishedAt === undefined ? [] : ['finishedAt', String(run.finishedAt)]),
-      ...(run.cancelRequested === true ? ['cancel', '1'] : [])
-    ]
-    const [created, dropped] = await this.#call(`create run ${run.id}`, async () => await scripts.create.run(this.#redis,
-      [this.#run(run.id), this.#kind(run.kind), this.#lease(run.kind)],
-      [this.#prefix, run.id, maxRuns, run.startedAt, run.leaseUntil, ...fields])) as [number, string[]]
+    const id = text('id', run.id)
+    const fields = fieldsOf(run)
+    const startedAt = finite('startedAt', run.startedAt)
+    if (typeof maxRuns !== 'number' || Number.isNaN(maxRuns)) throw new TypeError(`RedisRunStore: maxRuns must be a number, got ${String(maxRuns)}`)
+    // Lua numbers are doubles too; only ±Infinity needs a stand-in.
+    const max = Math.max(-1e15, Math.min(1e15, maxRuns))
+    const [created, dropped] = await this.#write(`create run "${id}"`, scripts.create,
+      [this.#run(id), this.#byKind(run.kind), this.#leases(run.kind), this.#entries(id)],
+      [this.#prefix, id, max, startedAt, String(run.leaseUntil), run.status === 'running' ? 1 : 0, ...fields]) as [number, string[]]
     return { created: created === 1, dropped }
   }
 
   async get (id: string): Promise<StoredRun | undefined> {
-    const hash = await this.#call(`get run ${id}`, async () => await this.#redis.hgetall(this.#run(id)))
-    return runOf(id, hash)
+    return runOf(await this.#call(`get run "${id}"`, async () => await this.#redis.hgetall(this.#run(id))))
   }
 
   async recent (kind: string, limit: number): Promise<StoredRun[]> {
-    if (limit <= 0) return []
-    const ids = await this.#call(`recent ${kind} runs`, async () => await this.#redis.zrevrange(this.#kind(kind), 0, limit - 1))
-    if (ids.length === 0) return []
-    const hashes = await this.#call(`recent ${kind} runs`, async () => {
-      const multi = this.#redis.multi()
-      for (const id of ids) multi.hgetall(this.#run(id))
-      return await multi.exec()
-    })
-    const runs: StoredRun[] = []
-    ids.forEach((id, i) => {
-      const run = runOf(id, (hashes?.[i]?.[1] ?? {}) as Record<string, string>)
-      if (run !== undefined) runs.push(run)
-    })
-    return runs
+    if (!(limit > 0)) return []
+    const stop = Number.isFinite(limit) ? Math.ceil(limit) - 1 : -1
+    const hashes = await this.#call(`recent runs of kind "${kind}"`,
+      async () => await scripts.recent.run(this.#redis, [this.#byKind(kind)], [this.#prefix, stop])) as string[][]
+    return hashes.map(h => runOf(h)).filter(r => r !== undefined)
   }
 
   async update (id: string, owner: string, patch: RunPatch): Promise<boolean> {
-    const pairs: string[] = []
-    if (patch.data !== undefined) pairs.push('data', JSON.stringify(patch.data))
-    if (patch.finishedAt !== undefined) pairs.push('finishedAt', String(patch.finishedAt))
-    if (patch.status !== undefined) pairs.push('status', patch.status)
-    return await this.#call(`update run ${id}`, async () => await scripts.update.run(this.#redis, [this.#run(id)], [this.#prefix, id, owner, ...pairs])) === 1
+    const changes: string[] = []
+    // As `{ ...run, ...patch }` copied through JSON: a field given as undefined is removed.
+    if (Object.hasOwn(patch, 'status')) changes.push('status', ...(patch.status === undefined ? ['0', ''] : ['1', text('status', patch.status)]))
+    for (const name of ['finishedAt', 'data'] as const) {
+      if (!Object.hasOwn(patch, name)) continue
+      const json = JSON.stringify(patch[name])
+      changes.push(name, ...(json === undefined ? ['0', ''] : ['1', json]))
+    }
+    const [written] = await this.#write(`update run "${id}"`, scripts.update, [this.#run(id)], [this.#prefix, id, text('owner', owner), ...changes]) as [number]
+    return written === 1
   }
 
   async append (id: string, owner: string, entry: unknown): Promise<boolean> {
-    return await this.#call(`append to run ${id}`, async () => await scripts.append.run(this.#redis,
-      [this.#run(id), this.#entries(id)], [owner, JSON.stringify(entry ?? null)])) === 1
+    const json = JSON.stringify(entry)
+    if (json === undefined) throw new TypeError('RedisRunStore: a transcript entry must be JSON (got undefined or a function)')
+    const [written] = await this.#write(`append to run "${id}"`, scripts.append, [this.#run(id), this.#entries(id)], [text('owner', owner), json]) as [number]
+    return written === 1
   }
 
   async entries (id: string): Promise<unknown[]> {
-    const list = await this.#call(`transcript of run ${id}`, async () => await this.#redis.lrange(this.#entries(id), 0, -1))
+    const list = await this.#call(`transcript of run "${id}"`, async () => await this.#redis.lrange(this.#entries(id), 0, -1))
     return list.map(e => JSON.parse(e) as unknown)
   }
 
   async renew (owner: string, ids: readonly string[], leaseUntil: number): Promise<string[]> {
+    const until = finite('leaseUntil', leaseUntil)
     if (ids.length === 0) return []
-    return await this.#call('renew leases', async () => await scripts.renew.run(this.#redis, [], [this.#prefix, owner, leaseUntil, ...ids])) as string[]
+    const [cancel] = await this.#write(`renew ${ids.length} lease(s)`, scripts.renew, ids.map(id => this.#run(id)),
+      [this.#prefix, text('owner', owner), until, ...ids]) as [string[]]
+    return cancel
   }
 
   async requestCancel (id: string): Promise<StoredRun | undefined> {
-    await this.#call(`cancel run ${id}`, async () => await scripts.requestCancel.run(this.#redis, [this.#run(id)], []))
-    return await this.get(id)
+    const [hash] = await this.#write(`cancel request for run "${id}"`, scripts.requestCancel, [this.#run(id)], []) as [string[]]
+    return runOf(hash)
   }
 
   async expired (kind: string, now: number): Promise<string[]> {
-    return await this.#call(`expired ${kind} runs`, async () => await this.#redis.zrangebyscore(this.#lease(kind), '-inf', `(${now}`))
+    if (Number.isNaN(now)) return []
+    return await this.#call(`expired runs of kind "${kind}"`,
+      async () => await this.#redis.zrangebyscore(this.#leases(kind), '-inf', `(${now}`))
   }
 
   async interrupt (id: string, now: number): Promise<StoredRun | undefined> {
-    const won = await this.#call(`interrupt run ${id}`, async () => await scripts.interrupt.run(this.#redis, [this.#run(id)], [this.#prefix, id, now]))
-    return won === 1 ? await this.get(id) : undefined
+    const [hash] = await this.#write(`interrupt run "${id}"`, scripts.interrupt, [this.#run(id)], [this.#prefix, id, finite('now', now)]) as [string[]]
+    return runOf(hash)
   }
 
-  /** One bounded call: a script's own refusal stays an error of its own, everything else is an outage. */
-  async #call<T> (what: string, send: () => Promise<T>): Promise<T> {
-    if (this.#redis.status === 'end') throw new RunStoreUnavailableError(`${what}: the ioredis client was closed`)
+  #run (id: string): string { return `${this.#prefix}:r:${id}` }
+  #entries (id: string): string { return `${this.#prefix}:e:${id}` }
+  #byKind (kind: string): string { return `${this.#prefix}:k:${text('kind', kind)}` }
+  #leases (kind: string): string { return `${this.#prefix}:lease:${text('kind', kind)}` }
+
+  /** A write script: ARGV[1] is its deadline, and its reply starts with Redis's time. */
+  async #write (what: string, script: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown[]> {
+    // Redis refuses the write after this instant (its clock): the moment the
+    // caller is told it failed. Unknown (0) until a reply gave the offset.
+    const deadline = this.#offset === undefined ? 0 : Math.round(Date.now() + this.#offset + this.#timeoutMs)
+    let sent = 0
+    const reply = await this.#call(what, async () => {
+      sent = Date.now()
+      return await script.run(this.#redis, keys, [deadline, ...args])
+    }, true) as unknown[]
+    const redisMs = reply[0]
+    if (typeof redisMs === 'number') this.#offset = redisMs - (sent + Date.now()) / 2
+    return reply.slice(1)
+  }
+
+  /**
+   * One call on the user's client: waits at most commandTimeoutMs for the
+   * connection, then for the reply. A command is only sent on a ready
+   * connection, so none waits in ioredis's offline queue to be applied later.
+   */
+  async #call<T> (what: string, send: () => Promise<T>, write = false): Promise<T> {
+    const client = this.#redis
+    const started = Date.now()
+    if (client.status !== 'ready') {
+      if (client.status === 'end') throw new RunStoreUnavailableError(`${what}: the ioredis client was closed (quit or disconnect)`)
+      if (client.status === 'wait') client.connect().catch(noop)
+      await this.#ready(what)
+    }
+    const left = Math.max(1, this.#timeoutMs - (Date.now() - started))
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new RunStoreUnavailableError(`${what}: no reply within ${this.#timeoutMs} ms`)), this.#timeoutMs)
+      timer = setTimeout(() => reject(new RunStoreUnavailableError(write
+        ? `${what} not confirmed within ${this.#timeoutMs} ms (Redis refuses it after that; it may have been applied just before)`
+        : `${what}: no reply within ${this.#timeoutMs} ms`)), left)
     })
     const reply = send()
-    reply.catch(() => {}) // a late failure after the timeout won
+    // The reply may still fail after the timeout won.
+    reply.catch(noop)
     try {
       return await Promise.race([reply, timeout])
     } catch (err) {
       if (err instanceof RunStoreUnavailableError) throw err
-      if (err instanceof Error && err.message.includes('RUNEXISTS')) throw new Error(`run store: ${what}: the id exists`)
-      if (err instanceof Error && err.name === 'ReplyError') throw new Error(`run store: ${what} failed: ${err.message}`, { cause: err })
-      throw new RunStoreUnavailableError(`${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+      if (err instanceof Error && err.name === 'ReplyError') {
+        if (err.message.startsWith('EXPIRED ')) throw new RunStoreUnavailableError(`${what} not accepted: ${err.message.slice(8)}`, { cause: err })
+        if (err.message.startsWith('EXISTS ')) throw new Error(`RedisRunStore: ${err.message.slice(7)}`)
+        // Redis itself refused (a key of the wrong type, say): not an outage.
+        throw new Error(`RedisRunStore: ${what} failed: ${err.message}`, { cause: err })
+      }
+      throw new RunStoreUnavailableError(`${what}: ${describe(err)}`, { cause: err })
     } finally {
       clearTimeout(timer)
     }
   }
-}
 
-function runOf (id: string, hash: Record<string, string>): StoredRun | undefined {
-  if (hash.status === undefined || hash.kind === undefined) return undefined
-  const status = (RUN_STATUSES as readonly string[]).includes(hash.status) ? hash.status as RunStatus : 'interrupted'
-  return {
-    id,
-    kind: hash.kind,
-    title: hash.title ?? '',
-    status,
-    owner: hash.owner ?? '',
-    leaseUntil: Number(hash.leaseUntil),
-    startedAt: Number(hash.startedAt),
-    ...(hash.finishedAt === undefined ? {} : { finishedAt: Number(hash.finishedAt) }),
-    ...(hash.cancel === '1' ? { cancelRequested: true } : {}),
-    data: JSON.parse(hash.data ?? 'null') as unknown
+  #ready (what: string): Promise<void> {
+    const client = this.#redis
+    return new Promise((resolve, reject) => {
+      const onReady = (): void => {
+        clearTimeout(timer)
+        resolve()
+      }
+      const timer = setTimeout(() => {
+        client.off('ready', onReady)
+        reject(new RunStoreUnavailableError(`${what} not sent: connection is ${client.status} (waited ${this.#timeoutMs} ms)`))
+      }, this.#timeoutMs)
+      client.once('ready', onReady)
+    })
   }
 }

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-const FILES = ['test/redis-delivery.test.ts', 'test/redis-outage.test.ts', 'test/redis-gap.test.ts', 'test/redis-close.test.ts']
+const FILES = ['test/redis-delivery.test.ts', 'test/redis-outage.test.ts', 'test/redis-gap.test.ts', 'test/redis-close.test.ts', 'test/run-store-redis.test.ts']
 
 t.test('ioredis 6 is the one under test', async t => {
   t.match((require('ioredis-6/package.json') as { version: string }).version, /^6\./)

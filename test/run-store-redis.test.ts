@@ -1,77 +1,214 @@
 /**
- * RedisRunStore over a real redis-server: the RunStore contract (as the
- * memory store), instances racing for the same change, state read by a new
- * client (a restarted instance), and a clear, bounded error while Redis is down.
+ * RedisRunStore over one real redis-server: the RunStore contract, the same
+ * answers as MemoryRunStore for random operation sequences, instances racing
+ * for the same change, state read by a new client (a restarted instance),
+ * and bounded, clear failures while Redis is down or stalled.
  */
 import t from 'tap'
-import { Redis } from 'ioredis'
+import { deepStrictEqual } from 'node:assert'
+import fc from 'fast-check'
+import { MemoryRunStore, type RunPatch, type RunStore, type StoredRun } from '../routes/run-store.js'
 import { RedisRunStore } from '../routes/run-store-redis.js'
+import { RUN_STATUSES } from '../views/index.js'
 import { aRun, runStoreContract } from './helpers/run-store-contract.js'
-import { startRedisServer } from './helpers/redis-server.js'
+import { Redis, startRedisServer } from './helpers/redis-server.js'
+import { eventually } from './helpers/sse-client.js'
 
 const server = await startRedisServer()
 const clients: Redis[] = []
+/** A client of its own (another instance); quit at the end. */
 function client (options: { keyPrefix?: string, maxRetriesPerRequest?: number | null } = {}): Redis {
-  const redis = new Redis(server.url, { lazyConnect: false, ...options })
+  const redis = new Redis(server.url, options)
   redis.on('error', () => {})
   clients.push(redis)
   return redis
 }
 t.teardown(async () => {
-  for (const c of clients) c.disconnect()
+  await Promise.all(clients.map(async c => c.status === 'ready' ? await c.quit().catch(() => c.disconnect()) : c.disconnect()))
   await server.stop()
 })
 
-let n = 0
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+let prefixes = 0
+/** Every store on a prefix of its own: tests share the server, never keys. */
+const fresh = (): string => `t${++prefixes}`
+
 const shared = client()
-runStoreContract(t, async () => new RedisRunStore({ redis: shared, prefix: `c${++n}` }))
+runStoreContract(t, async () => new RedisRunStore({ redis: shared, prefix: fresh() }))
 
-t.test('two instances race: exactly one interrupts an expired run, the bound holds', async t => {
-  const a = new RedisRunStore({ redis: client(), prefix: 'race' })
-  const b = new RedisRunStore({ redis: client(), prefix: 'race' })
+type Op =
+  | { op: 'create', id: string, kind: string, status: StoredRun['status'], owner: string, leaseUntil: number, data: unknown, max: number }
+  | { op: 'get' | 'entries' | 'requestCancel', id: string }
+  | { op: 'recent', kind: string, limit: number }
+  | { op: 'update', id: string, owner: string, patch: RunPatch }
+  | { op: 'append', id: string, owner: string, entry: unknown }
+  | { op: 'renew', owner: string, ids: string[], leaseUntil: number }
+  | { op: 'expired', kind: string, now: number }
+  | { op: 'interrupt', id: string, now: number }
+
+const id = fc.constantFrom('a', 'b', 'c', 'd', 'e')
+const kind = fc.constantFrom('job', 'agent')
+const owner = fc.constantFrom('A', 'B')
+// Few instants, so runs often meet their lease boundary exactly.
+const time = fc.integer({ min: 0, max: 6 })
+const json = fc.jsonValue({ maxDepth: 2 })
+// Present-but-undefined fields count: `{ ...run, ...patch }` through JSON removes them.
+const patch: fc.Arbitrary<RunPatch> = fc.record({
+  status: fc.option(fc.constantFrom(...RUN_STATUSES), { nil: undefined }),
+  data: fc.option(json, { nil: undefined }),
+  finishedAt: fc.option(time, { nil: undefined })
+}, { requiredKeys: [] })
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ op: fc.constant('create' as const), id, kind, status: fc.constantFrom('running' as const, 'running' as const, 'done' as const), owner, leaseUntil: time, data: json, max: fc.integer({ min: 0, max: 4 }) }),
+  fc.record({ op: fc.constant('update' as const), id, owner: fc.constant('A'), patch }),
+  fc.record({ op: fc.constantFrom('get' as const, 'entries' as const, 'requestCancel' as const), id }),
+  fc.record({ op: fc.constant('recent' as const), kind, limit: fc.integer({ min: 0, max: 6 }) }),
+  fc.record({ op: fc.constant('update' as const), id, owner, patch }),
+  fc.record({ op: fc.constant('append' as const), id, owner, entry: json }),
+  fc.record({ op: fc.constant('renew' as const), owner, ids: fc.array(id, { maxLength: 4 }), leaseUntil: time }),
+  fc.record({ op: fc.constant('expired' as const), kind, now: time }),
+  fc.record({ op: fc.constant('interrupt' as const), id, now: time })
+)
+
+async function apply (store: RunStore, o: Op, startedAt: number): Promise<unknown> {
+  switch (o.op) {
+    case 'create': return await store.create({ id: o.id, kind: o.kind, title: `T ${o.id}`, status: o.status, owner: o.owner, leaseUntil: o.leaseUntil, startedAt, data: o.data }, o.max)
+    case 'get': return await store.get(o.id)
+    case 'entries': return await store.entries(o.id)
+    case 'requestCancel': return await store.requestCancel(o.id)
+    case 'recent': return await store.recent(o.kind, o.limit)
+    case 'update': return await store.update(o.id, o.owner, o.patch)
+    case 'append': return await store.append(o.id, o.owner, o.entry)
+    case 'renew': return await store.renew(o.owner, o.ids, o.leaseUntil)
+    // Same set; the order is the store's own (start order here, lease order in Redis).
+    case 'expired': return (await store.expired(o.kind, o.now)).sort()
+    case 'interrupt': return await store.interrupt(o.id, o.now)
+  }
+}
+
+t.test('random operation sequences: the same answers as MemoryRunStore, JSON values exactly', async t => {
+  await fc.assert(fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 40, size: 'max' }), async ops => {
+    const memory = new MemoryRunStore()
+    const redis = new RedisRunStore({ redis: shared, prefix: fresh() })
+    for (const [i, o] of ops.entries()) {
+      // Distinct start times: with equal ones the memory store orders by insertion, Redis by id.
+      const [m, r] = await Promise.all([memory, redis].map(async s => await apply(s, o, 1000 + i).catch((err: Error) => ({ rejected: err.constructor.name }))))
+      deepStrictEqual(r, m, `step ${i} ${JSON.stringify(o)}`)
+    }
+    for (const k of ['job', 'agent']) {
+      deepStrictEqual(await redis.recent(k, 100), await memory.recent(k, 100), `final ${k} runs`)
+      deepStrictEqual((await redis.expired(k, Infinity)).sort(), (await memory.expired(k, Infinity)).sort(), `final running ${k} runs`)
+    }
+    for (const i of ['a', 'b', 'c', 'd', 'e']) deepStrictEqual(await redis.entries(i), await memory.entries(i), `final transcript of ${i}`)
+  }), { numRuns: 60 })
+  t.pass('60 sequences of up to 40 operations agree')
+})
+
+t.test('two instances race: exactly one interrupts an expired run; the bound holds', async t => {
+  const prefix = fresh()
+  const a = new RedisRunStore({ redis: client(), prefix })
+  const b = new RedisRunStore({ redis: client(), prefix })
   for (let i = 0; i < 20; i++) await a.create(aRun(`x${i}`, { leaseUntil: 100, startedAt: i }), 100)
-  const wins = await Promise.all(Array.from({ length: 20 }, async (_, i) => await Promise.all([a.interrupt(`x${i}`, 200), b.interrupt(`x${i}`, 200)])))
-  t.same(wins.map(pair => pair.filter(r => r !== undefined).length), Array(20).fill(1), 'one winner for every run')
-  t.same(await a.expired('job', 300), [], 'none left running')
+  const pairs = await Promise.all(Array.from({ length: 20 }, async (_, i) => await Promise.all([a.interrupt(`x${i}`, 200), b.interrupt(`x${i}`, 200)])))
+  t.same(pairs.map(p => p.filter(r => r !== undefined).length), Array(20).fill(1), 'one winner for every run')
+  const [won] = pairs[0]!.filter(r => r !== undefined)
+  t.strictSame(won, { ...aRun('x0', { leaseUntil: 100, startedAt: 0 }), status: 'interrupted', finishedAt: 200 }, 'the winner gets the run its change produced')
+  t.same(await b.expired('job', 1e12), [], 'none left running')
 
-  // Both create at a bound of 3 filled with running runs: both refused, nothing dropped.
-  const c = new RedisRunStore({ redis: client(), prefix: 'bound' })
-  const d = new RedisRunStore({ redis: client(), prefix: 'bound' })
-  for (const id of ['r1', 'r2']) await c.create(aRun(id), 3)
-  const both = await Promise.all([c.create(aRun('p', { startedAt: 5 }), 3), d.create(aRun('q', { startedAt: 6 }), 3)])
-  t.same(both.map(r => r.created).sort(), [false, true], 'the last free place goes to one of them')
-  t.equal((await c.recent('job', 10)).length, 3, 'never over the bound')
+  // A bound of 5 with 2 running: ten creates from two instances at once, three get in.
+  const boundPrefix = fresh()
+  const c = new RedisRunStore({ redis: client(), prefix: boundPrefix })
+  const d = new RedisRunStore({ redis: client(), prefix: boundPrefix })
+  for (const r of ['r1', 'r2']) await c.create(aRun(r, { startedAt: 1 }), 5)
+  const results = await Promise.all(Array.from({ length: 10 }, async (_, i) => await (i % 2 === 0 ? c : d).create(aRun(`p${i}`, { startedAt: 10 + i }), 5)))
+  t.equal(results.filter(r => r.created).length, 3, 'exactly the free places are taken')
+  t.equal((await d.recent('job', 100)).length, 5, 'never over the bound')
+
+  // Full of finished runs: two creates at once drop two different ones.
+  const dropPrefix = fresh()
+  const e = new RedisRunStore({ redis: client(), prefix: dropPrefix })
+  const f = new RedisRunStore({ redis: client(), prefix: dropPrefix })
+  for (let i = 0; i < 3; i++) {
+    await e.create(aRun(`f${i}`, { startedAt: i }), 3)
+    await e.update(`f${i}`, 'A', { status: 'done', finishedAt: i })
+  }
+  const both = await Promise.all([e.create(aRun('n1', { startedAt: 10 }), 3), f.create(aRun('n2', { startedAt: 11 }), 3)])
+  t.ok(both.every(r => r.created), 'both created')
+  t.same(both.flatMap(r => r.dropped).sort(), ['f0', 'f1'], 'the two oldest finished went, each once')
 })
 
 t.test('a new client (a restarted instance) reads what was stored', async t => {
-  const first = new RedisRunStore({ redis: client(), prefix: 'restart' })
-  await first.create(aRun('kept', { data: { list: [], nested: { s: 'é <b>' } } }), 10)
-  await first.append('kept', 'A', { id: 7, ev: { type: 'text', text: 'hi' } })
-  await first.update('kept', 'A', { status: 'done', finishedAt: 99 })
-  const second = new RedisRunStore({ redis: client(), prefix: 'restart' })
-  const got = await second.get('kept')
-  t.equal(got?.status, 'done')
-  t.same(got?.data, { list: [], nested: { s: 'é <b>' } }, 'JSON round-trips exactly (empty arrays stay arrays)')
-  t.same(await second.entries('kept'), [{ id: 7, ev: { type: 'text', text: 'hi' } }])
-  t.same((await second.recent('job', 5)).map(r => r.id), ['kept'])
+  const prefix = fresh()
+  const first = new RedisRunStore({ redis: client(), prefix })
+  const data = { list: [], empty: {}, nested: { s: 'é <b> "q" \u2028', n: [0.1, -3, 1e21, 2 ** 60] }, nil: null }
+  await first.create(aRun('kept', { data, startedAt: 5 }), 10)
+  await first.create(aRun('other', { startedAt: 6 }), 10)
+  t.ok(await first.append('kept', 'A', { id: 7, ev: { type: 'text', text: 'hi' } }))
+  t.ok(await first.append('kept', 'A', []))
+  t.ok(await first.update('kept', 'A', { status: 'done', finishedAt: 99 }))
+  t.ok(await first.update('other', 'A', { data: undefined }), 'a patch to undefined removes the field')
+
+  const second = new RedisRunStore({ redis: client(), prefix })
+  t.strictSame(await second.get('kept'), { ...aRun('kept', { data, startedAt: 5 }), status: 'done', finishedAt: 99 }, 'JSON round-trips exactly: empty arrays stay arrays, numbers as JSON.parse reads them')
+  const { data: _gone, ...withoutData } = aRun('other', { startedAt: 6 })
+  t.strictSame(await second.get('other'), withoutData)
+  t.strictSame(await second.entries('kept'), [{ id: 7, ev: { type: 'text', text: 'hi' } }, []])
+  t.same((await second.recent('job', 5)).map(r => r.id), ['other', 'kept'])
+  t.same(await second.expired('job', 1e12), ['other'], 'the lease index came along')
 })
 
-t.test('a client with keyPrefix is refused', async t => {
-  t.throws(() => new RedisRunStore({ redis: client({ keyPrefix: 'x:' }) }), /keyPrefix/)
+t.test('options: a client with keyPrefix, a bad prefix or timeout are refused at construction', async t => {
+  t.throws(() => new RedisRunStore({ redis: client({ keyPrefix: 'x:' }) }), /keyPrefix set; use the store option prefix/)
+  t.throws(() => new RedisRunStore({ redis: shared, prefix: '' }), /prefix/)
+  t.throws(() => new RedisRunStore({ redis: shared, commandTimeoutMs: 0 }), /commandTimeoutMs/)
+  t.throws(() => new RedisRunStore({ redis: {} as Redis }), /must be an ioredis client/)
 })
 
-t.test('Redis down: a call rejects within its bound with a clear error, and works again after', async t => {
-  const store = new RedisRunStore({ redis: client({ maxRetriesPerRequest: null }), prefix: 'outage', commandTimeoutMs: 300 })
+t.test('an existing id and a key of the wrong type are errors of their own, not outages', async t => {
+  const prefix = fresh()
+  const store = new RedisRunStore({ redis: shared, prefix })
+  await store.create(aRun('a'), 10)
+  const exists = await store.create(aRun('a'), 10).catch((err: Error & { code?: string }) => err)
+  t.match(exists, { message: /run a exists/ })
+  t.equal((exists as { code?: string }).code, undefined)
+  await shared.set(`${prefix}:k:agent`, 'not a zset')
+  await t.rejects(store.create(aRun('b', { kind: 'agent' }), 10), { message: /^RedisRunStore: create run "b" failed: WRONGTYPE/ })
+})
+
+t.test('Redis stalled: a write that timed out is not applied when Redis catches up', async t => {
+  const store = new RedisRunStore({ redis: client(), prefix: fresh(), commandTimeoutMs: 300 })
+  await store.create(aRun('s'), 10) // a write's reply tells the store Redis's clock
+  const admin = client()
+  await admin.call('CLIENT', 'PAUSE', '1000', 'ALL')
+  await t.rejects(store.update('s', 'A', { status: 'done' }), {
+    message: /^run store: redis unavailable: update run "s" not confirmed within 300 ms/,
+    code: 'HTMX_SSE_RUN_STORE_UNAVAILABLE'
+  })
+  await sleep(1000)
+  t.equal((await store.get('s'))?.status, 'running', 'Redis refused it: it arrived after its deadline')
+})
+
+t.test('Redis down: calls reject within a bound with a clear error; the store works again after', async t => {
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+
+  // maxRetriesPerRequest null: ioredis itself would keep these commands forever.
+  const store = new RedisRunStore({ redis: client({ maxRetriesPerRequest: null }), prefix: fresh(), commandTimeoutMs: 300 })
   await store.create(aRun('o'), 10)
   await server.kill()
-  const started = Date.now()
-  await t.rejects(store.get('o'), { message: /^run store: redis unavailable: get run o/, code: 'HTMX_SSE_RUN_STORE_UNAVAILABLE' })
-  t.ok(Date.now() - started < 5000, 'bounded (commandTimeoutMs 300)')
-  await server.start()
-  let back: unknown
-  for (let i = 0; i < 50 && back === undefined; i++) {
-    back = await store.create(aRun('after', { startedAt: 2 }), 10).catch(() => undefined)
-    if (back === undefined) await new Promise(resolve => setTimeout(resolve, 100))
+  for (const [what, call] of [['get', () => store.get('o')], ['update', () => store.update('o', 'A', { data: 2 })]] as const) {
+    const started = Date.now()
+    const outcome = await Promise.race([call().then(() => 'resolved', (err: unknown) => err), sleep(5000).then(() => 'no answer')])
+    t.match(outcome, { message: /^run store: redis unavailable: /, code: 'HTMX_SSE_RUN_STORE_UNAVAILABLE' }, `${what}: clear error`)
+    t.ok(Date.now() - started < 5000, `${what}: within the bound`)
   }
-  t.same(back, { created: true, dropped: [] }, 'usable again once Redis is back (its data is gone: no persistence)')
+  await server.start()
+  // The reconnect takes ioredis's backoff; no persistence, so Redis came back empty.
+  const back = await eventually('create once Redis is back', async () => await store.create(aRun('after', { startedAt: 2 }), 10))
+  t.same(back, { created: true, dropped: [] })
+  t.equal(await store.get('o'), undefined, 'what Redis lost is gone')
+  t.ok(await store.update('after', 'A', { status: 'done', finishedAt: 3 }), 'writes work again')
+  t.same(unhandled, [], 'no unhandled rejection')
 })
