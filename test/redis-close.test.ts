@@ -52,3 +52,22 @@ t.test('app.close(): the duplicate connection is closed, the user client is not'
   t.equal(handlesAfter.Timeout ?? 0, handlesBefore.Timeout ?? 0, 'no timer left behind')
   t.equal(handlesAfter.TCPSocketWrap ?? 0, handlesBefore.TCPSocketWrap ?? 0, 'no socket left behind')
 })
+
+t.test('app.close() while Redis is down and the loop waits between reconnects: it returns, bounded', async t => {
+  const server = await startRedisServer()
+  t.teardown(() => server.stop())
+  // A long reconnect delay: the blocking connection sits in 'reconnecting' with the loop's command queued.
+  const redis = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 3000 })
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  const app = Fastify()
+  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: 'd', publishTimeoutMs: 300, blockMs: 200 }) })
+  await app.ready()
+  await server.kill()
+  for (const wait of [300, 700, 1500]) {
+    await new Promise(resolve => setTimeout(resolve, wait))
+  }
+  const started = Date.now()
+  await app.close()
+  t.ok(Date.now() - started < 10_000, `app.close() returned (${Date.now() - started} ms)`)
+})

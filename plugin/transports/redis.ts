@@ -427,7 +427,13 @@ export class RedisTransport implements HubTransport {
     for (const waiter of [...this.#waiters]) waiter.done(false)
     // disconnect, not quit: QUIT would wait for the blocked XREAD.
     this.#sub?.disconnect()
-    await this.#loop
+    // Bounded: a command the loop queued while its connection was between
+    // reconnects may never settle once that connection is disconnected (no
+    // 'close' event comes to flush ioredis's offline queue), and app.close()
+    // must not wait on it forever.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.#loop, new Promise<void>(resolve => { timer = setTimeout(resolve, this.#timeoutMs) })])
+    clearTimeout(timer)
   }
 
   #baseKeys (): string[] {
