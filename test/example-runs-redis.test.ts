@@ -96,7 +96,8 @@ t.test('two instances on one Redis: every run renders everywhere, a killed owner
   t.match(agentPage.body, /data-status="running"/, 'the agent run is live on B')
   const agentWatch = await follow(b.url, agentPage.body)
   t.teardown(() => agentWatch.close())
-  await agentWatch.waitUntil(() => agentWatch.events.some(e => e.data.includes('class="chunk"')), 10_000)
+  // Killed once some text is stored (an event is published, then stored: the newest may not be yet).
+  await until('a stored chunk', async () => (await request(b.url + agentUrl)).body.includes('<span class="chunk">Let '), 10_000, 50)
   const killedAt = Date.now()
   await stop(a.child, 'SIGKILL')
   await watching.waitUntil(() => watching.events.some(e => e.event === 'done'), 15_000)
