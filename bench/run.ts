@@ -14,12 +14,34 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Child } from './lib/child.js'
 import { Histogram } from './lib/hist.js'
 import type { GroupReport, Progress, ServerReply, ServerRequest, WorkerInit, WorkerReply, WorkerRequest } from './lib/messages.js'
-import { cpuSeconds, machineInfo, RssSampler } from './lib/proc.js'
-import { combineRows, emptyRow, ratioTable, type Row, scenarioTable, targetChecks, targetTable } from './lib/report.js'
+import { cpuSeconds, cpuTimesOf, machineInfo, RssSampler } from './lib/proc.js'
+import { type BenchRedis, redisServerVersion, startRedis } from './lib/redis-server.js'
+import { combineRows, emptyRow, fmt, ratioTable, type Row, scenarioTable, targetChecks, targetTable } from './lib/report.js'
 import { type Scenario, scenarios, YIELD_EVERY } from './lib/scenarios.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const ALL_VARIANTS = ['raw', 'ours', 'better-sse', 'fastify-sse', 'fastify-sse-v2']
+
+/** How a variant runs: its server script, how many instances, whether they share a redis-server. */
+interface VariantSpec {
+  script: string
+  instances: number
+  redis: boolean
+  /** Scenarios it runs in (undefined: all its scenario allows). */
+  scenarios?: string[]
+}
+const VARIANTS: Record<string, VariantSpec> = {
+  raw: { script: 'raw', instances: 1, redis: false },
+  // One write() per socket per event from C: what the kernel alone costs.
+  floor: { script: 'floor', instances: 1, redis: false, scenarios: ['fanout-1k', 'fanout-10k'] },
+  ours: { script: 'ours', instances: 1, redis: false },
+  'ours-redis': { script: 'ours', instances: 1, redis: true },
+  // Two instances on one Redis, clients split between them, one publisher.
+  'ours-redis-2': { script: 'ours', instances: 2, redis: true, scenarios: ['fanout-1k', 'fanout-10k', 'burst'] },
+  'better-sse': { script: 'better-sse', instances: 1, redis: false },
+  'fastify-sse': { script: 'fastify-sse', instances: 1, redis: false },
+  'fastify-sse-v2': { script: 'fastify-sse-v2', instances: 1, redis: false }
+}
+const ALL_VARIANTS = Object.keys(VARIANTS)
 const MAX_BUFFERED_BYTES = 1 << 20 // as registered in servers/ours.ts
 
 // ---------------------------------------------------------------- arguments
@@ -40,9 +62,14 @@ const oursAvailable = existsSync(path.join(here, '..', 'plugin', 'index.ts'))
 let variants = opt('variants')?.split(',') ?? ALL_VARIANTS
 for (const v of variants) if (!ALL_VARIANTS.includes(v)) throw new Error(`unknown variant ${v}`)
 const skipped: string[] = []
-if (!oursAvailable && variants.includes('ours')) {
-  skipped.push('ours (plugin/index.ts not found)')
-  variants = variants.filter((v) => v !== 'ours')
+if (!oursAvailable) {
+  for (const v of variants.filter((x) => VARIANTS[x]!.script === 'ours')) skipped.push(`${v} (plugin/index.ts not found)`)
+  variants = variants.filter((v) => VARIANTS[v]!.script !== 'ours')
+}
+const redisVersion = redisServerVersion()
+if (redisVersion === undefined) {
+  for (const v of variants.filter((x) => VARIANTS[x]!.redis)) skipped.push(`${v} (redis-server not found: apt-get install -y redis-server)`)
+  variants = variants.filter((v) => !VARIANTS[v]!.redis)
 }
 const wanted = opt('scenarios')?.split(',')
 const plan = scenarios(quick).filter((s) => !wanted || wanted.includes(s.name))
@@ -103,16 +130,33 @@ const share = (n: number, k: number, i: number): number => Math.floor(n / k) + (
 // ----------------------------------------------------------- one measurement
 async function measure (sc: Scenario, variant: string): Promise<Row> {
   const row = emptyRow(sc.name, variant, sc.clients + sc.slow)
-  const serverScript = path.join(here, 'servers', `${variant}.ts`)
-  const server: Server = new Child(`server:${variant}`, serverScript, ['--expose-gc', '--no-warnings', ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)])
+  const spec = VARIANTS[variant]!
+  const serverScript = path.join(here, 'servers', `${spec.script}.ts`)
+  const nodeArgs = ['--expose-gc', '--no-warnings', ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)]
+  let redis: BenchRedis | undefined
+  const servers: Server[] = []
   const workers: Worker[] = []
-  for (let i = 0; i < workersN; i++) workers.push(new Child(`loadgen:${i}`, path.join(here, 'loadgen.ts')))
-  const rss = new RssSampler(server.pid, 100)
+  // At least one load generator per instance: worker i drives instance i mod n.
+  const nWorkers = Math.max(workersN, spec.instances)
+  let extraPids: number[] = []
+  const serverPids = (): number[] => [...servers.map((x) => x.pid), ...extraPids]
+  const rss = new RssSampler(serverPids, 100)
   try {
-    const [ready] = await Promise.all([server.waitFor('ready', 30_000), ...workers.map((w) => w.waitFor('ready', 30_000))])
+    if (spec.redis) redis = await startRedis()
+    const env: Record<string, string> = redis ? { BENCH_REDIS_URL: redis.url } : {}
+    for (let i = 0; i < spec.instances; i++) {
+      servers.push(new Child(`server:${variant}${spec.instances > 1 ? `#${i}` : ''}`, serverScript, nodeArgs, env))
+    }
+    for (let i = 0; i < nWorkers; i++) workers.push(new Child(`loadgen:${i}`, path.join(here, 'loadgen.ts')))
+    // Listen for every 'ready' at once: a child's may come before we would ask for it.
+    const workersReady = Promise.all(workers.map((w) => w.waitFor('ready', 30_000)))
+    const readies = await Promise.all(servers.map((x) => x.waitFor('ready', 30_000)))
+    await workersReady
+    extraPids = readies.flatMap((r) => r.pids ?? [])
+    const server = servers[0]!
     rss.start()
     await sleep(SETTLE_MS)
-    await server.request({ t: 'gc' }, 10_000)
+    await Promise.all(servers.map((x) => x.request({ t: 'gc' }, 10_000)))
     await sleep(SETTLE_MS)
     row.rssIdleMiB = rss.sample() / 1024
 
@@ -122,10 +166,10 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
     const connects = workers.map((w, i) => {
       const init: WorkerInit = {
         index: i,
-        port: ready.port,
+        port: readies[i % readies.length]!.port,
         path: '/sse',
-        clients: share(sc.clients, workersN, i),
-        slow: share(sc.slow, workersN, i),
+        clients: share(sc.clients, nWorkers, i),
+        slow: share(sc.slow, nWorkers, i),
         count: sc.count,
         concurrency: 128,
         maxReconnects: 20
@@ -150,7 +194,7 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
     const seenBy = performance.now()
     let serverClients = 0
     while (performance.now() - seenBy < 10_000) {
-      serverClients = (await server.request({ t: 'clients' }, 10_000)).n
+      serverClients = (await Promise.all(servers.map((x) => x.request({ t: 'clients' }, 10_000)))).reduce((a, r) => a + r.n, 0)
       if (serverClients >= row.connected) break
       await sleep(50)
     }
@@ -158,14 +202,17 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
     log(`${sc.name}/${variant}: ${row.connected}/${total} connected in ${(row.connectMs / 1000).toFixed(2)} s`)
 
     await sleep(SETTLE_MS)
-    await server.request({ t: 'gc' }, 10_000)
+    await Promise.all(servers.map((x) => x.request({ t: 'gc' }, 10_000)))
     await sleep(SETTLE_MS)
     row.rssConnMiB = rss.sample() / 1024
     row.kibPerConn = ((row.rssConnMiB - row.rssIdleMiB) * 1024) / row.connected
     rss.resetPeak()
 
     // Publish phase, then delivery.
-    const cpu0 = cpuSeconds(server.pid)
+    const serverCpu = (): number => { const t = cpuTimesOf(serverPids()); return t.user + t.sys }
+    const cpu0 = cpuTimesOf(serverPids())
+    const instanceCpu0 = servers.map((x) => cpuSeconds(x.pid))
+    const redisCpu0 = redis ? cpuSeconds(redis.pid) : 0
     const loadCpu0 = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0)
     const tPub = performance.now()
     const nominal = sc.count * sc.intervalMs
@@ -189,7 +236,7 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
     let last = await progressOf(workers)
     let lastChange = performance.now()
     let windowStart = performance.now()
-    let windowCpu = cpuSeconds(server.pid)
+    let windowCpu = serverCpu()
     let windowUnique = last.unique
     let complete = false
     let stalled = false
@@ -201,7 +248,7 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
       if (p.unique !== last.unique) lastChange = now
       last = p
       if (now - windowStart >= sc.idleMs) {
-        const cpu = cpuSeconds(server.pid)
+        const cpu = serverCpu()
         const busy = (cpu - windowCpu) / ((now - windowStart) / 1000)
         if (last.unique === windowUnique && !(busy > 0.05)) { stalled = true; break }
         windowStart = now
@@ -209,7 +256,9 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
         windowUnique = last.unique
       }
     }
-    const cpu1 = cpuSeconds(server.pid)
+    const cpu1 = cpuTimesOf(serverPids())
+    const instanceCpu = servers.map((x, i) => cpuSeconds(x.pid) - instanceCpu0[i]!)
+    if (redis) row.redisCpuS = cpuSeconds(redis.pid) - redisCpu0
     row.loadgenCpuS = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0) - loadCpu0
     row.deliveryMs = lastChange - tPub
     if (!complete && !stalled) row.notes.push(`drain cap ${sc.drainCapMs / 1000}s hit`)
@@ -218,8 +267,10 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
     row.rssGrowthMiB = ((sc.slow > 0 ? Math.max(growthPeak, rss.peak) : rss.peak) / 1024) - row.rssConnMiB
     row.rssGrowthPublishMiB = sc.slow > 0 ? growthPeak / 1024 - row.rssConnMiB : row.rssGrowthMiB
 
-    const stats = (await server.request({ t: 'stats' }, 10_000)).stats
-    if (Object.keys(stats).length > 0) row.notes.push(`server: ${Object.entries(stats).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+    for (const [i, x] of servers.entries()) {
+      const stats = (await x.request({ t: 'stats' }, 10_000)).stats
+      if (Object.keys(stats).length > 0) row.notes.push(`server${servers.length > 1 ? ` #${i}` : ''}: ${Object.entries(stats).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+    }
 
     // Results.
     const reports = await Promise.all(workers.map((w) => w.request({ t: 'report' }, 30_000)))
@@ -251,21 +302,32 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
         p99: slow.histogram.percentile(0.99)
       }
     }
-    row.cpuS = cpu1 - cpu0
+    row.cpuS = (cpu1.user + cpu1.sys) - (cpu0.user + cpu0.sys)
+    row.cpuSysS = cpu1.sys - cpu0.sys
     row.cpuUsPerEvent = (row.cpuS * 1e6) / row.delivered
+    if (servers.length > 1) {
+      // Each instance's CPU over the events its own clients received.
+      row.instanceCpuUsPerEvent = servers.map((_x, i) => {
+        const mine = reports.filter((_r, w) => w % servers.length === i)
+        const events = mine.reduce((a, r) => a + r.normal.unique + r.slow.unique, 0)
+        return (instanceCpu[i]! * 1e6) / events
+      })
+      row.notes.push(`CPU µs/ev per instance: ${row.instanceCpuUsPerEvent.map((x) => fmt(x, 3)).join(', ')} (instance #0 publishes)`)
+    }
     if (row.other > 0) row.notes.push(`${row.other} non-tick events`)
     log(`${sc.name}/${variant}: ${row.delivered} events delivered, lost ${row.lost}${row.slow ? ` (+${row.slow.lost} slow)` : ''}, ` +
       `p99 ${row.p99.toFixed(2)} ms, CPU ${row.cpuS.toFixed(2)} s`)
   } catch (err) {
     row.status = 'failed'
     row.notes.push((err as Error).message)
-    if (server.exited) row.notes.push(`server exit code ${server.exited.code} signal ${server.exited.signal}`)
+    for (const x of servers) if (x.exited) row.notes.push(`${x.name} exit code ${x.exited.code} signal ${x.exited.signal}`)
     log(`${sc.name}/${variant}: FAILED ${(err as Error).message}`)
   } finally {
     rss.stop()
-    // Server first: the server side then holds the TIME_WAIT sockets, not our ports.
-    await server.stop({ t: 'exit' }, 3000)
+    // Servers first: the server side then holds the TIME_WAIT sockets, not our ports.
+    await Promise.all(servers.map((x) => x.stop({ t: 'exit' }, 3000)))
     await Promise.all(workers.map((w) => w.stop({ t: 'close' }, 3000)))
+    await redis?.stop()
   }
   return row
 }
@@ -279,12 +341,14 @@ if (skipped.length) log(`skipped: ${skipped.join(', ')}`)
 const loadBefore = os.loadavg()
 
 // A budget for the whole run: past it, the remaining measurements are skipped.
-const BUDGET_MS = (quick ? 8 : 25) * 60_000 * repeat
+const BUDGET_MS = (quick ? 12 : 45) * 60_000 * repeat
 const runs = new Map<string, Row[]>()
 for (let rep = 0; rep < repeat; rep++) {
   for (const sc of plan) {
     for (const variant of variants) {
       if (sc.only && !sc.only.includes(variant)) continue
+      const only = VARIANTS[variant]!.scenarios
+      if (only && !only.includes(sc.name)) continue
       const key = `${sc.name}\0${variant}`
       if (!runs.has(key)) runs.set(key, [])
       if (Date.now() - started > BUDGET_MS) {

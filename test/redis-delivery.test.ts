@@ -217,3 +217,48 @@ t.test('a key of the wrong type is a clear error, not an outage, and burns no id
   t.equal(await transport.head(), id)
   t.same(delivered, [id])
 })
+
+t.test('an event published here is delivered here by the time publish resolves (no second round trip through the live loop)', async t => {
+  const redis = client()
+  // The live loop's connection answers XREAD 100 ms late, as it does when the
+  // event loop is busy fanning out: only publish itself can deliver in time.
+  const duplicate = redis.duplicate.bind(redis)
+  redis.duplicate = ((...args: Parameters<Redis['duplicate']>) => {
+    const sub = duplicate(...args)
+    const xread = sub.xread.bind(sub) as (...a: unknown[]) => Promise<unknown>
+    ;(sub as unknown as { xread: (...a: unknown[]) => Promise<unknown> }).xread = async (...a) => {
+      const reply = await xread(...a)
+      await new Promise(resolve => setTimeout(resolve, 100))
+      return reply
+    }
+    return sub
+  }) as Redis['duplicate']
+  const transport = redisTransport({ redis, prefix: 'p6' })
+  const delivered: string[] = []
+  await transport.start(m => delivered.push(m.id), undefined as never)
+  t.teardown(() => transport.close())
+  for (let i = 0; i < 20; i++) {
+    const id = await transport.publish('t', { data: `e${i}` })
+    t.equal(delivered.at(-1), id, `event ${i} delivered when publish resolves`)
+  }
+  t.same(delivered.map(Number), [...delivered.map(Number)].sort((a, b) => a - b), 'in id order')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.equal(new Set(delivered).size, 20, 'each once: the live loop skips what publish delivered')
+  t.equal(delivered.length, 20)
+})
+
+t.test('two instances publishing at once: every subscriber on both gets every event once, in id order', async t => {
+  const prefix = 'p7'
+  const a = await instance(t, { prefix })
+  const b = await instance(t, { prefix })
+  const onA = await sse(t, a.port, '/s?topics=c')
+  const onB = await sse(t, b.port, '/s?topics=c')
+  const published = await Promise.all(Array.from({ length: 200 }, async (_, i) =>
+    await (i % 2 === 0 ? a : b).app.sseHub.publish('c', { data: `m${i}` })))
+  await settle(a, 'c', onA, onB)
+  const want = [...published].map(Number).sort((x, y) => x - y)
+  for (const [name, c] of [['A', onA], ['B', onB]] as const) {
+    const got = ids(c.events.filter(e => e.event !== 'sentinel'))
+    t.same(got, want, `${name}: all ${want.length} events once, in id order`)
+  }
+})

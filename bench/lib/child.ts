@@ -35,12 +35,12 @@ export class Child<Req extends { t: string, id: number }, Rep extends { t: strin
   private waiting = new Map<number, { resolve: (r: Rep) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
   private listeners: Array<(msg: Rep) => void> = []
 
-  constructor (readonly name: string, script: string, nodeArgs: string[] = []) {
+  constructor (readonly name: string, script: string, nodeArgs: string[] = [], env: Record<string, string> = {}) {
     hookExit()
     // The child's stdout goes to our stderr: our stdout is for the results.
     this.proc = spawn('bash', ['-c', WRAPPER, process.execPath, ...nodeArgs, '--import', 'tsx', script], {
       stdio: ['ignore', process.stderr, process.stderr, 'ipc'],
-      env: { ...process.env, NODE_ENV: 'production' }
+      env: { ...process.env, NODE_ENV: 'production', ...env }
     })
     live.add(this.proc)
     this.proc.on('message', (msg: Rep & { id?: number }) => {

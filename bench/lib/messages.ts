@@ -34,7 +34,8 @@ export interface PublishResult {
 }
 
 export type ServerReply =
-  | { t: 'ready', port: number, variant: string }
+  /** pids: other processes doing the server's work (a native child), whose CPU counts as the server's. */
+  | { t: 'ready', port: number, variant: string, pids?: number[] }
   | { t: 'clients', id: number, n: number }
   | { t: 'gc', id: number }
   | { t: 'stats', id: number, stats: Record<string, number> }

@@ -5,19 +5,42 @@ import os from 'node:os'
 /** Clock ticks per second used by /proc/<pid>/stat (USER_HZ; 100 on Linux). */
 export const CLK_TCK = 100
 
-/** utime + stime of a process, in seconds (all threads), or NaN if it is gone. */
-export function cpuSeconds (pid: number): number {
+export interface CpuTimes {
+  /** utime: user space (JS, libuv, the C program's own code). */
+  user: number
+  /** stime: in the kernel on the process's behalf (syscalls, loopback TCP). */
+  sys: number
+}
+
+/** utime and stime of a process, in seconds (all threads), or NaN if it is gone. */
+export function cpuTimes (pid: number): CpuTimes {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // comm (field 2) may contain spaces: parse after the closing parenthesis.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     // rest[0] is field 3 (state); utime is field 14, stime field 15.
-    const utime = Number(rest[11])
-    const stime = Number(rest[12])
-    return (utime + stime) / CLK_TCK
+    return { user: Number(rest[11]) / CLK_TCK, sys: Number(rest[12]) / CLK_TCK }
   } catch {
-    return Number.NaN
+    return { user: Number.NaN, sys: Number.NaN }
   }
+}
+
+/** utime + stime of a process, in seconds (all threads), or NaN if it is gone. */
+export function cpuSeconds (pid: number): number {
+  const t = cpuTimes(pid)
+  return t.user + t.sys
+}
+
+/** utime and stime summed over processes. */
+export function cpuTimesOf (pids: readonly number[]): CpuTimes {
+  let user = 0
+  let sys = 0
+  for (const pid of pids) {
+    const t = cpuTimes(pid)
+    user += t.user
+    sys += t.sys
+  }
+  return { user, sys }
 }
 
 /** VmRSS of a process in KiB, or NaN if it is gone. */
@@ -31,13 +54,13 @@ export function rssKiB (pid: number): number {
   }
 }
 
-/** Samples VmRSS every `everyMs` and keeps the peak since the last reset. */
+/** Samples VmRSS (summed over processes) every `everyMs` and keeps the peak since the last reset. */
 export class RssSampler {
   peak = 0
   last = 0
   private timer: NodeJS.Timeout | undefined
 
-  constructor (private readonly pid: number, private readonly everyMs = 100) {}
+  constructor (private readonly pids: () => readonly number[], private readonly everyMs = 100) {}
 
   start (): void {
     this.sample()
@@ -46,7 +69,7 @@ export class RssSampler {
   }
 
   sample (): number {
-    const v = rssKiB(this.pid)
+    const v = this.pids().reduce((a, pid) => a + rssKiB(pid), 0)
     if (!Number.isNaN(v)) {
       this.last = v
       if (v > this.peak) this.peak = v

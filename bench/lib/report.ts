@@ -37,6 +37,12 @@ export interface Row {
   slow: SlowGroup | null
   cpuS: number
   cpuUsPerEvent: number
+  /** The kernel's share of cpuS (stime): syscalls and the loopback TCP stack. */
+  cpuSysS: number
+  /** Redis variants: redis-server's CPU over the same phase (not in cpuS). */
+  redisCpuS: number
+  /** Several instances: each one's CPU over the events its own clients received. */
+  instanceCpuUsPerEvent?: number[]
   /** CPU of all load-generator workers over the same phase (they share the machine). */
   loadgenCpuS: number
   rssIdleMiB: number
@@ -77,6 +83,8 @@ export function emptyRow (scenario: string, variant: string, requested: number):
     slow: null,
     cpuS: Number.NaN,
     cpuUsPerEvent: Number.NaN,
+    cpuSysS: Number.NaN,
+    redisCpuS: Number.NaN,
     loadgenCpuS: Number.NaN,
     rssIdleMiB: Number.NaN,
     rssConnMiB: Number.NaN,
@@ -160,7 +168,7 @@ export function scenarioTable (markdown: boolean, rows: Row[], extra: { slow: bo
   const withSlow = extra.slow
   const header = [
     'variant', 'clients', 'connect s', 'publish s', 'events/s', 'p50 ms', 'p99 ms', 'max ms',
-    'lost', 'dup', 'ooo', 'reconn', 'CPU s', 'CPU µs/ev', 'loadgen CPU s', 'RSS idle MiB', 'RSS conn MiB', 'RSS peak MiB',
+    'lost', 'dup', 'ooo', 'reconn', 'CPU s', 'CPU µs/ev', 'kernel %', 'redis CPU s', 'loadgen CPU s', 'RSS idle MiB', 'RSS conn MiB', 'RSS peak MiB',
     'KiB/conn', 'publish µs'
   ]
   if (extra.publishP99) header.push('publish p99 µs')
@@ -182,6 +190,8 @@ export function scenarioTable (markdown: boolean, rows: Row[], extra: { slow: bo
       String(r.reconnects),
       fmt(r.cpuS, 2),
       fmt(r.cpuUsPerEvent, 3),
+      fmt((100 * r.cpuSysS) / r.cpuS, 0),
+      fmt(r.redisCpuS, 2),
       fmt(r.loadgenCpuS, 2),
       fmt(r.rssIdleMiB, 1),
       fmt(r.rssConnMiB, 1),
@@ -202,17 +212,22 @@ export function scenarioTable (markdown: boolean, rows: Row[], extra: { slow: bo
 }
 
 export function ratioTable (markdown: boolean, rows: Row[]): string {
-  const header = ['scenario', 'variant', 'CPU µs/ev ÷ raw', 'p99 ÷ raw', 'KiB/conn − raw']
+  const header = ['scenario', 'variant', 'CPU µs/ev', 'CPU µs/ev ÷ raw', 'CPU µs/ev ÷ floor', 'p50 / p99 ms', 'p99 ÷ raw', 'KiB/conn − raw', 'lost']
   const body: string[][] = []
   for (const r of rows) {
     if (r.variant === 'raw') continue
     const raw = rows.find((x) => x.scenario === r.scenario && x.variant === 'raw')
     if (!raw) continue
+    const floor = rows.find((x) => x.scenario === r.scenario && x.variant === 'floor')
     body.push([
       r.scenario, r.variant,
+      fmt(r.cpuUsPerEvent, 2),
       fmt(r.cpuUsPerEvent / raw.cpuUsPerEvent, 2),
+      floor && r !== floor ? fmt(r.cpuUsPerEvent / floor.cpuUsPerEvent, 2) : '–',
+      `${fmt(r.p50, 1)} / ${fmt(r.p99, 1)}`,
       fmt(r.p99 / raw.p99, 2),
-      fmt(r.kibPerConn - raw.kibPerConn, 2)
+      fmt(r.kibPerConn - raw.kibPerConn, 2),
+      String(r.lost + (r.slow?.lost ?? 0))
     ])
   }
   return table(markdown, header, body)
@@ -246,16 +261,51 @@ export function targetChecks (rows: Row[], maxBufferedBytes: number): TargetChec
       pass: usable(o) && usable(w) ? o.p99 <= w.p99 : null
     })
   }
-  const oursRows = rows.filter((r) => r.variant === 'ours')
+  const oursRows = rows.filter((r) => r.variant.startsWith('ours'))
   for (const o of oursRows) {
     const slowLost = o.slow ? o.slow.lost + o.slow.duplicates : 0
     const bad = o.lost + o.duplicates + slowLost
     checks.push({
-      target: `${o.scenario}: ours loses no event${o.slow ? ' (slow clients included, after replay)' : ''}`,
+      target: `${o.scenario}: ${o.variant} loses no event${o.slow ? ' (slow clients included, after replay)' : ''}`,
       ours: `lost ${o.lost + (o.slow?.lost ?? 0)}, dup ${o.duplicates + (o.slow?.duplicates ?? 0)}${o.failedConnects ? `, ${o.failedConnects} failed connects` : ''}`,
       limit: '0',
       pass: o.status === 'failed' ? false : bad === 0 && o.failedConnects === 0
     })
+  }
+  for (const s of ['fanout-10k', 'burst']) {
+    const o = get(s, 'ours')
+    const r = get(s, 'ours-redis')
+    if (r === undefined) continue
+    checks.push({
+      target: `${s}: Redis p50 ≤ in-process p50 + 10 ms`,
+      ours: usable(r) ? `${fmt(r.p50, 2)} ms` : 'n/a',
+      limit: usable(o) ? `${fmt(o.p50 + 10, 2)} ms` : 'n/a',
+      pass: usable(o) && usable(r) ? r.p50 <= o.p50 + 10 : null
+    }, {
+      target: `${s}: Redis p99 ≤ in-process p99 + 25 ms`,
+      ours: usable(r) ? `${fmt(r.p99, 2)} ms` : 'n/a',
+      limit: usable(o) ? `${fmt(o.p99 + 25, 2)} ms` : 'n/a',
+      pass: usable(o) && usable(r) ? r.p99 <= o.p99 + 25 : null
+    }, {
+      target: `${s}: Redis CPU µs/ev (instance) ≤ in-process`,
+      ours: usable(r) ? fmt(r.cpuUsPerEvent, 3) : 'n/a',
+      limit: usable(o) ? fmt(o.cpuUsPerEvent, 3) : 'n/a',
+      pass: usable(o) && usable(r) ? r.cpuUsPerEvent <= o.cpuUsPerEvent : null
+    })
+  }
+  {
+    const two = get('fanout-10k', 'ours-redis-2')
+    const one = get('fanout-10k', 'ours-redis')
+    const per = two?.instanceCpuUsPerEvent ?? []
+    const worst = per.length > 0 ? Math.max(...per) : Number.NaN
+    if (two !== undefined) {
+      checks.push({
+        target: 'fanout-10k, 2 instances × 5,000 on one Redis: each instance\'s CPU µs/ev ≤ 1.2 × one instance\'s',
+        ours: usable(two) ? per.map((x) => fmt(x, 3)).join(', ') : 'n/a',
+        limit: usable(one) ? fmt(1.2 * one.cpuUsPerEvent, 3) : 'n/a',
+        pass: usable(two) && usable(one) ? worst <= 1.2 * one.cpuUsPerEvent : null
+      })
+    }
   }
   {
     const o = get('fanout-10k', 'ours')

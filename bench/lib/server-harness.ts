@@ -16,6 +16,8 @@ export interface BenchServer {
   /** The library's own counters, if it keeps any (reported as notes). */
   stats?: () => Record<string, number>
   close: () => Promise<void>
+  /** Other processes doing this server's work (e.g. a native child): their CPU and RSS count as the server's. */
+  pids?: () => number[]
 }
 
 const MAX_LIFETIME_MS = 15 * 60_000
@@ -110,7 +112,7 @@ export async function runServer (variant: string, server: BenchServer): Promise<
   })
   process.on('disconnect', () => process.exit(0))
   setTimeout(() => process.exit(2), MAX_LIFETIME_MS).unref()
-  send({ t: 'ready', port, variant })
+  send({ t: 'ready', port, variant, pids: server.pids?.() ?? [] })
 }
 
 /** `listen` for the Fastify-based variants: loopback, a large backlog, the port it got. */

@@ -1,14 +1,29 @@
 // This project: Fastify + fastify-htmx-sse, one hub topic, replay on reconnect,
-// slow consumers evicted past maxBufferedBytes.
+// slow consumers evicted past maxBufferedBytes. With BENCH_REDIS_URL set (the
+// ours-redis variants), the hub runs on the Redis transport: ids, history and
+// fan-out between instances go through that redis-server.
 import Fastify from 'fastify'
 import htmxSse from '../../plugin/index.js'
+import type { HubTransport } from '../../plugin/transport.js'
 import { listenFastify, runServer } from '../lib/server-harness.js'
 
+const HISTORY = 5000
+const redisUrl = process.env.BENCH_REDIS_URL
+let transport: HubTransport | undefined
+let closeRedis = async (): Promise<void> => {}
+if (redisUrl !== undefined && redisUrl !== '') {
+  const { Redis } = await import('ioredis')
+  const { redisTransport } = await import('../../plugin/transports/redis.js')
+  const redis = new Redis(redisUrl, { lazyConnect: false })
+  transport = redisTransport({ redis, history: HISTORY })
+  closeRedis = async () => { redis.disconnect() }
+}
+
 const app = Fastify({ logger: false })
-await app.register(htmxSse, { heartbeatMs: false, history: 5000, maxBufferedBytes: 1 << 20 })
+await app.register(htmxSse, { heartbeatMs: false, history: HISTORY, maxBufferedBytes: 1 << 20, ...(transport ? { transport } : {}) })
 app.get('/sse', (_request, reply) => reply.sse({ topics: ['bench'] }))
 
-await runServer('ours', {
+await runServer(transport ? 'ours-redis' : 'ours', {
   listen: async () => await listenFastify(app),
   clients: () => app.sseHub.stats().connections,
   publish: (_seq, data) => app.sseHub.publish('bench', { event: 'tick', data }),
@@ -16,5 +31,5 @@ await runServer('ours', {
     const { published, delivered, replayed, evicted, resets } = app.sseHub.stats()
     return { published, delivered, replayed, evicted, resets }
   },
-  close: () => app.close()
+  close: async () => { await app.close(); await closeRedis() }
 })

@@ -338,8 +338,19 @@ export class RedisTransport implements HubTransport {
     const [id, fresh, redisMs] = reply as [string, number, number]
     this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(id, 'publish', fresh)
-    if (this.#position === undefined) this.#earliest = Math.min(this.#earliest, Number(id) - 1)
-    this.#see(Number(id))
+    const n = Number(id)
+    if (this.#position === undefined) this.#earliest = Math.min(this.#earliest, n - 1)
+    this.#see(n)
+    // Our own event, next in id order: deliver it now instead of when the
+    // XREAD loop brings it back, a second round trip through Redis that
+    // waits for a turn of an event loop busy with fan-out. Anything else
+    // (an id gap: another instance's event is still on its way) is left to
+    // the loop, which delivers in id order and skips what is delivered here.
+    if (fresh === 0 && this.#position !== undefined && n === this.#delivered + 1 && !this.#closed) {
+      this.#position = `${id}-0`
+      this.#deliverOne(n, { id, topic, event: event.event, data: event.data, retry: event.retry })
+      this.#wake()
+    }
     return id
   }
 
@@ -634,25 +645,30 @@ export class RedisTransport implements HubTransport {
     for (const [, entries] of reply) {
       for (const [sid, fields] of entries) {
         const n = seqOf(sid)
-        this.#position = sid
+        // Never back: an event delivered on publish may already be past this one.
+        if (n === undefined || n > this.#delivered) this.#position = sid
         if (n === undefined || n <= this.#delivered) continue
         if (n > this.#delivered + 1 && this.#delivered > 0 && n !== (epoch ?? -1) + 1) {
           this.#log.warn({ from: this.#delivered, to: n },
             'sse redis: ids jumped (firehose trimmed while this instance was cut off, or Redis lost data); closing subscribers here so they resume with replay or reset')
           this.#resync?.()
         }
-        this.#delivered = n
         this.#see(n)
         const message = messageOf(String(n), undefined, fields)
-        if (message === undefined) continue
-        try {
-          this.#deliver?.(message)
-        } catch (err) {
-          this.#log.error({ err }, 'sse redis: delivering an event failed')
-        }
+        if (message === undefined) this.#delivered = n
+        else this.#deliverOne(n, message)
       }
     }
     this.#wake()
+  }
+
+  #deliverOne (n: number, message: HubMessage): void {
+    this.#delivered = n
+    try {
+      this.#deliver?.(message)
+    } catch (err) {
+      this.#log.error({ err }, 'sse redis: delivering an event failed')
+    }
   }
 }
 
