@@ -75,14 +75,15 @@ function oversize (event: string | undefined, retry: number | undefined, data: s
 }
 
 /**
- * This turn's fan-out: every frame the hub hands to subscribers in one
- * event-loop turn is numbered, so subscribers that received the same run of
- * frames share one joined buffer (a burst to N sockets costs one concat, not
- * N). Cleared after each flush.
+ * Fan-out numbering: every frame the hub hands to subscribers is numbered,
+ * so subscribers that received the same run of frames share one joined
+ * buffer (a burst to N sockets costs one concat, not N). Numbers only grow
+ * and are never reused, so a cached join is right whenever it is looked up;
+ * the cache is cleared after each flush slice only to bound its memory.
  */
 class TickBatch implements FrameJoiner {
   #seq = 0
-  /** Bytes of the frames fanned out this turn (each counted once, whatever the number of subscribers). */
+  /** Bytes of the frames fanned out since the last flush slice (each counted once, whatever the number of subscribers). */
   bytes = 0
   readonly #joined = new Map<number, Map<number, Frame>>()
 
@@ -100,7 +101,6 @@ class TickBatch implements FrameJoiner {
   }
 
   reset (): void {
-    this.#seq = 0
     this.bytes = 0
     this.#joined.clear()
   }

@@ -9,14 +9,25 @@ export interface Flushable {
   flush (): void
 }
 
+/** A flush slice yields to I/O after about this long (checked every SLICE_CHECK streams). */
+const SLICE_MS = 4
+const SLICE_CHECK = 128
+
 /**
  * Coalesces everything written to a socket within one event-loop turn into a
  * single write: a stream marks itself dirty on its first frame of the turn,
- * and one `setImmediate` flushes every dirty stream. Hooks run after each
- * flush (the hub clears its per-turn batch there).
+ * and one `setImmediate` flushes every dirty stream. A large fan-out is
+ * flushed in slices of about SLICE_MS, yielding to I/O in between: a publish
+ * whose reply (Redis) or next tick arrives meanwhile is not held behind
+ * ten thousand writes, and its frames join the batches of the streams not
+ * yet written, so an overloaded loop writes fewer, larger chunks instead of
+ * falling further behind. Hooks run after each slice (the hub clears its
+ * per-slice join cache there).
  */
 export class FlushScheduler {
   #dirty: Flushable[] = []
+  /** Where the current drain of #dirty has got to. */
+  #next = 0
   #scheduled = false
   readonly #afterFlush: Array<() => void> = []
   readonly #flush = (): void => this.flush()
@@ -29,21 +40,39 @@ export class FlushScheduler {
     }
   }
 
-  /** Runs `fn` after every flush. */
+  /** Runs `fn` after every flush slice. */
   afterFlush (fn: () => void): void {
     this.#afterFlush.push(fn)
   }
 
-  /** Resolves after the next flush has run (a producer yielding to I/O). */
+  /** Resolves after the next flush slice has run (a producer yielding to I/O). */
   nextTurn (): Promise<void> {
     return new Promise(resolve => setImmediate(resolve))
   }
 
+  /** Flushes dirty streams, oldest mark first, for about SLICE_MS; schedules the rest. */
   flush (): void {
     this.#scheduled = false
     const dirty = this.#dirty
-    this.#dirty = []
-    for (let i = 0; i < dirty.length; i++) dirty[i]!.flush()
+    let i = this.#next
+    const start = performance.now()
+    while (i < dirty.length) {
+      dirty[i++]!.flush()
+      if (i % SLICE_CHECK === 0 && performance.now() - start >= SLICE_MS) break
+    }
+    if (i < dirty.length) {
+      // Under sustained load the drain may never reach the end: drop the done prefix.
+      if (i >= 1024 && i * 2 >= dirty.length) {
+        this.#dirty = dirty.slice(i)
+        i = 0
+      }
+      this.#next = i
+      this.#scheduled = true
+      setImmediate(this.#flush)
+    } else {
+      this.#dirty = []
+      this.#next = 0
+    }
     for (const fn of this.#afterFlush) fn()
   }
 }
