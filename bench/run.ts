@@ -6,6 +6,7 @@
 //   npm run bench -- --quick            smoke run (~1-2 min)
 //   npm run bench -- --markdown         markdown tables on stdout + bench/RESULTS.md
 //   npm run bench -- --variants=raw,ours --scenarios=burst,slow --workers=2 --repeat=3
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -65,6 +66,10 @@ const skipped: string[] = []
 if (!oursAvailable) {
   for (const v of variants.filter((x) => VARIANTS[x]!.script === 'ours')) skipped.push(`${v} (plugin/index.ts not found)`)
   variants = variants.filter((v) => VARIANTS[v]!.script !== 'ours')
+}
+if (variants.includes('floor') && spawnSync('gcc', ['--version']).status !== 0) {
+  skipped.push('floor (gcc not found: it compiles bench/servers/floor.c)')
+  variants = variants.filter((v) => v !== 'floor')
 }
 const redisVersion = redisServerVersion()
 if (redisVersion === undefined) {
