@@ -185,7 +185,14 @@ export class SseHub {
     const size = oversize(fields.event, fields.retry, data, this.#maxBuffered)
     if (size !== undefined) throw new SseEventTooLargeError(size, this.#maxBuffered)
     if (this.#closed) throw new SseHubClosedError()
-    const id = await this.#transport.publish(topic, { event: fields.event, data, retry: fields.retry })
+    // Frames wait (briefly) for this publish, so a producer awaiting each one is batched as in-process.
+    const release = this.#scheduler.hold()
+    let id: string
+    try {
+      id = await this.#transport.publish(topic, { event: fields.event, data, retry: fields.retry })
+    } finally {
+      release()
+    }
     this.#published++
     if (this.#batch.bytes > this.#paceBytes) await this.#scheduler.nextTurn()
     return id

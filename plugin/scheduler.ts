@@ -12,6 +12,8 @@ export interface Flushable {
 /** A flush slice yields to I/O after about this long (checked every SLICE_CHECK streams). */
 const SLICE_MS = 4
 const SLICE_CHECK = 128
+/** The longest a flush waits for publishes still in flight (see `hold`). */
+export const HOLD_MS = 2
 
 /**
  * Coalesces everything written to a socket within one event-loop turn into a
@@ -29,12 +31,44 @@ export class FlushScheduler {
   /** Where the current drain of #dirty has got to. */
   #next = 0
   #scheduled = false
+  /** Publishes in flight (awaiting their transport); see `hold`. */
+  #holds = 0
+  /** While holding: when the held frames go out regardless (performance.now()). */
+  #deadline = -1
+  #holdTimer: NodeJS.Timeout | undefined
   readonly #afterFlush: Array<() => void> = []
   readonly #flush = (): void => this.flush()
+  readonly #flushHeld = (): void => {
+    clearTimeout(this.#holdTimer)
+    this.#holdTimer = undefined
+    this.#schedule()
+  }
 
   mark (stream: Flushable): void {
     this.#dirty.push(stream)
-    if (!this.#scheduled) {
+    this.#schedule()
+  }
+
+  /**
+   * A publish is in flight (a Redis round trip): until it is released, or
+   * for at most HOLD_MS, frames wait for it instead of going out alone, like
+   * Nagle's algorithm. A producer that awaits each publish then costs one
+   * write per socket per few events, as it does in-process, where a turn
+   * carries several; a lone publish (nothing else in flight) is not delayed.
+   * Returns the release function (call it once).
+   */
+  hold (): () => void {
+    this.#holds++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      if (--this.#holds === 0 && this.#holdTimer !== undefined) this.#flushHeld()
+    }
+  }
+
+  #schedule (): void {
+    if (!this.#scheduled && this.#holdTimer === undefined) {
       this.#scheduled = true
       setImmediate(this.#flush)
     }
@@ -53,6 +87,16 @@ export class FlushScheduler {
   /** Flushes dirty streams, oldest mark first, for about SLICE_MS; schedules the rest. */
   flush (): void {
     this.#scheduled = false
+    if (this.#holds > 0 && this.#next === 0 && this.#dirty.length > 0) {
+      // Wait for the publishes in flight, at most HOLD_MS from the first held frame.
+      const now = performance.now()
+      if (this.#deadline < 0) this.#deadline = now + HOLD_MS
+      if (now < this.#deadline) {
+        this.#holdTimer = setTimeout(this.#flushHeld, this.#deadline - now)
+        return
+      }
+    }
+    this.#deadline = -1
     const dirty = this.#dirty
     let i = this.#next
     const start = performance.now()

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { FlushScheduler } from '../plugin/scheduler.js'
+import { FlushScheduler, HOLD_MS } from '../plugin/scheduler.js'
 
 /** A stream whose flush costs `spinUs` of CPU, like a socket write. */
 function stream (log: number[], id: number, spinUs: number): { flush: () => void } {
@@ -64,4 +64,32 @@ t.test('streams re-marked while a drain is under way, round after round: each ma
   }
   while (log.length < 22_000) await nextTurn()
   t.equal(log.length, 22_000, 'every mark flushed exactly once')
+})
+
+t.test('hold: frames wait for a publish in flight, go out on release, and never wait past HOLD_MS for one that does not come back', async t => {
+  const scheduler = new FlushScheduler()
+  const log: number[] = []
+  const release = scheduler.hold()
+  scheduler.mark(stream(log, 1, 0))
+  await nextTurn()
+  await nextTurn()
+  t.same(log, [], 'held while the publish is in flight')
+  release()
+  release() // twice is once
+  await nextTurn()
+  t.same(log, [1], 'out on release')
+
+  // Nothing held: a lone frame goes out in the next turn.
+  scheduler.mark(stream(log, 2, 0))
+  await nextTurn()
+  t.same(log, [1, 2])
+
+  // A hold that is never released delays frames, but not for good.
+  const stuck = scheduler.hold()
+  scheduler.mark(stream(log, 3, 0))
+  await nextTurn()
+  t.same(log, [1, 2], 'held')
+  await new Promise(resolve => setTimeout(resolve, HOLD_MS + 20))
+  t.same(log, [1, 2, 3], 'out after HOLD_MS although still held')
+  stuck()
 })
