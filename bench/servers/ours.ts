@@ -2,6 +2,7 @@
 // slow consumers evicted past maxBufferedBytes. With BENCH_REDIS_URL set (the
 // ours-redis variants), the hub runs on the Redis transport: ids, history and
 // fan-out between instances go through that redis-server.
+import net from 'node:net'
 import Fastify from 'fastify'
 import htmxSse from '../../plugin/index.js'
 import type { HubTransport } from '../../plugin/transport.js'
@@ -19,6 +20,16 @@ if (redisUrl !== undefined && redisUrl !== '') {
   closeRedis = async () => { redis.disconnect() }
 }
 
+// BENCH_COUNT_WRITES=1: count socket writes (events per write is how well fan-out coalesces).
+let writes = 0
+if (process.env.BENCH_COUNT_WRITES === '1') {
+  const write = net.Socket.prototype.write
+  net.Socket.prototype.write = function (this: net.Socket, ...args: Parameters<typeof write>) {
+    writes++
+    return write.apply(this, args)
+  } as typeof write
+}
+
 const app = Fastify({ logger: false })
 await app.register(htmxSse, { heartbeatMs: false, history: HISTORY, maxBufferedBytes: 1 << 20, ...(transport ? { transport } : {}) })
 app.get('/sse', (_request, reply) => reply.sse({ topics: ['bench'] }))
@@ -29,7 +40,7 @@ await runServer(transport ? 'ours-redis' : 'ours', {
   publish: (_seq, data) => app.sseHub.publish('bench', { event: 'tick', data }),
   stats: () => {
     const { published, delivered, replayed, evicted, resets } = app.sseHub.stats()
-    return { published, delivered, replayed, evicted, resets }
+    return { published, delivered, replayed, evicted, resets, ...(writes > 0 ? { writes } : {}) }
   },
   close: async () => { await app.close(); await closeRedis() }
 })
