@@ -71,6 +71,11 @@ if (variants.includes('floor') && spawnSync('gcc', ['--version']).status !== 0) 
   skipped.push('floor (gcc not found: it compiles bench/servers/floor.c)')
   variants = variants.filter((v) => v !== 'floor')
 }
+// The ours variants run the built package, as users install it.
+if (variants.some((v) => VARIANTS[v]!.script === 'ours') && process.env.BENCH_SOURCE !== '1') {
+  const built = spawnSync('npm', ['run', 'build'], { cwd: path.join(here, '..'), stdio: ['ignore', process.stderr, process.stderr] })
+  if (built.status !== 0) throw new Error('npm run build failed (BENCH_SOURCE=1 runs the sources through tsx instead)')
+}
 const redisVersion = redisServerVersion()
 if (redisVersion === undefined) {
   for (const v of variants.filter((x) => VARIANTS[x]!.redis)) skipped.push(`${v} (redis-server not found: apt-get install -y redis-server)`)
@@ -389,6 +394,7 @@ out.push(
   `- load average before: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (shared machine: expect noise)`,
   `- date: ${new Date(started).toISOString()}; took ${elapsed.toFixed(0)} s; ${workersN} load-generator workers; server and workers on one host over 127.0.0.1`,
   ...(repeat > 1 ? [`- every measurement ran ${repeat} times, interleaved; each number is the median of its runs, except lost/dup/ooo/reconnects (the worst run)`] : []),
+  `- ours runs the built package (dist/, \`npm run build\`), as users install it${process.env.BENCH_SOURCE === '1' ? ' — NOT in this run: BENCH_SOURCE=1 ran the sources through tsx' : ''}`,
   `- render card: ${cardSource}; one render takes ${renderUs.toFixed(1)} µs here (mean of 2,000, in the driver)`,
   ...(skipped.length ? [`- skipped: ${skipped.join(', ')}`] : []),
   '- CPU = server utime+stime from /proc over publish + delivery; CPU µs/ev = that ÷ events delivered; KiB/conn = (RSS connected − RSS idle) ÷ clients, after a forced GC; latency = client receive time − server send time in the payload; publish µs = mean time of one publish call (render included)',

@@ -4,9 +4,16 @@
 // fan-out between instances go through that redis-server.
 import net from 'node:net'
 import Fastify from 'fastify'
-import htmxSse from '../../plugin/index.js'
 import type { HubTransport } from '../../plugin/transport.js'
 import { listenFastify, runServer } from '../lib/server-harness.js'
+
+// The built package (dist/, as users install it; the driver builds it first),
+// or the TypeScript sources through tsx with BENCH_SOURCE=1. tsx keeps
+// function names by defining `name` on every closure, which costs a few
+// hundred bytes per connection that the built package does not have.
+const built = process.env.BENCH_SOURCE !== '1'
+const lib = built ? '../../dist/plugin' : '../../plugin'
+const { default: htmxSse } = await import(`${lib}/index.js`) as typeof import('../../plugin/index.js')
 
 const HISTORY = 5000
 const redisUrl = process.env.BENCH_REDIS_URL
@@ -14,7 +21,7 @@ let transport: HubTransport | undefined
 let closeRedis = async (): Promise<void> => {}
 if (redisUrl !== undefined && redisUrl !== '') {
   const { Redis } = await import('ioredis')
-  const { redisTransport } = await import('../../plugin/transports/redis.js')
+  const { redisTransport } = await import(`${lib}/transports/redis.js`) as typeof import('../../plugin/transports/redis.js')
   const redis = new Redis(redisUrl, { lazyConnect: false })
   transport = redisTransport({ redis, history: HISTORY })
   closeRedis = async () => { redis.disconnect() }
