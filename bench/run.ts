@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Child } from './lib/child.js'
 import { Histogram } from './lib/hist.js'
 import type { GroupReport, Progress, ServerReply, ServerRequest, WorkerInit, WorkerReply, WorkerRequest } from './lib/messages.js'
-import { cpuSeconds, cpuTimesOf, machineInfo, RssSampler } from './lib/proc.js'
+import { cpuSeconds, cpuTimesOf, machineInfo, mainThreadCpuTimes, RssSampler } from './lib/proc.js'
 import { type BenchRedis, redisServerVersion, startRedis } from './lib/redis-server.js'
 import { combineRows, emptyRow, fmt, ratioTable, type Row, scenarioTable, targetChecks, targetTable } from './lib/report.js'
 import { type Scenario, scenarios, YIELD_EVERY } from './lib/scenarios.js'
@@ -222,6 +222,8 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
     const serverCpu = (): number => { const t = cpuTimesOf(serverPids()); return t.user + t.sys }
     const cpu0 = cpuTimesOf(serverPids())
     const instanceCpu0 = servers.map((x) => cpuSeconds(x.pid))
+    const mainCpu = (): number[] => serverPids().map((pid) => { const t = mainThreadCpuTimes(pid); return t.user + t.sys })
+    const mainCpu0 = mainCpu()
     const redisCpu0 = redis ? cpuSeconds(redis.pid) : 0
     const loadCpu0 = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0)
     const tPub = performance.now()
@@ -267,6 +269,8 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
       }
     }
     const cpu1 = cpuTimesOf(serverPids())
+    const tEnd = performance.now()
+    row.loopBusy = Math.max(...mainCpu().map((c, i) => (c - mainCpu0[i]!) / ((tEnd - tPub) / 1000)))
     const instanceCpu = servers.map((x, i) => cpuSeconds(x.pid) - instanceCpu0[i]!)
     if (redis) row.redisCpuS = cpuSeconds(redis.pid) - redisCpu0
     row.loadgenCpuS = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0) - loadCpu0

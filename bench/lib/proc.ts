@@ -13,9 +13,9 @@ export interface CpuTimes {
 }
 
 /** utime and stime of a process, in seconds (all threads), or NaN if it is gone. */
-export function cpuTimes (pid: number): CpuTimes {
+export function cpuTimes (pid: number, file = `/proc/${pid}/stat`): CpuTimes {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const stat = readFileSync(file, 'utf8')
     // comm (field 2) may contain spaces: parse after the closing parenthesis.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     // rest[0] is field 3 (state); utime is field 14, stime field 15.
@@ -23,6 +23,11 @@ export function cpuTimes (pid: number): CpuTimes {
   } catch {
     return { user: Number.NaN, sys: Number.NaN }
   }
+}
+
+/** utime and stime of a process's main thread (the event loop of a Node process), in seconds. */
+export function mainThreadCpuTimes (pid: number): CpuTimes {
+  return cpuTimes(pid, `/proc/${pid}/task/${pid}/stat`)
 }
 
 /** utime + stime of a process, in seconds (all threads), or NaN if it is gone. */

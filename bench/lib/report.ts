@@ -39,6 +39,8 @@ export interface Row {
   cpuUsPerEvent: number
   /** The kernel's share of cpuS (stime): syscalls and the loopback TCP stack. */
   cpuSysS: number
+  /** The server's main thread (its event loop): CPU over the phase ÷ the phase's wall time, 1 = saturated (the busiest instance). */
+  loopBusy: number
   /** Redis variants: redis-server's CPU over the same phase (not in cpuS). */
   redisCpuS: number
   /** Several instances: each one's CPU over the events its own clients received. */
@@ -84,6 +86,7 @@ export function emptyRow (scenario: string, variant: string, requested: number):
     cpuS: Number.NaN,
     cpuUsPerEvent: Number.NaN,
     cpuSysS: Number.NaN,
+    loopBusy: Number.NaN,
     redisCpuS: Number.NaN,
     loadgenCpuS: Number.NaN,
     rssIdleMiB: Number.NaN,
@@ -168,7 +171,7 @@ export function scenarioTable (markdown: boolean, rows: Row[], extra: { slow: bo
   const withSlow = extra.slow
   const header = [
     'variant', 'clients', 'connect s', 'publish s', 'events/s', 'p50 ms', 'p99 ms', 'max ms',
-    'lost', 'dup', 'ooo', 'reconn', 'CPU s', 'CPU µs/ev', 'kernel %', 'redis CPU s', 'loadgen CPU s', 'RSS idle MiB', 'RSS conn MiB', 'RSS peak MiB',
+    'lost', 'dup', 'ooo', 'reconn', 'CPU s', 'CPU µs/ev', 'kernel %', 'loop busy %', 'redis CPU s', 'loadgen CPU s', 'RSS idle MiB', 'RSS conn MiB', 'RSS peak MiB',
     'KiB/conn', 'publish µs'
   ]
   if (extra.publishP99) header.push('publish p99 µs')
@@ -191,6 +194,7 @@ export function scenarioTable (markdown: boolean, rows: Row[], extra: { slow: bo
       fmt(r.cpuS, 2),
       fmt(r.cpuUsPerEvent, 3),
       fmt((100 * r.cpuSysS) / r.cpuS, 0),
+      fmt(100 * r.loopBusy, 0),
       fmt(r.redisCpuS, 2),
       fmt(r.loadgenCpuS, 2),
       fmt(r.rssIdleMiB, 1),

@@ -85,7 +85,10 @@ function report () {
 const timer = setInterval(() => {
   const connected = clients.filter(c => c.connections > 0 && c.ids.length > 0).length
   const receivedFast = clients.reduce((n, c) => c.slow ? n : n + c.ids.length, 0)
-  process.send({ type: 'progress', connected, received: clients.reduce((n, c) => n + c.ids.length, 0), receivedFast })
+  // The reader furthest behind: pacing on a sum would let one reader fall
+  // arbitrarily far behind while the others keep the average up.
+  const minFast = clients.reduce((n, c) => c.slow ? n : Math.min(n, c.ids.length), Infinity)
+  process.send({ type: 'progress', connected, received: clients.reduce((n, c) => n + c.ids.length, 0), receivedFast, minFast })
 }, 20)
 process.on('message', msg => {
   if (msg === 'resume') for (const c of clients) if (c.slow) c.resume()
