@@ -29,12 +29,16 @@ interface VariantSpec {
   redis: boolean
   /** Scenarios it runs in (undefined: all its scenario allows). */
   scenarios?: string[]
+  /** Extra environment for its server processes. */
+  env?: Record<string, string>
 }
 const VARIANTS: Record<string, VariantSpec> = {
   raw: { script: 'raw', instances: 1, redis: false },
   // One write() per socket per event from C: what the kernel alone costs.
   floor: { script: 'floor', instances: 1, redis: false, scenarios: ['fanout-1k', 'fanout-10k'] },
   ours: { script: 'ours', instances: 1, redis: false },
+  // The same with maxWriteShare: 1 (write as soon as possible, no rest after long cycles): the latency/CPU trade.
+  'ours-asap': { script: 'ours', instances: 1, redis: false, scenarios: ['fanout-10k'], env: { BENCH_WRITE_SHARE: '1' } },
   'ours-redis': { script: 'ours', instances: 1, redis: true },
   // Two instances on one Redis, clients split between them, one publisher.
   'ours-redis-2': { script: 'ours', instances: 2, redis: true, scenarios: ['fanout-1k', 'fanout-10k', 'burst'] },
@@ -153,7 +157,7 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
   const rss = new RssSampler(serverPids, 100)
   try {
     if (spec.redis) redis = await startRedis()
-    const env: Record<string, string> = redis ? { BENCH_REDIS_URL: redis.url } : {}
+    const env: Record<string, string> = { ...spec.env, ...(redis ? { BENCH_REDIS_URL: redis.url } : {}) }
     for (let i = 0; i < spec.instances; i++) {
       servers.push(new Child(`server:${variant}${spec.instances > 1 ? `#${i}` : ''}`, serverScript, nodeArgs, env))
     }

@@ -85,10 +85,13 @@ class TickBatch implements FrameJoiner {
   #seq = 0
   /** Bytes of the frames fanned out since the last flush slice (each counted once, whatever the number of subscribers). */
   bytes = 0
+  /** Frames fanned out since the last flush slice. */
+  frames = 0
   readonly #joined = new Map<number, Map<number, Frame>>()
 
   next (frame: Frame): number {
     this.bytes += frame.bytes.length
+    this.frames++
     return this.#seq++
   }
 
@@ -102,9 +105,17 @@ class TickBatch implements FrameJoiner {
 
   reset (): void {
     this.bytes = 0
+    this.frames = 0
     this.#joined.clear()
   }
 }
+
+/**
+ * A rest after a long drain cycle (see FlushScheduler) ends once this many
+ * frames are waiting: writes of this many events each already cost little
+ * per event, and a producer that fast would otherwise only add latency.
+ */
+const REST_END_FRAMES = 16
 
 const RESET_DATA = 'history no longer reaches your last event; reload'
 
@@ -137,6 +148,8 @@ export class SseHub {
   readonly #frames = new WeakMap<HubMessage, Frame>()
   /** A producer that awaits each publish yields to I/O once this much was fanned out in one turn. */
   readonly #paceBytes: number
+  /** A rest ends once this much is waiting, whatever the number of frames. */
+  readonly #restEndBytes: number
   #connections = 0
   #published = 0
   #replayed = 0
@@ -151,6 +164,7 @@ export class SseHub {
     this.#maxBuffered = options.maxBufferedBytes
     this.#counters = options.counters
     this.#paceBytes = Math.max(16 * 1024, options.maxBufferedBytes / 4)
+    this.#restEndBytes = this.#paceBytes / 4
     options.scheduler.afterFlush(() => this.#batch.reset())
   }
 
@@ -302,6 +316,7 @@ export class SseHub {
     const frame = this.#frameOf(message)
     if (subs === undefined) return
     const seq = this.#batch.next(frame)
+    if (this.#batch.frames >= REST_END_FRAMES || this.#batch.bytes >= this.#restEndBytes) this.#scheduler.endRest()
     for (const sub of subs) {
       if (sub.held === null) {
         sub.session.enqueue(frame, seq)

@@ -25,6 +25,15 @@ export interface HtmxSseOptions {
   maxBufferedBytes?: number
   /** Events kept per topic for Last-Event-ID replay (default in-process transport). Default 1 000. */
   history?: number
+  /**
+   * The largest share of the event loop's time that writing to SSE sockets
+   * may take once one pass over them takes longer than 32 ms (thousands of
+   * sockets with frequent events): the writes then rest in between, so each
+   * carries more events. CPU per event falls to about this share of what it
+   * would be, and latency rises in proportion; smaller fan-outs are never
+   * delayed. 1 writes as soon as possible. Default 0.6.
+   */
+  maxWriteShare?: number
   /** Where hub events live; default in-process. `redisTransport()` from `fastify-htmx-sse/redis` for many instances. */
   transport?: HubTransport
   /** Decides whether a request may subscribe to hub topics; refusal is a 403 before any byte. */
@@ -96,7 +105,9 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   if (options.authorize !== undefined && typeof options.authorize !== 'function') throw new TypeError('fastify-htmx-sse: option authorize must be a function')
 
   const counters = { delivered: 0, evicted: 0 }
-  const scheduler = new FlushScheduler()
+  const maxWriteShare = options.maxWriteShare ?? 0.6
+  if (typeof maxWriteShare !== 'number' || !(maxWriteShare > 0 && maxWriteShare <= 1)) throw new TypeError(`fastify-htmx-sse: option maxWriteShare must be a number in (0, 1], got ${String(maxWriteShare)}`)
+  const scheduler = new FlushScheduler({ maxWriteShare })
   const maxBufferedBytes = positive('maxBufferedBytes', options.maxBufferedBytes, 1 << 20)
   const hub = new SseHub({
     transport: options.transport ?? new MemoryTransport({ history }),

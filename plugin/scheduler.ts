@@ -14,14 +14,31 @@ export interface Flushable {
  * SLICE_CHECK streams): long enough that a thousand sockets are one slice (an
  * in-process burst then paces its producer as an unsliced flush would: bench,
  * 4 ms slices tripled burst p99), short enough that a 10k fan-out lets timers
- * and replies in several times per cycle. Much shorter while a publish is in
- * flight, whose reply would otherwise wait behind the slice.
+ * and replies in several times per cycle. Much shorter while a producer's
+ * publishes are in flight, whose replies would otherwise wait behind the slice.
  */
 const SLICE_MS = 16
 const HELD_SLICE_MS = 0.25
 const SLICE_CHECK = 16
 /** The longest a flush waits for publishes still in flight (see `hold`). */
 export const HOLD_MS = 2
+/**
+ * Only a cycle whose writes took longer than this rests afterwards (see
+ * `maxWriteShare`): below it, latency is not dominated by the cycle, and a
+ * rest would add more than it saves.
+ */
+export const REST_AFTER_MS = 2 * SLICE_MS
+/** A rest shorter than this is not taken: a timer cannot wait much less than a millisecond. */
+const MIN_REST_MS = 1
+
+export interface FlushSchedulerOptions {
+  /**
+   * The largest share (0 < share ≤ 1) of the loop's time that writing may
+   * take once one pass over the sockets takes longer than REST_AFTER_MS.
+   * Default 1: write as soon as possible.
+   */
+  maxWriteShare?: number
+}
 
 /**
  * Coalesces everything written to a socket within one event-loop turn into a
@@ -33,6 +50,12 @@ export const HOLD_MS = 2
  * yet written; streams already written are marked for the next cycle. So an
  * overloaded loop writes fewer, larger chunks instead of falling further
  * behind. Hooks run after each slice (the hub clears its join cache there).
+ *
+ * A long cycle is followed by a rest (`maxWriteShare`): when writing to every
+ * socket once takes longer than the events take to come, writing as soon as
+ * possible keeps the loop saturated, and the CPU per event is whatever the
+ * loop's time divided by the events comes to. Resting makes each write carry
+ * more events: less CPU per event, for latency in proportion.
  */
 export class FlushScheduler {
   /** The drain cycle under way, and how far it has got. */
@@ -41,17 +64,37 @@ export class FlushScheduler {
   /** Streams marked since the cycle began: the next cycle. */
   #marked: Flushable[] = []
   #scheduled = false
+  readonly #share: number
+  /** When the current cycle began, and how long its slices took so far (performance.now() ms). */
+  #cycleStart = 0
+  #cycleBusy = 0
+  /** After a long cycle, the next one starts no sooner than this. */
+  #restUntil = 0
+  #restTimer: NodeJS.Timeout | undefined
   /** Publishes in flight (awaiting their transport); see `hold`. */
   #holds = 0
   /** While holding: when the held frames go out regardless (performance.now()). */
   #deadline = -1
   #holdTimer: NodeJS.Timeout | undefined
+  /** When a flush last found a publish in flight. */
+  #heldSeen = -Infinity
   readonly #afterFlush: Array<() => void> = []
   readonly #flush = (): void => this.flush()
   readonly #flushHeld = (): void => {
     clearTimeout(this.#holdTimer)
     this.#holdTimer = undefined
     this.#schedule()
+  }
+
+  readonly #endRest = (): void => {
+    clearTimeout(this.#restTimer)
+    this.#restTimer = undefined
+    this.#restUntil = 0
+    this.#schedule()
+  }
+
+  constructor (options: FlushSchedulerOptions = {}) {
+    this.#share = options.maxWriteShare ?? 1
   }
 
   mark (stream: Flushable): void {
@@ -78,7 +121,7 @@ export class FlushScheduler {
   }
 
   #schedule (): void {
-    if (!this.#scheduled && this.#holdTimer === undefined) {
+    if (!this.#scheduled && this.#holdTimer === undefined && this.#restTimer === undefined) {
       this.#scheduled = true
       setImmediate(this.#flush)
     }
@@ -89,8 +132,26 @@ export class FlushScheduler {
     this.#afterFlush.push(fn)
   }
 
-  /** Resolves after the next flush slice has run (a producer yielding to I/O). */
+  /** Whether the loop is resting after a long cycle: streams marked now wait for its end. */
+  get resting (): boolean {
+    return this.#restUntil - performance.now() >= MIN_REST_MS
+  }
+
+  /**
+   * Ends a rest now: so much is waiting (a producer faster than the writes)
+   * that a longer rest would only add latency and memory.
+   */
+  endRest (): void {
+    if (this.#restUntil > 0) this.#endRest()
+  }
+
+  /**
+   * Resolves after the next flush slice has run (a producer yielding to I/O).
+   * Ends a rest: a producer that paces itself wants its frames written, not
+   * piling up while the loop rests.
+   */
   nextTurn (): Promise<void> {
+    this.endRest()
     return new Promise(resolve => setImmediate(resolve))
   }
 
@@ -99,12 +160,20 @@ export class FlushScheduler {
     this.#scheduled = false
     if (this.#next >= this.#cycle.length) {
       if (this.#marked.length === 0) return
+      const rest = this.#restUntil - performance.now()
+      if (rest >= MIN_REST_MS) {
+        this.#restTimer = setTimeout(this.#endRest, rest)
+        // Sockets keep the process alive; a rest alone must not.
+        this.#restTimer.unref()
+        return
+      }
       if (this.#holds > 0) {
         // Wait for the publishes in flight, at most HOLD_MS from the first held frame.
         const now = performance.now()
         if (this.#deadline < 0) this.#deadline = now + HOLD_MS
         if (now < this.#deadline) {
           this.#holdTimer = setTimeout(this.#flushHeld, this.#deadline - now)
+          this.#holdTimer.unref()
           return
         }
       }
@@ -112,18 +181,26 @@ export class FlushScheduler {
       this.#cycle = this.#marked
       this.#marked = []
       this.#next = 0
+      this.#cycleStart = performance.now()
+      this.#cycleBusy = 0
     }
     const cycle = this.#cycle
     let i = this.#next
     const start = performance.now()
+    // Short slices while a producer's publishes are in flight, and for a
+    // moment after: it may be yielding between two of them.
+    if (this.#holds > 0) this.#heldSeen = start
+    const slice = start - this.#heldSeen < HOLD_MS ? HELD_SLICE_MS : SLICE_MS
     while (i < cycle.length) {
       cycle[i++]!.flush()
-      if (i % SLICE_CHECK === 0 && performance.now() - start >= (this.#holds > 0 ? HELD_SLICE_MS : SLICE_MS)) break
+      if (i % SLICE_CHECK === 0 && performance.now() - start >= slice) break
     }
     this.#next = i
+    this.#cycleBusy += performance.now() - start
     if (i >= cycle.length) {
       this.#cycle = []
       this.#next = 0
+      if (this.#share < 1 && this.#cycleBusy >= REST_AFTER_MS) this.#restUntil = this.#cycleStart + this.#cycleBusy / this.#share
     }
     if (this.#next > 0 || this.#marked.length > 0) this.#schedule()
     for (const fn of this.#afterFlush) fn()

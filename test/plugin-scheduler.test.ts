@@ -1,10 +1,11 @@
 /**
- * FlushScheduler: a large fan-out is flushed in slices that yield to I/O, and
- * no mark is lost or reordered across slices.
+ * FlushScheduler: a large fan-out is flushed in slices that yield to I/O, no
+ * mark is lost or reordered across slices, and a long cycle rests before the
+ * next one (maxWriteShare) so that its writes carry more events each.
  */
 import t from 'tap'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { FlushScheduler, HOLD_MS } from '../plugin/scheduler.js'
+import { FlushScheduler, HOLD_MS, REST_AFTER_MS } from '../plugin/scheduler.js'
 
 /** A stream whose flush costs `spinUs` of CPU, like a socket write. */
 function stream (log: number[], id: number, spinUs: number): { flush: () => void } {
@@ -92,4 +93,87 @@ t.test('hold: frames wait for a publish in flight, go out on release, and never 
   await new Promise(resolve => setTimeout(resolve, HOLD_MS + 20))
   t.same(log, [1, 2, 3], 'out after HOLD_MS although still held')
   stuck()
+})
+
+/** Marks `n` streams, each costing `spinUs`, and waits until they are all flushed: one long cycle. */
+async function longCycle (scheduler: FlushScheduler, n: number, spinUs: number): Promise<void> {
+  const log: number[] = []
+  for (let i = 0; i < n; i++) scheduler.mark(stream(log, i, spinUs))
+  while (log.length < n) await nextTurn()
+}
+
+/** Like a Session: marks itself on its first pending frame, writes everything pending in one write. */
+class Writer {
+  pending: number[] = []
+  readonly writes: number[][] = []
+  constructor (readonly scheduler: FlushScheduler) {}
+  enqueue (frame: number): void {
+    if (this.pending.length === 0) this.scheduler.mark(this)
+    this.pending.push(frame)
+  }
+
+  flush (): void {
+    if (this.pending.length > 0) this.writes.push(this.pending)
+    this.pending = []
+  }
+}
+
+t.test('a cycle longer than REST_AFTER_MS rests: frames queued meanwhile go out together, one write per stream', async t => {
+  // A tiny share makes the rest seconds long, so nothing below races its timer.
+  const scheduler = new FlushScheduler({ maxWriteShare: 0.001 })
+  await longCycle(scheduler, 2 * REST_AFTER_MS, 1000) // 2 × REST_AFTER_MS ms of writes
+  const a = new Writer(scheduler)
+  const b = new Writer(scheduler)
+  for (let frame = 0; frame < 5; frame++) {
+    a.enqueue(frame)
+    b.enqueue(frame)
+    await nextTurn()
+    await nextTurn()
+  }
+  t.ok(scheduler.resting, 'resting after the long cycle')
+  t.same([a.writes, b.writes], [[], []], 'nothing written during the rest')
+  scheduler.endRest()
+  while (b.writes.length === 0) await nextTurn()
+  t.same([a.writes, b.writes], [[[0, 1, 2, 3, 4]], [[0, 1, 2, 3, 4]]], 'one write each, with every frame in order')
+  t.notOk(scheduler.resting)
+})
+
+t.test('nextTurn (a producer pacing itself) ends a rest', async t => {
+  const scheduler = new FlushScheduler({ maxWriteShare: 0.001 })
+  await longCycle(scheduler, 2 * REST_AFTER_MS, 1000)
+  const w = new Writer(scheduler)
+  w.enqueue(7)
+  await nextTurn()
+  t.ok(scheduler.resting)
+  t.same(w.writes, [])
+  await scheduler.nextTurn()
+  await nextTurn()
+  t.same(w.writes, [[7]], 'written without waiting for the rest')
+})
+
+t.test('short cycles never rest, and maxWriteShare 1 never rests', async t => {
+  const rests = async (scheduler: FlushScheduler, n: number, spinUs: number): Promise<boolean> => {
+    await longCycle(scheduler, n, spinUs)
+    const w = new Writer(scheduler)
+    w.enqueue(1)
+    const resting = scheduler.resting
+    await nextTurn()
+    await nextTurn()
+    return resting || w.writes.length === 0
+  }
+  // Half of REST_AFTER_MS of writes, with the smallest share.
+  t.notOk(await rests(new FlushScheduler({ maxWriteShare: 0.001 }), REST_AFTER_MS / 2, 1000), 'a short cycle: no rest')
+  t.notOk(await rests(new FlushScheduler({ maxWriteShare: 1 }), 2 * REST_AFTER_MS, 1000), 'share 1: no rest after a long cycle')
+})
+
+t.test('the rest lasts until the writes took at most their share of the time since the cycle began', async t => {
+  const scheduler = new FlushScheduler({ maxWriteShare: 0.5 })
+  const work = 2 * REST_AFTER_MS // ms of writes, at least
+  const began = performance.now()
+  await longCycle(scheduler, work, 1000)
+  const w = new Writer(scheduler)
+  w.enqueue(1)
+  while (w.writes.length === 0) await new Promise(resolve => setTimeout(resolve, 1))
+  // A lower bound only: timers never fire early, and a busy machine only makes it later.
+  t.ok(performance.now() - began >= 2 * work, `next write ${(performance.now() - began).toFixed(0)} ms after the cycle began (≥ ${2 * work})`)
 })

@@ -262,3 +262,70 @@ t.test('two instances publishing at once: every subscriber on both gets every ev
     t.same(got, want, `${name}: all ${want.length} events once, in id order`)
   }
 })
+
+/** A client whose `duplicate()` (the live loop's connection) counts XREAD calls and can answer them late. */
+function countingClient (delayMs = 0): { redis: Redis, xreads: () => number } {
+  const redis = client()
+  let calls = 0
+  const duplicate = redis.duplicate.bind(redis)
+  redis.duplicate = ((...args: Parameters<Redis['duplicate']>) => {
+    const sub = duplicate(...args)
+    const xread = sub.xread.bind(sub) as (...a: unknown[]) => Promise<unknown>
+    ;(sub as unknown as { xread: (...a: unknown[]) => Promise<unknown> }).xread = async (...a) => {
+      calls++
+      const reply = await xread(...a)
+      if (delayMs > 0) await new Promise(resolve => setTimeout(resolve, delayMs))
+      return reply
+    }
+    return sub
+  }) as Redis['duplicate']
+  return { redis, xreads: () => calls }
+}
+
+async function until (t: Test, ok: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (!ok()) {
+    if (Date.now() > deadline) { t.fail(`timed out waiting for ${what}`); return }
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
+t.test('an instance that keeps publishing reads no XREAD per publish; other instances\' events come with its publish replies, in id order', async t => {
+  const a = countingClient()
+  const ta = redisTransport({ redis: a.redis, prefix: 'p8' })
+  const tb = redisTransport({ redis: client(), prefix: 'p8' })
+  const onA: number[] = []
+  await ta.start(m => onA.push(Number(m.id)), undefined as never)
+  await tb.start(() => {}, undefined as never)
+  t.teardown(async () => { await ta.close(); await tb.close() })
+  const before = a.xreads()
+  const published: string[] = []
+  const fromB = (async () => {
+    for (let i = 0; i < 60; i++) {
+      published.push(await tb.publish('t', { data: `b${i}` }))
+      await new Promise(resolve => setTimeout(resolve, 1))
+    }
+  })()
+  for (let i = 0; i < 300; i++) published.push(await ta.publish('t', { data: `a${i}` }))
+  await fromB
+  await until(t, () => onA.length >= 360, 'A to deliver all 360 events')
+  t.same(onA, published.map(Number).sort((x, y) => x - y), 'A delivered every event of both instances once, in id order')
+  t.ok(a.xreads() - before < 60, `A's live loop read ${a.xreads() - before} times for 300 publishes of its own (bound 60)`)
+})
+
+t.test('more events from other instances than one publish reply carries: the loop delivers the rest, in order, once', async t => {
+  // A's live loop answers 200 ms late, so A's publish reply finds 600 of B's events it has not delivered.
+  const a = countingClient(200)
+  const ta = redisTransport({ redis: a.redis, prefix: 'p9' })
+  const tb = redisTransport({ redis: client(), prefix: 'p9' })
+  const onA: number[] = []
+  await ta.start(m => onA.push(Number(m.id)), undefined as never)
+  await tb.start(() => {}, undefined as never)
+  t.teardown(async () => { await ta.close(); await tb.close() })
+  const published: string[] = []
+  for (let i = 0; i < 600; i++) published.push(await tb.publish('t', { data: `b${i}` }))
+  published.push(await ta.publish('t', { data: 'a0' }))
+  await until(t, () => onA.length >= 601, 'A to deliver all 601 events')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.same(onA, published.map(Number), 'every event once, in id order, its own last')
+})

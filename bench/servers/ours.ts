@@ -38,10 +38,18 @@ if (process.env.BENCH_COUNT_WRITES === '1') {
 }
 
 const app = Fastify({ logger: false })
-await app.register(htmxSse, { heartbeatMs: false, history: HISTORY, maxBufferedBytes: 1 << 20, ...(transport ? { transport } : {}) })
+// BENCH_WRITE_SHARE (the ours-asap variant): maxWriteShare; unset, the plugin's default.
+const share = process.env.BENCH_WRITE_SHARE
+await app.register(htmxSse, {
+  heartbeatMs: false,
+  history: HISTORY,
+  maxBufferedBytes: 1 << 20,
+  ...(transport ? { transport } : {}),
+  ...(share !== undefined ? { maxWriteShare: Number(share) } : {})
+})
 app.get('/sse', (_request, reply) => reply.sse({ topics: ['bench'] }))
 
-await runServer(transport ? 'ours-redis' : 'ours', {
+await runServer(transport ? 'ours-redis' : share !== undefined ? 'ours-asap' : 'ours', {
   listen: async () => await listenFastify(app),
   clients: () => app.sseHub.stats().connections,
   publish: (_seq, data) => app.sseHub.publish('bench', { event: 'tick', data }),

@@ -123,11 +123,19 @@ end
 
 /**
  * KEYS seq epoch firehose trimmed topic; ARGV floor firehoseLen history topic
- * deadline field value... → { id, newEpoch, redisMs }. A publish reaching
- * Redis after its deadline (in Redis time; 0: none) is refused, so one that
- * ioredis resends after an outage cannot be applied long after its caller
- * was told it failed.
+ * deadline after field value... → { id, newEpoch, redisMs, missed }. A publish
+ * reaching Redis after its deadline (in Redis time; 0: none) is refused, so
+ * one that ioredis resends after an outage cannot be applied long after its
+ * caller was told it failed. `missed`: the firehose entries between `after`
+ * (the newest id the calling instance delivered; -1: none yet) and this one,
+ * i.e. what other instances published meanwhile, at most MISSED_MAX of them.
  */
+/** How long this instance's publishing must pause before the live loop reads again (see #whilePublishing). */
+const QUIET_MS = 2
+
+/** Most foreign events one publish reply carries; the live loop delivers the rest. */
+const MISSED_MAX = 256
+
 const PUBLISH = LIB + `
 local now = nowMs()
 local deadline = tonumber(ARGV[5])
@@ -138,15 +146,20 @@ local _, fresh = ensure(tonumber(ARGV[1]), KEYS[5])
 local seq = redis.call('INCR', KEYS[1])
 local id = fmt(seq)
 local sid = id .. '-0'
-redis.call('XADD', KEYS[5], sid, unpack(ARGV, 6))
+redis.call('XADD', KEYS[5], sid, unpack(ARGV, 7))
 local over = redis.call('XLEN', KEYS[5]) - tonumber(ARGV[3])
 if over > 0 then
   local old = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', over)
   redis.call('HSET', KEYS[4], ARGV[4], string.match(old[#old][1], '^(%d+)'))
   redis.call('XTRIM', KEYS[5], 'MAXLEN', ARGV[3])
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], sid, 'topic', ARGV[4], unpack(ARGV, 6))
-return { id, fresh, now }
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], sid, 'topic', ARGV[4], unpack(ARGV, 7))
+local missed = {}
+local after = tonumber(ARGV[6])
+if fresh == 0 and after >= 0 and seq - 1 > after then
+  missed = redis.call('XRANGE', KEYS[3], fmt(after + 1) .. '-0', fmt(seq - 1) .. '-0', 'COUNT', ${MISSED_MAX})
+end
+return { id, fresh, now, missed }
 `
 
 /** KEYS seq epoch firehose; ARGV floor → { seq, firehoseTop, newEpoch, redisMs } */
@@ -259,6 +272,13 @@ export class RedisTransport implements HubTransport {
   #offset: number | undefined
   /** Highest id this instance has seen anywhere: the floor ids never go below. */
   #floor = 0
+  /** Publishes of this instance awaiting Redis, and when the last one's reply came (performance.now()). */
+  #publishing = 0
+  #publishedAt = -Infinity
+  /** A publish reply could not deliver everything up to its id: the loop must read now. */
+  #behind = false
+  /** Ends the live loop's pause (see #whilePublishing). */
+  #resume: (() => void) | undefined
   /** since/head calls waiting for live delivery to pass an id. */
   readonly #waiters = new Set<{ target: number, done: (ok: boolean) => void }>()
   /** Cancels pending timers and waits on close. */
@@ -333,30 +353,58 @@ export class RedisTransport implements HubTransport {
     // the caller is told it failed; unknown until the clock offset is known.
     const deadline = this.#offset === undefined ? 0 : Math.round(called + this.#offset + this.#timeoutMs)
     let sent = called
-    const reply = await this.#call(what, () => {
-      sent = Date.now()
-      return scripts.publish.run(this.#redis, [
-        ...this.#baseKeys(), this.#keys.trimmed, this.#keys.topic(topic),
-        this.#floor, this.#firehose, this.#history, topic, deadline, ...fields
-      ])
-    }, 'publish')
-    const [id, fresh, redisMs] = reply as [string, number, number]
+    this.#publishing++
+    let reply: unknown
+    try {
+      reply = await this.#call(what, () => {
+        sent = Date.now()
+        return scripts.publish.run(this.#redis, [
+          ...this.#baseKeys(), this.#keys.trimmed, this.#keys.topic(topic),
+          this.#floor, this.#firehose, this.#history, topic, deadline,
+          this.#position === undefined ? -1 : this.#delivered, ...fields
+        ])
+      }, 'publish')
+    } finally {
+      this.#publishing--
+      this.#publishedAt = performance.now()
+    }
+    const [id, fresh, redisMs, missed] = reply as [string, number, number, StreamEntry[]]
     this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(id, 'publish', fresh)
     const n = Number(id)
     if (this.#position === undefined) this.#earliest = Math.min(this.#earliest, n - 1)
     this.#see(n)
-    // Our own event, next in id order: deliver it now instead of when the
-    // XREAD loop brings it back, a second round trip through Redis that
-    // waits for a turn of an event loop busy with fan-out. Anything else
-    // (an id gap: another instance's event is still on its way) is left to
-    // the loop, which delivers in id order and skips what is delivered here.
-    if (fresh === 0 && this.#position !== undefined && n === this.#delivered + 1 && !this.#closed) {
-      this.#position = `${id}-0`
-      this.#deliverOne(n, { id, topic, event: event.event, data: event.data, retry: event.retry })
+    // Deliver now, in id order, what other instances published since this
+    // one's last delivery (the script read it), then our own event, instead
+    // of when the XREAD loop brings them: a second round trip through Redis
+    // that waits for a turn of an event loop busy with fan-out. A gap (ids
+    // trimmed, or more than the reply carries) is left to the loop, which
+    // delivers in id order and skips what is delivered here.
+    if (fresh === 0 && this.#position !== undefined && !this.#closed) {
+      this.#deliverInOrder(missed)
+      if (n === this.#delivered + 1) {
+        this.#position = `${id}-0`
+        this.#deliverOne(n, { id, topic, event: event.event, data: event.data, retry: event.retry })
+      }
       this.#wake()
     }
+    // Behind what Redis holds: the loop must not wait for publishing to pause.
+    if (this.#delivered < n) this.#resumeLoop()
     return id
+  }
+
+  /** Delivers firehose entries that are next in id order; stops at the first gap. */
+  #deliverInOrder (entries: StreamEntry[]): void {
+    for (const [sid, fields] of entries) {
+      const m = seqOf(sid)
+      if (m === undefined || m <= this.#delivered) continue
+      if (m !== this.#delivered + 1) return
+      this.#position = sid
+      this.#see(m)
+      const message = messageOf(String(m), undefined, fields)
+      if (message === undefined) this.#delivered = m
+      else this.#deliverOne(m, message)
+    }
   }
 
   async since (topic: string, afterId: string): Promise<SinceResult> {
@@ -541,24 +589,21 @@ export class RedisTransport implements HubTransport {
     })
   }
 
-  async #within<T> (promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
-    promise.catch(noop)
-    let cancel = noop
-    const timeout = new Promise<never>((_resolve, reject) => {
-      const timer = setTimeout(() => reject(error()), ms)
-      cancel = () => {
+  /** `promise`, or `error()` after `ms`, or a rejection when the transport closes first. */
+  #within<T> (promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const settle = (): boolean => {
+        if (timer === undefined) return false
         clearTimeout(timer)
-        this.#pending.delete(cancel)
-        reject(new Error('redisTransport: closed'))
+        timer = undefined
+        this.#pending.delete(closed)
+        return true
       }
-      this.#pending.add(cancel)
+      const closed = (): void => { if (settle()) reject(new Error('redisTransport: closed')) }
+      let timer: NodeJS.Timeout | undefined = setTimeout(() => { if (settle()) reject(error()) }, ms)
+      this.#pending.add(closed)
+      promise.then(value => { if (settle()) resolve(value) }, (err: unknown) => { if (settle()) reject(err) })
     })
-    timeout.catch(noop)
-    try {
-      return await Promise.race([promise, timeout])
-    } finally {
-      cancel()
-    }
   }
 
   /** Resolves true once live delivery has passed `target`, false after publishTimeoutMs or on close. */
@@ -611,6 +656,8 @@ export class RedisTransport implements HubTransport {
           await sub.ping()
           this.#markUp()
         }
+        await this.#whilePublishing()
+        this.#behind = false
         const reply = await this.#xread(sub, this.#position!)
         backoff = 100
         if (reply !== null) {
@@ -644,6 +691,33 @@ export class RedisTransport implements HubTransport {
     } finally {
       clearTimeout(watchdog)
     }
+  }
+
+  /**
+   * While this instance keeps publishing, its own events and what other
+   * instances published meanwhile come with each publish's reply, so the
+   * loop, whose every XREAD would only bring our own events back, waits
+   * until publishing pauses for QUIET_MS (or a reply shows a gap).
+   */
+  async #whilePublishing (): Promise<void> {
+    while (!this.#closed && !this.#behind && (this.#publishing > 0 || performance.now() - this.#publishedAt < QUIET_MS)) {
+      await new Promise<void>(resolve => {
+        const done = (): void => {
+          clearTimeout(timer)
+          this.#pending.delete(done)
+          if (this.#resume === done) this.#resume = undefined
+          resolve()
+        }
+        const timer = setTimeout(done, QUIET_MS)
+        this.#pending.add(done)
+        this.#resume = done
+      })
+    }
+  }
+
+  #resumeLoop (): void {
+    this.#behind = true
+    this.#resume?.()
   }
 
   #handle (reply: Array<[string, StreamEntry[]]>, epoch?: number): void {

@@ -1,0 +1,92 @@
+/**
+ * The hub and the scheduler's rest after a long cycle (maxWriteShare): frames
+ * published during a rest are written together, in order, one write per
+ * socket; a producer faster than the writes ends the rest once 16 frames wait.
+ * The connections are in-process fakes whose writes cost CPU like a socket's,
+ * so a cycle over a few thousand of them is long without opening that many sockets.
+ */
+import t from 'tap'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Connection } from '../plugin/connection.js'
+import type { Frame } from '../plugin/encode.js'
+import { SseHub } from '../plugin/hub.js'
+import { FlushScheduler, Heartbeat, REST_AFTER_MS } from '../plugin/scheduler.js'
+import { Session } from '../plugin/session.js'
+import { MemoryTransport } from '../plugin/transports/memory.js'
+
+const log = { warn () {}, error () {}, info () {}, debug () {} } as unknown as FastifyBaseLogger
+
+/** A connection whose write costs `spinUs` of CPU and records what it was given. */
+class FakeConnection implements Connection {
+  readonly writes: string[] = []
+  constructor (readonly spinUs: number) {}
+  write (frame: Frame): void {
+    const until = performance.now() + this.spinUs / 1000
+    while (performance.now() < until) { /* a socket write's worth of work */ }
+    this.writes.push(frame.bytes.toString('utf8'))
+  }
+
+  readonly buffered = 0
+  onDrain (fn: () => void): void { fn() }
+  end (): void {}
+  endAndClose (): void {}
+  destroy (): void {}
+  async closed (): Promise<void> {}
+}
+
+async function setup (subscribers: number, spinUs: number, maxWriteShare: number): Promise<{ hub: SseHub, scheduler: FlushScheduler, conns: FakeConnection[] }> {
+  const scheduler = new FlushScheduler({ maxWriteShare })
+  const counters = { delivered: 0, evicted: 0 }
+  const maxBufferedBytes = 1 << 20
+  const hub = new SseHub({ transport: new MemoryTransport({ history: 100 }), scheduler, log, maxBufferedBytes, counters })
+  await hub.start()
+  const ctx = { log, maxBufferedBytes, scheduler, heartbeat: new Heartbeat(false), joiner: hub.joiner, counters, jitteredRetry: () => 1000 }
+  const conns: FakeConnection[] = []
+  for (let i = 0; i < subscribers; i++) {
+    const session = new Session(ctx)
+    const conn = new FakeConnection(spinUs)
+    session.attach(conn)
+    conns.push(conn)
+    await hub.subscribe(session, ['t'], undefined)
+  }
+  return { hub, scheduler, conns }
+}
+
+/** The `data:` values of every event in a write. */
+const dataOf = (write: string): string[] => [...write.matchAll(/^data: (.*)$/gm)].map(m => m[1]!)
+
+t.test('events published during a rest reach every socket in one write, in order', async t => {
+  // 2000 writes of 2 × REST_AFTER_MS / 2000 ms each: one cycle of 2 × REST_AFTER_MS.
+  const n = 2000
+  const { hub, scheduler, conns } = await setup(n, (2 * REST_AFTER_MS * 1000) / n, 0.001)
+  t.teardown(() => hub.close())
+  await hub.publish('t', { data: 'e0' })
+  while (conns.at(-1)!.writes.length === 0) await nextTurn()
+  t.ok(scheduler.resting, 'the long cycle is followed by a rest (seconds long with this share)')
+  for (let i = 1; i <= 10; i++) await hub.publish('t', { data: `e${i}` })
+  await nextTurn()
+  await nextTurn()
+  t.ok(conns.every(c => c.writes.length === 1), 'nothing more written while resting')
+  scheduler.endRest()
+  while (conns.at(-1)!.writes.length < 2) await nextTurn()
+  const want = Array.from({ length: 10 }, (_, i) => `e${i + 1}`)
+  t.ok(conns.every(c => c.writes.length === 2 && dataOf(c.writes[1]!).join() === want.join()), 'each socket: one more write holding e1..e10 in order')
+})
+
+t.test('a producer faster than the writes ends the rest once 16 frames wait', async t => {
+  const n = 2000
+  const { hub, scheduler, conns } = await setup(n, (2 * REST_AFTER_MS * 1000) / n, 0.001)
+  t.teardown(() => hub.close())
+  await hub.publish('t', { data: 'e0' })
+  while (conns.at(-1)!.writes.length === 0) await nextTurn()
+  t.ok(scheduler.resting)
+  for (let i = 1; i <= 15; i++) await hub.publish('t', { data: `e${i}` })
+  await nextTurn()
+  t.ok(scheduler.resting && conns.every(c => c.writes.length === 1), '15 frames waiting: still resting')
+  await hub.publish('t', { data: 'e16' })
+  t.notOk(scheduler.resting, 'the 16th frame ends the rest')
+  while (conns.at(-1)!.writes.length < 2) await nextTurn()
+  const want = Array.from({ length: 16 }, (_, i) => `e${i + 1}`)
+  t.ok(conns.every(c => c.writes.length === 2 && dataOf(c.writes[1]!).join() === want.join()), 'each socket: one write holding the 16 events in order')
+})
