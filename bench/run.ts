@@ -76,7 +76,8 @@ if (variants.includes('floor') && spawnSync('gcc', ['--version']).status !== 0) 
   variants = variants.filter((v) => v !== 'floor')
 }
 // The ours variants run the built package, as users install it.
-if (variants.some((v) => VARIANTS[v]!.script === 'ours') && process.env.BENCH_SOURCE !== '1') {
+// BENCH_SKIP_BUILD=1 runs dist/ as it is (an experiment on the built files).
+if (variants.some((v) => VARIANTS[v]!.script === 'ours') && process.env.BENCH_SOURCE !== '1' && process.env.BENCH_SKIP_BUILD !== '1') {
   const built = spawnSync('npm', ['run', 'build'], { cwd: path.join(here, '..'), stdio: ['ignore', process.stderr, process.stderr] })
   if (built.status !== 0) throw new Error('npm run build failed (BENCH_SOURCE=1 runs the sources through tsx instead)')
 }

@@ -199,13 +199,13 @@ export class SseHub {
     const size = oversize(fields.event, fields.retry, data, this.#maxBuffered)
     if (size !== undefined) throw new SseEventTooLargeError(size, this.#maxBuffered)
     if (this.#closed) throw new SseHubClosedError()
-    // Frames wait (briefly) for this publish, so a producer awaiting each one is batched as in-process.
-    const release = this.#scheduler.hold()
+    // While it is in flight (a Redis round trip), flush slices stay short: its reply is not held behind them.
+    const done = this.#scheduler.publishing()
     let id: string
     try {
       id = await this.#transport.publish(topic, { event: fields.event, data, retry: fields.retry })
     } finally {
-      release()
+      done()
     }
     this.#published++
     if (this.#batch.bytes > this.#paceBytes) await this.#scheduler.nextTurn()

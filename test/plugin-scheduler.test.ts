@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { FlushScheduler, HOLD_MS, REST_AFTER_MS } from '../plugin/scheduler.js'
+import { FlushScheduler, REST_AFTER_MS } from '../plugin/scheduler.js'
 
 /** A stream whose flush costs `spinUs` of CPU, like a socket write. */
 function stream (log: number[], id: number, spinUs: number): { flush: () => void } {
@@ -67,32 +67,22 @@ t.test('streams re-marked while a drain is under way, round after round: each ma
   t.equal(log.length, 22_000, 'every mark flushed exactly once')
 })
 
-t.test('hold: frames wait for a publish in flight, go out on release, and never wait past HOLD_MS for one that does not come back', async t => {
-  const scheduler = new FlushScheduler()
-  const log: number[] = []
-  const release = scheduler.hold()
-  scheduler.mark(stream(log, 1, 0))
-  await nextTurn()
-  await nextTurn()
-  t.same(log, [], 'held while the publish is in flight')
-  release()
-  release() // twice is once
-  await nextTurn()
-  t.same(log, [1], 'out on release')
-
-  // Nothing held: a lone frame goes out in the next turn.
-  scheduler.mark(stream(log, 2, 0))
-  await nextTurn()
-  t.same(log, [1, 2])
-
-  // A hold that is never released delays frames, but not for good.
-  const stuck = scheduler.hold()
-  scheduler.mark(stream(log, 3, 0))
-  await nextTurn()
-  t.same(log, [1, 2], 'held')
-  await new Promise(resolve => setTimeout(resolve, HOLD_MS + 20))
-  t.same(log, [1, 2, 3], 'out after HOLD_MS although still held')
-  stuck()
+t.test('while a publish is in flight, slices are short: its reply is not held behind them', async t => {
+  const slicesOf = async (inFlight: boolean): Promise<number> => {
+    const scheduler = new FlushScheduler()
+    let slices = 0
+    scheduler.afterFlush(() => { slices++ })
+    const done = inFlight ? scheduler.publishing() : undefined
+    // 1000 × 40 µs = 40 ms of writes.
+    await longCycle(scheduler, 1000, 40)
+    done?.()
+    done?.() // twice is once
+    return slices
+  }
+  const held = await slicesOf(true)
+  const free = await slicesOf(false)
+  t.ok(held >= 40, `in flight: ${held} slices for 40 ms of writes (quarter-millisecond slices)`)
+  t.ok(free <= 5, `nothing in flight: ${free} slices (16 ms slices)`)
 })
 
 /** Marks `n` streams, each costing `spinUs`, and waits until they are all flushed: one long cycle. */
