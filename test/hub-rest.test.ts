@@ -5,7 +5,7 @@
  * The connections are in-process fakes whose writes cost CPU like a socket's,
  * so a cycle over a few thousand of them is long without opening that many sockets.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Connection } from '../plugin/connection.js'
@@ -56,14 +56,20 @@ async function setup (subscribers: number, spinUs: number, maxWriteShare: number
 /** The `data:` values of every event in a write. */
 const dataOf = (write: string): string[] => [...write.matchAll(/^data: (.*)$/gm)].map(m => m[1]!)
 
-t.test('events published during a rest reach every socket in one write, in order', async t => {
-  // 2000 writes of 2 × REST_AFTER_MS / 2000 ms each: one cycle of 2 × REST_AFTER_MS.
+/** 2000 subscribers whose writes take 2 × REST_AFTER_MS in all, and a first event: a long cycle, then a rest (seconds long with this share). */
+async function resting (t: Test): Promise<Awaited<ReturnType<typeof setup>>> {
   const n = 2000
-  const { hub, scheduler, conns } = await setup(n, (2 * REST_AFTER_MS * 1000) / n, 0.001)
+  const setupDone = await setup(n, (2 * REST_AFTER_MS * 1000) / n, 0.001)
+  const { hub, scheduler, conns } = setupDone
   t.teardown(() => hub.close())
   await hub.publish('t', { data: 'e0' })
   while (conns.at(-1)!.writes.length === 0) await nextTurn()
-  t.ok(scheduler.resting, 'the long cycle is followed by a rest (seconds long with this share)')
+  t.ok(scheduler.resting, 'the long cycle is followed by a rest')
+  return setupDone
+}
+
+t.test('events published during a rest reach every socket in one write, in order', async t => {
+  const { hub, scheduler, conns } = await resting(t)
   for (let i = 1; i <= 10; i++) await hub.publish('t', { data: `e${i}` })
   await nextTurn()
   await nextTurn()
@@ -75,12 +81,7 @@ t.test('events published during a rest reach every socket in one write, in order
 })
 
 t.test('a producer faster than the writes ends the rest once 16 frames wait', async t => {
-  const n = 2000
-  const { hub, scheduler, conns } = await setup(n, (2 * REST_AFTER_MS * 1000) / n, 0.001)
-  t.teardown(() => hub.close())
-  await hub.publish('t', { data: 'e0' })
-  while (conns.at(-1)!.writes.length === 0) await nextTurn()
-  t.ok(scheduler.resting)
+  const { hub, scheduler, conns } = await resting(t)
   for (let i = 1; i <= 15; i++) await hub.publish('t', { data: `e${i}` })
   await nextTurn()
   t.ok(scheduler.resting && conns.every(c => c.writes.length === 1), '15 frames waiting: still resting')

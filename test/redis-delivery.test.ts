@@ -4,7 +4,7 @@
  */
 import t, { type Test } from 'tap'
 import { parseId } from '../plugin/transport.js'
-import { redisTransport, type RedisTransportOptions } from '../plugin/transports/redis.js'
+import { redisTransport, type RedisTransport, type RedisTransportOptions } from '../plugin/transports/redis.js'
 import { hubInstance, openSse, Redis, startRedisServer, type HubInstance, type RedisServer, type SseClient } from './helpers/redis-server.js'
 
 let server: RedisServer
@@ -282,6 +282,18 @@ function countingClient (delayMs = 0): { redis: Redis, xreads: () => number } {
   return { redis, xreads: () => calls }
 }
 
+/** Transports A (its live loop counted, answering `delayMs` late) and B on one Redis; what A delivers, by id. */
+async function twoTransports (t: Test, prefix: string, delayMs: number): Promise<{ a: ReturnType<typeof countingClient>, ta: RedisTransport, tb: RedisTransport, onA: number[] }> {
+  const a = countingClient(delayMs)
+  const ta = redisTransport({ redis: a.redis, prefix })
+  const tb = redisTransport({ redis: client(), prefix })
+  const onA: number[] = []
+  await ta.start(m => onA.push(Number(m.id)), undefined as never)
+  await tb.start(() => {}, undefined as never)
+  t.teardown(async () => { await ta.close(); await tb.close() })
+  return { a, ta, tb, onA }
+}
+
 async function until (t: Test, ok: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 10_000
   while (!ok()) {
@@ -291,13 +303,7 @@ async function until (t: Test, ok: () => boolean, what: string): Promise<void> {
 }
 
 t.test('an instance that keeps publishing reads no XREAD per publish; other instances\' events come with its publish replies, in id order', async t => {
-  const a = countingClient()
-  const ta = redisTransport({ redis: a.redis, prefix: 'p8' })
-  const tb = redisTransport({ redis: client(), prefix: 'p8' })
-  const onA: number[] = []
-  await ta.start(m => onA.push(Number(m.id)), undefined as never)
-  await tb.start(() => {}, undefined as never)
-  t.teardown(async () => { await ta.close(); await tb.close() })
+  const { a, ta, tb, onA } = await twoTransports(t, 'p8', 0)
   const before = a.xreads()
   const published: string[] = []
   const fromB = (async () => {
@@ -315,13 +321,7 @@ t.test('an instance that keeps publishing reads no XREAD per publish; other inst
 
 t.test('more events from other instances than one publish reply carries: the loop delivers the rest, in order, once', async t => {
   // A's live loop answers 200 ms late, so A's publish reply finds 600 of B's events it has not delivered.
-  const a = countingClient(200)
-  const ta = redisTransport({ redis: a.redis, prefix: 'p9' })
-  const tb = redisTransport({ redis: client(), prefix: 'p9' })
-  const onA: number[] = []
-  await ta.start(m => onA.push(Number(m.id)), undefined as never)
-  await tb.start(() => {}, undefined as never)
-  t.teardown(async () => { await ta.close(); await tb.close() })
+  const { ta, tb, onA } = await twoTransports(t, 'p9', 200)
   const published: string[] = []
   for (let i = 0; i < 600; i++) published.push(await tb.publish('t', { data: `b${i}` }))
   published.push(await ta.publish('t', { data: 'a0' }))
