@@ -224,6 +224,8 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
     rss.resetPeak()
 
     // Publish phase, then delivery.
+    // The servers' own counters before publishing: the publish phase's socket writes are the difference.
+    const stats0 = await Promise.all(servers.map(async (x) => (await x.request({ t: 'stats' }, 10_000)).stats))
     const serverCpu = (): number => { const t = cpuTimesOf(serverPids()); return t.user + t.sys }
     const cpu0 = cpuTimesOf(serverPids())
     const instanceCpu0 = servers.map((x) => cpuSeconds(x.pid))
@@ -288,7 +290,13 @@ async function measure (sc: Scenario, variant: string): Promise<Row> {
 
     for (const [i, x] of servers.entries()) {
       const stats = (await x.request({ t: 'stats' }, 10_000)).stats
-      if (Object.keys(stats).length > 0) row.notes.push(`server${servers.length > 1 ? ` #${i}` : ''}: ${Object.entries(stats).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+      if (Object.keys(stats).length === 0) continue
+      const name = `server${servers.length > 1 ? ` #${i}` : ''}`
+      row.notes.push(`${name}: ${Object.entries(stats).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+      // Coalescing: events per socket write, and what one write cost (this instance's CPU over the phase).
+      const writes = (stats.writes ?? 0) - (stats0[i]!.writes ?? 0)
+      const delivered = (stats.delivered ?? 0) - (stats0[i]!.delivered ?? 0)
+      if (writes > 0) row.notes.push(`${name}: ${fmt(delivered / writes, 1)} events/write, ${fmt((instanceCpu[i]! * 1e6) / writes, 1)} CPU µs/write`)
     }
 
     // Results.

@@ -31,17 +31,6 @@ export function isHttp2Response (res: RawResponse): res is Http2ServerResponse {
   return 'stream' in res && (res as Http2ServerResponse).stream !== undefined
 }
 
-const CRLF = Buffer.from('\r\n', 'latin1')
-
-/** HTTP/1.1 chunked-transfer framing of a frame, computed once and shared by all sockets. */
-function chunked (frame: Frame): Buffer {
-  if (frame.chunked === undefined) {
-    const head = Buffer.from(frame.bytes.length.toString(16) + '\r\n', 'latin1')
-    frame.chunked = Buffer.concat([head, frame.bytes, CRLF])
-  }
-  return frame.chunked
-}
-
 interface OutgoingInternals { chunkedEncoding?: boolean; outputData?: unknown[] }
 
 /**
@@ -69,7 +58,7 @@ class Http1Connection implements Connection {
   }
 
   write (frame: Frame): void {
-    const bytes = this.#chunked ? chunked(frame) : frame.bytes
+    const bytes = this.#chunked ? frame.chunked : frame.bytes
     if (this.#socket !== null) this.#socket.write(bytes)
     else this.#res.write(frame.bytes)
   }

@@ -18,12 +18,39 @@ export interface EncodableEvent {
 
 /**
  * A pre-encoded event (or a batch of them). The same instance, and so the same
- * bytes, is written to every subscriber. `chunked` caches the HTTP/1.1
- * chunked-transfer framing of `bytes`, built once by the first socket that needs it.
+ * bytes, is written to every subscriber.
  */
 export class Frame {
-  chunked: Buffer | undefined = undefined
-  constructor (readonly bytes: Buffer) {}
+  #bytes: Buffer
+  #chunked: Buffer | undefined = undefined
+
+  constructor (bytes: Buffer) {
+    this.#bytes = bytes
+  }
+
+  /** The event stream bytes. */
+  get bytes (): Buffer {
+    return this.#bytes
+  }
+
+  /**
+   * The HTTP/1.1 chunked-transfer framing of `bytes`, built once by the
+   * first socket that needs it. `bytes` then becomes a view into it, so a
+   * frame kept in history holds one copy of its bytes, not two.
+   */
+  get chunked (): Buffer {
+    if (this.#chunked === undefined) {
+      const size = this.#bytes.length
+      const head = size.toString(16) + '\r\n'
+      const framed = Buffer.allocUnsafe(head.length + size + 2)
+      framed.write(head, 0, 'latin1')
+      this.#bytes.copy(framed, head.length)
+      framed.write('\r\n', head.length + size, 'latin1')
+      this.#chunked = framed
+      this.#bytes = framed.subarray(head.length, head.length + size)
+    }
+    return this.#chunked
+  }
 }
 
 const LINE_BREAK = /\r\n|\r|\n/

@@ -6,7 +6,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { encodeEvent, encodeEventText, type Frame, joinFrames, validateFields } from './encode.js'
 import { SseEventTooLargeError, SseHubClosedError, SseInvalidEventError, SseInvalidTopicsError } from './errors.js'
 import type { FlushScheduler } from './scheduler.js'
-import type { FrameJoiner, Session } from './session.js'
+import type { FrameJoiner, Session, SseCounters } from './session.js'
 import type { SseEvent } from './stream.js'
 import { parseId, type HubMessage, type HubTransport } from './transport.js'
 
@@ -24,6 +24,12 @@ export interface HubStats {
   delivered: number
   /** Events handed to sockets by replay. */
   replayed: number
+  /**
+   * Socket writes (all SSE streams of this instance). One write carries
+   * every frame its stream had queued: `delivered / writes` is how many
+   * events a write carried on average.
+   */
+  writes: number
   /** Connections closed for being slow consumers. */
   evicted: number
   /** Reconnects whose Last-Event-ID was older than the history (sent a `reset`). */
@@ -133,7 +139,7 @@ export interface HubOptions {
   scheduler: FlushScheduler
   log: FastifyBaseLogger
   maxBufferedBytes: number
-  counters: { delivered: number, evicted: number }
+  counters: SseCounters
 }
 
 export class SseHub {
@@ -141,7 +147,7 @@ export class SseHub {
   readonly #scheduler: FlushScheduler
   readonly #log: FastifyBaseLogger
   readonly #maxBuffered: number
-  readonly #counters: { delivered: number, evicted: number }
+  readonly #counters: SseCounters
   readonly #topics = new Map<string, Set<Subscriber>>()
   readonly #batch = new TickBatch()
   /** Encoded frames of the messages the transport handed us (memory transport: its history objects, so replay reuses them). */
@@ -246,6 +252,7 @@ export class SseHub {
       published: this.#published,
       delivered: this.#counters.delivered,
       replayed: this.#replayed,
+      writes: this.#counters.writes,
       evicted: this.#counters.evicted,
       resets: this.#resets
     }

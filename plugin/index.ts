@@ -104,7 +104,7 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   if (!Number.isSafeInteger(history) || history < 0) throw new TypeError('fastify-htmx-sse: option history must be a non-negative integer')
   if (options.authorize !== undefined && typeof options.authorize !== 'function') throw new TypeError('fastify-htmx-sse: option authorize must be a function')
 
-  const counters = { delivered: 0, evicted: 0 }
+  const counters = { delivered: 0, writes: 0, evicted: 0 }
   const maxWriteShare = options.maxWriteShare ?? 0.6
   if (typeof maxWriteShare !== 'number' || !(maxWriteShare > 0 && maxWriteShare <= 1)) throw new TypeError(`fastify-htmx-sse: option maxWriteShare must be a number in (0, 1], got ${String(maxWriteShare)}`)
   const scheduler = new FlushScheduler({ maxWriteShare })

@@ -27,6 +27,16 @@ export interface FrameJoiner {
   joined (first: number, last: number, frames: readonly Frame[]): Frame
 }
 
+/** Plugin-wide counters (reported by `app.sseHub.stats()`). */
+export interface SseCounters {
+  /** Events handed to sockets. */
+  delivered: number
+  /** Socket writes (one carries every frame a stream had queued). */
+  writes: number
+  /** Slow consumers closed. */
+  evicted: number
+}
+
 /** Shared by every session of one plugin instance. */
 export interface SessionContext {
   readonly log: FastifyBaseLogger
@@ -34,7 +44,7 @@ export interface SessionContext {
   readonly scheduler: FlushScheduler
   readonly heartbeat: Heartbeat
   readonly joiner: FrameJoiner
-  readonly counters: { delivered: number, evicted: number }
+  readonly counters: SseCounters
   jitteredRetry (): number
 }
 
@@ -114,6 +124,7 @@ export class Session implements Flushable, Beating {
     if (this.#closeReason !== undefined) return
     this.#conn.write(frame)
     this.#wrote = true
+    this.#ctx.counters.writes++
     this.#ctx.counters.delivered += events
     this.#checkBacklog()
   }
@@ -156,6 +167,7 @@ export class Session implements Flushable, Beating {
     if (this.#closeReason === undefined) {
       conn.write(frame)
       this.#wrote = true
+      this.#ctx.counters.writes++
       this.#ctx.counters.delivered += events
       this.#checkBacklog()
     }

@@ -88,7 +88,7 @@ export class HubStatsFeed {
 
   /** The current card body (also what the page renders first). */
   Card (): JSX.Element {
-    const stats = this.#hub?.stats() ?? { connections: 0, topics: {}, published: 0, delivered: 0, replayed: 0, evicted: 0, resets: 0 }
+    const stats = this.#hub?.stats() ?? { connections: 0, topics: {}, published: 0, delivered: 0, replayed: 0, writes: 0, evicted: 0, resets: 0 }
     const now = Date.now()
     const rate = this.#last === undefined || now === this.#last.at ? undefined : (stats.published - this.#last.published) / ((now - this.#last.at) / 1000)
     return <HubStatsCard stats={stats} rate={rate} label={this.label} />

@@ -37,7 +37,7 @@ class FakeConnection implements Connection {
 
 async function setup (subscribers: number, spinUs: number, maxWriteShare: number): Promise<{ hub: SseHub, scheduler: FlushScheduler, conns: FakeConnection[] }> {
   const scheduler = new FlushScheduler({ maxWriteShare })
-  const counters = { delivered: 0, evicted: 0 }
+  const counters = { delivered: 0, writes: 0, evicted: 0 }
   const maxBufferedBytes = 1 << 20
   const hub = new SseHub({ transport: new MemoryTransport({ history: 100 }), scheduler, log, maxBufferedBytes, counters })
   await hub.start()

@@ -32,6 +32,22 @@ t.test('publish renders once and sends the same bytes to every subscriber', asyn
   t.equal(app.sseHub.stats().published, 1)
 })
 
+t.test('stats().writes: events published in one turn reach each socket in one write', async t => {
+  const { app, url } = await startApp({ heartbeatMs: false }, topicsRoute)
+  t.teardown(() => app.close())
+  const clients: SseClient[] = []
+  for (let i = 0; i < 5; i++) clients.push(await connect(`${url}/stream?topics=w`))
+  await waitUntil(() => app.sseHub.stats().topics.w === 5)
+  await sleep(20)
+  const before = app.sseHub.stats()
+  // Awaited in one turn: the in-process transport resolves each publish in a microtask.
+  for (let i = 0; i < 10; i++) await app.sseHub.publish('w', { data: `e${i}` })
+  await Promise.all(clients.map(c => c.waitFor(10)))
+  const after = app.sseHub.stats()
+  t.equal(after.delivered - before.delivered, 50, '10 events to each of 5 sockets')
+  t.equal(after.writes - before.writes, 5, 'one write per socket')
+})
+
 t.test('one connection, many topics: hub-assigned ids increase across topics', async t => {
   const { app, url } = await startApp({}, topicsRoute)
   t.teardown(() => app.close())

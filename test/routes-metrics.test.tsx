@@ -155,7 +155,7 @@ t.test('app.close() stops the loop', async t => {
 })
 
 t.test('hub stats card: run ids are never shown (they open a visitor\'s own run)', async t => {
-  const html = await render(<HubStatsCard stats={{ connections: 3, topics: { 'agent:r0123456789abcdef': 1, 'agent:rfedcba9876543210': 1, 'job:9c0ffee1': 1, 'chat:lobby': 2 }, published: 0, delivered: 0, replayed: 0, evicted: 0, resets: 0 }} />)
+  const html = await render(<HubStatsCard stats={{ connections: 3, topics: { 'agent:r0123456789abcdef': 1, 'agent:rfedcba9876543210': 1, 'job:9c0ffee1': 1, 'chat:lobby': 2 }, published: 0, delivered: 0, replayed: 0, writes: 0, evicted: 0, resets: 0 }} />)
   t.notMatch(html, /r0123456789abcdef|rfedcba9876543210|9c0ffee1/)
   t.match(html, 'agent:* ×2 · chat:lobby ×2 · job:* ×1')
   t.match(html, /Topics watched<\/dt><dd><span class="num">4</)

@@ -2,7 +2,6 @@
 // slow consumers evicted past maxBufferedBytes. With BENCH_REDIS_URL set (the
 // ours-redis variants), the hub runs on the Redis transport: ids, history and
 // fan-out between instances go through that redis-server.
-import net from 'node:net'
 import Fastify from 'fastify'
 import type { HubTransport } from '../../plugin/transport.js'
 import { listenFastify, runServer } from '../lib/server-harness.js'
@@ -27,16 +26,6 @@ if (redisUrl !== undefined && redisUrl !== '') {
   closeRedis = async () => { redis.disconnect() }
 }
 
-// BENCH_COUNT_WRITES=1: count socket writes (events per write is how well fan-out coalesces).
-let writes = 0
-if (process.env.BENCH_COUNT_WRITES === '1') {
-  const write = net.Socket.prototype.write
-  net.Socket.prototype.write = function (this: net.Socket, ...args: Parameters<typeof write>) {
-    writes++
-    return write.apply(this, args)
-  } as typeof write
-}
-
 const app = Fastify({ logger: false })
 // BENCH_WRITE_SHARE (the ours-asap variant): maxWriteShare; unset, the plugin's default.
 const share = process.env.BENCH_WRITE_SHARE
@@ -54,8 +43,8 @@ await runServer(transport ? 'ours-redis' : share !== undefined ? 'ours-asap' : '
   clients: () => app.sseHub.stats().connections,
   publish: (_seq, data) => app.sseHub.publish('bench', { event: 'tick', data }),
   stats: () => {
-    const { published, delivered, replayed, evicted, resets } = app.sseHub.stats()
-    return { published, delivered, replayed, evicted, resets, ...(writes > 0 ? { writes } : {}) }
+    const { published, delivered, replayed, evicted, resets, writes } = app.sseHub.stats()
+    return { published, delivered, replayed, evicted, resets, writes }
   },
   close: async () => { await app.close(); await closeRedis() }
 })
