@@ -322,6 +322,7 @@ export class SseHub {
     const subs = this.#topics.get(message.topic)
     const frame = this.#frameOf(message)
     if (subs === undefined) return
+    const started = performance.now()
     const seq = this.#batch.next(frame)
     if (this.#batch.frames >= REST_END_FRAMES || this.#batch.bytes >= this.#restEndBytes) this.#scheduler.endRest()
     for (const sub of subs) {
@@ -333,6 +334,7 @@ export class SseHub {
         if (sub.heldBytes > this.#maxBuffered) this.#evictWhileReplaying(sub)
       }
     }
+    this.#scheduler.fanoutWork(performance.now() - started)
   }
 
   #evictWhileReplaying (sub: Subscriber): void {

@@ -75,6 +75,8 @@ export class FlushScheduler {
   /** When the current cycle began, and how long its slices took so far (performance.now() ms). */
   #cycleStart = 0
   #cycleBusy = 0
+  /** Fan-out work done outside the flush since the last cycle ended (see `fanoutWork`). */
+  #carried = 0
   /** After a long cycle, the next one starts no sooner than this. */
   #restUntil = 0
   #restTimer: NodeJS.Timeout | undefined
@@ -88,6 +90,19 @@ export class FlushScheduler {
     this.#restTimer = undefined
     this.#restUntil = 0
     this.#schedule()
+  }
+
+  /** The rest's timer: fan-out work during the rest may have extended it. */
+  readonly #restElapsed = (): void => {
+    this.#restTimer = undefined
+    if (this.#restUntil - performance.now() >= MIN_REST_MS) this.#rest()
+    else this.#endRest()
+  }
+
+  #rest (): void {
+    this.#restTimer = setTimeout(this.#restElapsed, this.#restUntil - performance.now())
+    // Sockets keep the process alive; a rest alone must not.
+    this.#restTimer.unref()
   }
 
   constructor (options: FlushSchedulerOptions = {}) {
@@ -118,6 +133,18 @@ export class FlushScheduler {
       this.#scheduled = true
       setImmediate(this.#flush)
     }
+  }
+
+  /**
+   * Fan-out work done outside the flush (the hub queueing a frame for every
+   * subscriber, `ms` long) counts against the share too: during a cycle it
+   * lengthens the rest that follows, during a rest it extends it.
+   */
+  fanoutWork (ms: number): void {
+    if (this.#share === 1) return
+    if (this.#next < this.#cycle.length) this.#cycleBusy += ms
+    else if (this.#restUntil > 0) this.#restUntil += ms / this.#share
+    else this.#carried += ms
   }
 
   /** Runs `fn` after every flush slice. */
@@ -153,18 +180,16 @@ export class FlushScheduler {
     this.#scheduled = false
     if (this.#next >= this.#cycle.length) {
       if (this.#marked.length === 0) return
-      const rest = this.#restUntil - performance.now()
-      if (rest >= MIN_REST_MS) {
-        this.#restTimer = setTimeout(this.#endRest, rest)
-        // Sockets keep the process alive; a rest alone must not.
-        this.#restTimer.unref()
+      if (this.#restUntil - performance.now() >= MIN_REST_MS) {
+        this.#rest()
         return
       }
       this.#cycle = this.#marked
       this.#marked = []
       this.#next = 0
       this.#cycleStart = performance.now()
-      this.#cycleBusy = 0
+      this.#cycleBusy = this.#carried
+      this.#carried = 0
     }
     const cycle = this.#cycle
     let i = this.#next

@@ -167,3 +167,16 @@ t.test('the rest lasts until the writes took at most their share of the time sin
   // A lower bound only: timers never fire early, and a busy machine only makes it later.
   t.ok(performance.now() - began >= 2 * work, `next write ${(performance.now() - began).toFixed(0)} ms after the cycle began (≥ ${2 * work})`)
 })
+
+t.test('fan-out work outside the flush counts against the share: during a rest it extends the rest', async t => {
+  const scheduler = new FlushScheduler({ maxWriteShare: 0.5 })
+  const work = 2 * REST_AFTER_MS // ms of writes, at least
+  const began = performance.now()
+  await longCycle(scheduler, work, 1000)
+  // The hub queueing frames for 20 ms more, during the rest: 40 ms more rest at share 0.5.
+  scheduler.fanoutWork(20)
+  const w = new Writer(scheduler)
+  w.enqueue(1)
+  while (w.writes.length === 0) await new Promise(resolve => setTimeout(resolve, 1))
+  t.ok(performance.now() - began >= 2 * (work + 20), `next write ${(performance.now() - began).toFixed(0)} ms after the cycle began (≥ ${2 * (work + 20)})`)
+})
