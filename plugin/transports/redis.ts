@@ -15,10 +15,15 @@
  * stream id `<seq>-0`. So ids are totally ordered across topics and instances,
  * the firehose order is the id order, and stream ids equal hub ids.
  *
- * An instance delivers its own publish when the script replies, if it is the
- * next id in order (no other instance's event still on its way); the XREAD
- * loop then skips it. That saves a second round trip through Redis per event,
- * which under a busy fan-out waited for a turn of the event loop.
+ * An instance delivers its own publish when the script replies, and first
+ * what other instances published since its last delivery: the script reads
+ * those from the firehose (at most MISSED_MAX). The XREAD loop skips what was
+ * delivered that way. That saves a second round trip through Redis per
+ * event, which under a busy fan-out waited for a turn of the event loop; and
+ * while the instance keeps publishing, its loop does not read at all (every
+ * read would only bring its own events back): it reads again once publishing
+ * has paused for QUIET_MS, or at once when a reply could not deliver up to
+ * its own id (a gap, or more than one reply carries).
  *
  * Live delivery resumes from the last id this instance delivered whenever its
  * blocking connection (a `duplicate()` of your client, owned and closed here)
