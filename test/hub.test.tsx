@@ -1,4 +1,5 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, request, waitUntil, type SseClient } from './helpers/sse-client.js'
 import { activeTimers, startApp } from './helpers/app.js'
@@ -11,12 +12,18 @@ const topicsRoute = (app: import('fastify').FastifyInstance): void => {
   })
 }
 
-t.test('publish renders once and sends the same bytes to every subscriber', async t => {
+/** An app (no heartbeat) with `n` clients subscribed to `topic`. */
+async function subscribed (t: Test, n: number, topic: string): Promise<{ app: FastifyInstance, clients: SseClient[] }> {
   const { app, url } = await startApp({ heartbeatMs: false }, topicsRoute)
   t.teardown(() => app.close())
   const clients: SseClient[] = []
-  for (let i = 0; i < 50; i++) clients.push(await connect(`${url}/stream?topics=news`))
-  await waitUntil(() => app.sseHub.stats().topics.news === 50)
+  for (let i = 0; i < n; i++) clients.push(await connect(`${url}/stream?topics=${topic}`))
+  await waitUntil(() => app.sseHub.stats().topics[topic] === n)
+  return { app, clients }
+}
+
+t.test('publish renders once and sends the same bytes to every subscriber', async t => {
+  const { app, clients } = await subscribed(t, 50, 'news')
   let renders = 0
   async function Card ({ title }: { title: string }): Promise<string> {
     renders++
@@ -33,11 +40,7 @@ t.test('publish renders once and sends the same bytes to every subscriber', asyn
 })
 
 t.test('stats().writes: events published in one turn reach each socket in one write', async t => {
-  const { app, url } = await startApp({ heartbeatMs: false }, topicsRoute)
-  t.teardown(() => app.close())
-  const clients: SseClient[] = []
-  for (let i = 0; i < 5; i++) clients.push(await connect(`${url}/stream?topics=w`))
-  await waitUntil(() => app.sseHub.stats().topics.w === 5)
+  const { app, clients } = await subscribed(t, 5, 'w')
   await sleep(20)
   const before = app.sseHub.stats()
   // Awaited in one turn: the in-process transport resolves each publish in a microtask.

@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import { parseId } from '../plugin/transport.js'
 import { redisTransport, type RedisTransport, type RedisTransportOptions } from '../plugin/transports/redis.js'
 import { hubInstance, openSse, Redis, startRedisServer, type HubInstance, type RedisServer, type SseClient } from './helpers/redis-server.js'
+import { waitUntil } from './helpers/sse-client.js'
 
 let server: RedisServer
 const clients: Redis[] = []
@@ -294,14 +295,6 @@ async function twoTransports (t: Test, prefix: string, delayMs: number): Promise
   return { a, ta, tb, onA }
 }
 
-async function until (t: Test, ok: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (!ok()) {
-    if (Date.now() > deadline) { t.fail(`timed out waiting for ${what}`); return }
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
-
 t.test('an instance that keeps publishing reads no XREAD per publish; other instances\' events come with its publish replies, in id order', async t => {
   const { a, ta, tb, onA } = await twoTransports(t, 'p8', 0)
   const before = a.xreads()
@@ -314,7 +307,7 @@ t.test('an instance that keeps publishing reads no XREAD per publish; other inst
   })()
   for (let i = 0; i < 300; i++) published.push(await ta.publish('t', { data: `a${i}` }))
   await fromB
-  await until(t, () => onA.length >= 360, 'A to deliver all 360 events')
+  await waitUntil(() => onA.length >= 360, 10_000, 'A to deliver all 360 events')
   t.same(onA, published.map(Number).sort((x, y) => x - y), 'A delivered every event of both instances once, in id order')
   t.ok(a.xreads() - before < 60, `A's live loop read ${a.xreads() - before} times for 300 publishes of its own (bound 60)`)
 })
@@ -325,7 +318,7 @@ t.test('more events from other instances than one publish reply carries: the loo
   const published: string[] = []
   for (let i = 0; i < 600; i++) published.push(await tb.publish('t', { data: `b${i}` }))
   published.push(await ta.publish('t', { data: 'a0' }))
-  await until(t, () => onA.length >= 601, 'A to deliver all 601 events')
+  await waitUntil(() => onA.length >= 601, 10_000, 'A to deliver all 601 events')
   await new Promise(resolve => setTimeout(resolve, 300))
   t.same(onA, published.map(Number), 'every event once, in id order, its own last')
 })

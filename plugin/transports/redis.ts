@@ -126,6 +126,12 @@ local function ensure(floor, topicKey)
 end
 `
 
+/** How long this instance's publishing must pause before the live loop reads again (see #whilePublishing). */
+const QUIET_MS = 2
+
+/** Most foreign events one publish reply carries; the live loop delivers the rest. */
+const MISSED_MAX = 256
+
 /**
  * KEYS seq epoch firehose trimmed topic; ARGV floor firehoseLen history topic
  * deadline after field value... → { id, newEpoch, redisMs, missed }. A publish
@@ -135,12 +141,6 @@ end
  * (the newest id the calling instance delivered; -1: none yet) and this one,
  * i.e. what other instances published meanwhile, at most MISSED_MAX of them.
  */
-/** How long this instance's publishing must pause before the live loop reads again (see #whilePublishing). */
-const QUIET_MS = 2
-
-/** Most foreign events one publish reply carries; the live loop delivers the rest. */
-const MISSED_MAX = 256
-
 const PUBLISH = LIB + `
 local now = nowMs()
 local deadline = tonumber(ARGV[5])
@@ -405,11 +405,16 @@ export class RedisTransport implements HubTransport {
       if (m === undefined || m <= this.#delivered) continue
       if (m !== this.#delivered + 1) return
       this.#position = sid
-      this.#see(m)
-      const message = messageOf(String(m), undefined, fields)
-      if (message === undefined) this.#delivered = m
-      else this.#deliverOne(m, message)
+      this.#deliverEntry(m, fields)
     }
+  }
+
+  /** Delivers firehose entry `n` (the next in id order); an entry that is not an event only moves the cursor. */
+  #deliverEntry (n: number, fields: string[]): void {
+    this.#see(n)
+    const message = messageOf(String(n), undefined, fields)
+    if (message === undefined) this.#delivered = n
+    else this.#deliverOne(n, message)
   }
 
   async since (topic: string, afterId: string): Promise<SinceResult> {
@@ -737,10 +742,7 @@ export class RedisTransport implements HubTransport {
             'sse redis: ids jumped (firehose trimmed while this instance was cut off, or Redis lost data); closing subscribers here so they resume with replay or reset')
           this.#resync?.()
         }
-        this.#see(n)
-        const message = messageOf(String(n), undefined, fields)
-        if (message === undefined) this.#delivered = n
-        else this.#deliverOne(n, message)
+        this.#deliverEntry(n, fields)
       }
     }
     this.#wake()
