@@ -8,7 +8,7 @@ import { SseEventTooLargeError, SseHubClosedError, SseInvalidEventError, SseInva
 import type { FlushScheduler } from './scheduler.js'
 import type { FrameJoiner, Session, SseCounters } from './session.js'
 import type { SseEvent } from './stream.js'
-import { parseId, type HubMessage, type HubTransport } from './transport.js'
+import { parseId, type HubMessage, type HubTransport, type SinceResult } from './transport.js'
 
 /** What `publish` takes: an `SseEvent` without `id` (the hub assigns ids). */
 export type HubEvent = Omit<SseEvent, 'id'>
@@ -32,7 +32,7 @@ export interface HubStats {
   writes: number
   /** Connections closed for being slow consumers. */
   evicted: number
-  /** Reconnects whose Last-Event-ID was older than the history (sent a `reset`). */
+  /** `reset` events sent: reconnects whose Last-Event-ID was older than the history, and connected subscribers told of lost events. */
   resets: number
 }
 
@@ -125,6 +125,9 @@ const REST_END_FRAMES = 16
 
 const RESET_DATA = 'history no longer reaches your last event; reload'
 
+/** Events per replay page read from the transport (the socket paces how fast pages follow). */
+const REPLAY_PAGE = 100
+
 /** One connection's subscription to one or more topics. */
 class Subscriber {
   /** While replaying: live frames that arrive meanwhile, with their ids. */
@@ -181,7 +184,7 @@ export class SseHub {
 
   /** @internal */
   async start (): Promise<void> {
-    await this.#transport.start(message => this.#deliver(message), this.#log, () => this.#resync())
+    await this.#transport.start(message => this.#deliver(message), this.#log, () => this.#resync(), id => this.#reset(id))
   }
 
   /**
@@ -298,6 +301,25 @@ export class SseHub {
     for (const session of sessions) session.end('server')
   }
 
+  /**
+   * The transport lost events for good: every subscriber gets `reset` in
+   * order with its live events. One mid-replay is closed instead (its
+   * reconnect is replayed or reset), since its replay may end past `id`.
+   */
+  #reset (id: string): void {
+    const subs = new Set<Subscriber>()
+    for (const set of this.#topics.values()) for (const sub of set) subs.add(sub)
+    if (subs.size === 0) return
+    this.#log.warn({ connections: subs.size, id }, 'sse: transport lost events; sending reset to every subscriber')
+    const frame = encodeEvent({ event: 'reset', id, data: RESET_DATA })
+    const seq = this.#batch.next(frame)
+    for (const sub of subs) {
+      this.#resets++
+      if (sub.held === null) sub.session.enqueue(frame, seq, false)
+      else sub.session.end('server')
+    }
+  }
+
   #unsubscribe (sub: Subscriber): void {
     for (const topic of sub.topics) {
       const subs = this.#topics.get(topic)
@@ -345,36 +367,41 @@ export class SseHub {
   async #replay (sub: Subscriber, lastEventId: string): Promise<void> {
     const { session } = sub
     let lastSent = parseId(lastEventId) ?? -1
-    let missed: HubMessage[] = []
-    let complete = lastSent >= 0
-    if (complete) {
-      const results = await Promise.all(sub.topics.map(topic => this.#transport.since(topic, lastEventId)))
-      for (const r of results) {
-        if (!r.complete) complete = false
-        missed = missed.concat(r.events)
-      }
-    }
-    if (!complete) {
+    let page: SinceResult | undefined
+    if (lastSent >= 0) page = await this.#transport.since(sub.topics, lastEventId, { limit: REPLAY_PAGE })
+    if (page === undefined || !page.complete) {
       // Lost history: tell the page to reload its state, then go live from the head.
       const head = await this.#transport.head()
       const headId = parseId(head) ?? -1
       if (session.closed) return
       this.#resets++
       session.writeNow(encodeEvent({ event: 'reset', id: head, data: RESET_DATA }), 0)
-      missed = []
+      page = undefined
       lastSent = headId
     }
-    if (sub.topics.length > 1) missed.sort((a, b) => Number(a.id) - Number(b.id))
-    // Paced by the socket: written as it drains, never queued all at once, or a
-    // client evicted for slowness would be evicted again on every reconnect.
-    for (const message of missed) {
-      if (session.closed) return
-      const id = Number(message.id)
-      if (id <= lastSent) continue
-      session.writeNow(this.#frameOf(message), 1)
-      this.#replayed++
-      lastSent = id
-      if (session.backlog > this.#maxBuffered / 2) await session.writable(this.#maxBuffered / 4)
+    // Paced by the socket: written as it drains, and the next page read only
+    // then, so a herd of reconnects holds neither the store nor memory, and a
+    // client evicted for slowness is not evicted again on every reconnect.
+    while (page !== undefined) {
+      for (const message of page.events) {
+        if (session.closed) return
+        const id = Number(message.id)
+        if (id <= lastSent) continue
+        session.writeNow(this.#frameOf(message), 1)
+        this.#replayed++
+        lastSent = id
+        if (session.backlog > this.#maxBuffered / 2) await session.writable(this.#maxBuffered / 4)
+      }
+      const last = page.events.at(-1)
+      if (!page.more || last === undefined || session.closed) break
+      page = await this.#transport.since(sub.topics, last.id, { limit: REPLAY_PAGE, upTo: page.upTo })
+      if (!page.complete) {
+        // History moved past this client while it was replayed: its reconnect
+        // (with the last id it got) is replayed again or reset, never skipped.
+        this.#log.warn({ topics: sub.topics, lastSent }, 'sse: history no longer reaches a replaying client; closing it so it resumes')
+        session.end('server')
+        return
+      }
     }
     if (session.closed || sub.held === null) return
     const held = sub.held

@@ -25,10 +25,21 @@ export interface PublishInput {
 }
 
 export interface SinceResult {
-  /** Events of the topic with an id greater than the one asked for, oldest first. */
+  /** Events of the topics with `afterId` < id ≤ `upTo`, in id order across topics. */
   readonly events: HubMessage[]
-  /** False when history no longer reaches back to the id (trimmed, unknown, or from the future). */
+  /** False when history no longer reaches back to the id on some topic (trimmed, expired, unknown, or from the future). */
   readonly complete: boolean
+  /** Where this replay ends: pass it back to read the next page. */
+  readonly upTo: string
+  /** True when events up to `upTo` may remain: read the next page after the last event of this one. */
+  readonly more: boolean
+}
+
+export interface SincePage {
+  /** How many events this page should hold at most (a transport holding history in process may return them all at once). */
+  readonly limit: number
+  /** The `upTo` of the replay's first page; absent on the first page. */
+  readonly upTo?: string | undefined
 }
 
 export interface HubTransport {
@@ -38,12 +49,24 @@ export interface HubTransport {
    * before delivering past a gap (events this instance can no longer deliver
    * live): the hub closes every subscriber, and their reconnects are replayed
    * from history (or reset), so a connected client never skips events silently.
+   * Call `reset(id)` instead when the events of the gap are gone for good
+   * (the store lost data): every connected subscriber gets a `reset` event
+   * carrying `id`, in order with the live events after it, and events after
+   * `id` can be replayed.
    */
-  start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void): Promise<void>
+  start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void, reset?: (id: string) => void): Promise<void>
   /** Assigns an id, stores the event, and resolves with the id once it is accepted. */
   publish (topic: string, event: PublishInput): Promise<string>
-  /** What a client that last saw `afterId` missed on `topic`. */
-  since (topic: string, afterId: string): Promise<SinceResult>
+  /**
+   * One page of what a client that last saw `afterId` missed on `topics`,
+   * read at one instant for all of them. The first page (no `page.upTo`)
+   * fixes where the replay ends: `upTo` is at or past every event this
+   * instance delivered live before the call, so whatever comes after it
+   * reaches the subscriber live. Later pages pass that `upTo` back, with
+   * `afterId` the last event of the previous page. When a page with
+   * `more: false` resolves, live delivery here has passed `upTo`.
+   */
+  since (topics: readonly string[], afterId: string, page: SincePage): Promise<SinceResult>
   /** The newest `limit` events of `topic`, oldest first. */
   history (topic: string, limit: number): Promise<HubMessage[]>
   /** The newest id assigned on any topic, if any (the id a `reset` event carries). */

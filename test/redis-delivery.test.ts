@@ -3,7 +3,7 @@
  * process share topics, ids and history; clients over real sockets.
  */
 import t, { type Test } from 'tap'
-import { parseId } from '../plugin/transport.js'
+import { parseId, type HubMessage } from '../plugin/transport.js'
 import { redisTransport, type RedisTransport, type RedisTransportOptions } from '../plugin/transports/redis.js'
 import { hubInstance, openSse, Redis, startRedisServer, type HubInstance, type RedisServer, type SseClient } from './helpers/redis-server.js'
 import { waitUntil } from './helpers/sse-client.js'
@@ -177,21 +177,25 @@ t.test('transport unit behaviour: since/history/head, unknown topics, fields', a
   const id2 = await transport.publish('t1', { data: '', event: '' })
   t.ok(Number(id1) > Number(head0!) && Number(id2) > Number(id1))
 
-  const all = await transport.since('t1', head0!)
+  const since = async (topic: string, id: string): Promise<{ events: HubMessage[], complete: boolean }> => {
+    const { events, complete } = await transport.since([topic], id, { limit: 100 })
+    return { events, complete }
+  }
+  const all = await since('t1', head0!)
   t.equal(all.complete, true)
   t.same(all.events.map(m => [m.id, m.topic, m.event, m.data, m.retry]), [[id1, 't1', 'e', 'one', 1500], [id2, 't1', '', '', undefined]], 'fields round-trip, empty strings kept')
-  t.same(await transport.since('never-used', head0!), { events: [], complete: true }, 'unknown topic, known id: complete, nothing missed')
-  t.same(await transport.since('t1', id2), { events: [], complete: true }, 'up to date')
-  t.equal((await transport.since('t1', String(Number(id2) + 1))).complete, false, 'id from the future')
-  t.equal((await transport.since('t1', 'abc')).complete, false, 'not an id')
-  t.equal((await transport.since('t1', '0')).complete, false, 'before this epoch')
+  t.same(await since('never-used', head0!), { events: [], complete: true }, 'unknown topic, known id: complete, nothing missed')
+  t.same(await since('t1', id2), { events: [], complete: true }, 'up to date')
+  t.equal((await since('t1', String(Number(id2) + 1))).complete, false, 'id from the future')
+  t.equal((await since('t1', 'abc')).complete, false, 'not an id')
+  t.equal((await since('t1', '0')).complete, false, 'before this epoch')
   t.same(await transport.history('t1', 1), [all.events[1]], 'history limit')
   t.same(await transport.history('t1', 0), [])
   t.same(await transport.history('nothing', 10), [])
 
   for (let i = 0; i < 3; i++) await transport.publish('t1', { data: `more${i}` })
-  t.equal((await transport.since('t1', id1)).complete, false, 'trimmed past id1')
-  t.equal((await transport.since('t1', id2)).complete, true, 'id2 itself was trimmed, but everything after it is kept: complete')
+  t.equal((await since('t1', id1)).complete, false, 'trimmed past id1')
+  t.equal((await since('t1', id2)).complete, true, 'id2 itself was trimmed, but everything after it is kept: complete')
   t.equal((await transport.history('t1', 10)).length, 3, 'history capped')
   t.equal(await redis.xlen('p4:t:t1'), 3)
 

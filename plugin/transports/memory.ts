@@ -2,7 +2,7 @@
  * In-process transport (the default): ids from one counter, history in a
  * ring buffer per topic, and a bound on the number of topics kept.
  */
-import type { HubMessage, HubTransport, PublishInput, SinceResult } from '../transport.js'
+import type { HubMessage, HubTransport, PublishInput, SincePage, SinceResult } from '../transport.js'
 import { parseId } from '../transport.js'
 
 export interface MemoryTransportOptions {
@@ -129,15 +129,30 @@ export class MemoryTransport implements HubTransport {
     return message.id
   }
 
-  async since (topic: string, afterId: string): Promise<SinceResult> {
+  /**
+   * Returns every missed event in one page, whatever `page.limit`: the
+   * history is in process, so the page costs references only, and a snapshot
+   * cannot be overtaken by the ring moving on while the hub writes it out.
+   */
+  async since (topics: readonly string[], afterId: string, page: SincePage): Promise<SinceResult> {
+    const head = this.#next - 1
+    const upTo = page.upTo === undefined ? head : (parseId(page.upTo) ?? head)
     const after = parseId(afterId)
-    if (after === undefined || after < this.#floor || after >= this.#next) return { events: [], complete: false }
-    const ring = this.#rings.get(topic)
-    if (ring === undefined) {
-      const gone = this.#tombstones.get(topic) ?? this.#forgottenFloor
-      return { events: [], complete: after >= gone }
+    const none: SinceResult = { events: [], complete: false, upTo: String(upTo), more: false }
+    if (after === undefined || after < this.#floor || after > head) return none
+    let events: HubMessage[] = []
+    for (const topic of topics) {
+      const ring = this.#rings.get(topic)
+      if (ring === undefined) {
+        if (after < (this.#tombstones.get(topic) ?? this.#forgottenFloor)) return none
+        continue
+      }
+      if (after < ring.dropped) return none
+      const missed = ring.after(after)
+      events = events.concat(upTo >= head ? missed : missed.filter(m => Number(m.id) <= upTo))
     }
-    return { events: ring.after(after), complete: after >= ring.dropped }
+    if (topics.length > 1) events.sort((a, b) => Number(a.id) - Number(b.id))
+    return { events, complete: true, upTo: String(upTo), more: false }
   }
 
   async history (topic: string, limit: number): Promise<HubMessage[]> {

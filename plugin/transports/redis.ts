@@ -7,8 +7,13 @@
  * - `sse:epoch`    the id the current counter epoch started from (see "Data loss").
  * - `sse:all`      the firehose: every event of every topic, `XADD MAXLEN ~ firehose`.
  *                  Each instance runs one `XREAD BLOCK` loop on it for live delivery.
- * - `sse:t:<topic>` per-topic history, exactly the newest `history` events.
- * - `sse:trimmed`  hash topic → newest id trimmed from that topic's history.
+ * - `sse:t:<topic>` per-topic history, exactly the newest `history` events;
+ *                  expires once the topic is idle for `topicTtlMs`.
+ * - `sse:m:<topic>` the topic's mark: its newest id and the newest id trimmed
+ *                  from its history; outlives the stream by another `topicTtlMs`.
+ * - `sse:ticks`    a few counter checkpoints (one per `topicTtlMs / 4`), which
+ *                  bound the newest id of any topic whose mark expired.
+ * - `sse:i:<instance>` the last id an instance published (expires when idle).
  *
  * Every publish is one Lua script (atomic): it increments the counter and adds
  * the event to the firehose and to the topic's stream, both with the explicit
@@ -16,31 +21,35 @@
  * the firehose order is the id order, and stream ids equal hub ids.
  *
  * An instance delivers its own publish when the script replies, and first
- * what other instances published since its last delivery: the script reads
- * those from the firehose (at most MISSED_MAX). The XREAD loop skips what was
- * delivered that way. That saves a second round trip through Redis per
- * event, which under a busy fan-out waited for a turn of the event loop; and
- * while the instance keeps publishing, its loop does not read at all (every
- * read would only bring its own events back): it reads again once publishing
- * has paused for QUIET_MS, or at once when a reply could not deliver up to
- * its own id (a gap, or more than one reply carries).
+ * what other instances published since its previous publish (or its last
+ * delivery, if newer): the script reads those from the firehose (at most
+ * MISSED_MAX). Never its own in-flight events: they come with their own
+ * replies, in order on the one connection, so a reply costs what others
+ * published meanwhile, however many publishes this instance has in flight.
+ * The XREAD loop skips what was delivered that way; while the instance keeps
+ * publishing it does not read at all (every read would only bring its own
+ * events back): it reads again once publishing has paused for QUIET_MS, or at
+ * once when a reply could not deliver up to its own id (a gap, more than one
+ * reply carries, or another epoch).
  *
  * Live delivery resumes from the last id this instance delivered whenever its
  * blocking connection (a `duplicate()` of your client, owned and closed here)
  * comes back, so nothing Redis accepted is lost while the firehose still holds
  * it. If the firehose was trimmed past that id (more than `firehose` events
- * published while this instance was cut off), a warning is logged: clients
- * connected here missed those events; reconnecting clients get replay or `reset`.
+ * published while this instance was cut off), its subscribers are closed
+ * (resync): their reconnects are replayed from the topics' history, or reset.
  *
- * Replay (`since`) is complete when the topic's history still reaches back to
- * the client's id: the id is valid, belongs to the current epoch, is not
- * ahead of the counter, and is not older than the newest id trimmed from the
- * topic (kept in `sse:trimmed` by the publish script — works on Redis 5 and 6,
- * unlike XINFO's `max-deleted-entry-id`). To never send an event twice,
- * `since` and `head` wait (at most `publishTimeoutMs`) until this instance's
- * live delivery has passed what they return; if it lags further behind than
- * that, the reconnecting client gets `reset` rather than a replay that could
- * repeat events.
+ * Replay (`since`) reads pages of at most the page limit per topic, all of a
+ * subscription's topics in one script (one instant, so no other publish falls
+ * between two topics' reads), at most REPLAY_READS at once, so a herd of
+ * reconnects cannot starve publishes. It ends at this instance's live
+ * delivery when it starts, so what follows arrives live, and it is complete
+ * when every topic's history still reaches back to the client's id: the id is
+ * valid, belongs to the current epoch, is not ahead of the counter, nothing
+ * after it was trimmed from the topic (its mark), and the topic did not expire
+ * with events after it. A client whose id is ahead of this instance's live
+ * delivery waits (at most `publishTimeoutMs`) until it catches up, or gets
+ * `reset` rather than a replay that could repeat events.
  *
  * Data loss: a Redis that restarts without persistence, fails over or is
  * restored from a snapshot forgets (part of) the counter. Every script
@@ -49,17 +58,24 @@
  * Redis's clock in microseconds (like the memory transport), never below the
  * floor. Ids therefore never go backwards and are never reissued (as long as
  * fewer than a million events per second were published, and Redis's clock did
- * not go back). Clients holding an id from before the epoch get `reset`.
+ * not go back). Events of the old epoch that this instance had not delivered
+ * may be gone (another instance's, published just before the loss), and no one
+ * can tell which: when live delivery reaches the new epoch, every connected
+ * subscriber here gets `reset`. Clients holding an id from before the epoch
+ * get `reset` when they reconnect.
  *
- * Outage: `publish` waits at most `publishTimeoutMs` for the connection and
- * the reply, then rejects with `redis unavailable: ...` (code HTMX_SSE_REDIS_UNAVAILABLE). "not accepted": the
- * command was never sent, or Redis refused it. Each publish carries a deadline
- * in Redis's clock (the offset is learned from every reply), and the script
- * refuses an event that reaches Redis after it, so a command ioredis resends
- * after a reconnect is not applied seconds after its caller was told it
- * failed. "not confirmed": it was sent and no reply came in time; it may have
- * been applied just before its deadline (the reply, not the command, was
- * lost), and is then delivered everywhere like any other event.
+ * Outage: `publish` waits at most `publishTimeoutMs` for the connection, then
+ * rejects with `redis unavailable: ... not accepted` (code
+ * HTMX_SSE_REDIS_UNAVAILABLE): the command was never sent. Each publish
+ * carries a deadline in Redis's clock (the offset is learned from every
+ * reply), `publishTimeoutMs` after it was called, and the script refuses an
+ * event that reaches Redis after it ("not accepted" too), so a command ioredis
+ * resends after a reconnect is not applied seconds after its caller was told
+ * it failed. A publish sent on a healthy connection waits for its reply past
+ * `publishTimeoutMs` (at most as long again): the reply says whether it was
+ * applied. Only without any reply does it reject with "not confirmed": then it
+ * was applied if Redis ran it before its deadline, and is delivered everywhere
+ * like any other event.
  * `since`/`head` fall back to `reset` semantics instead of failing the stream.
  * Connected SSE clients stay open; the XREAD loop retries with backoff, logs
  * one warning per outage and one info line on recovery, then delivers
@@ -69,12 +85,14 @@
  * keys, so Cluster would at least need a hash-tagged prefix like `{sse}`), and
  * ioredis `keyPrefix` on the client (rejected; use the `prefix` option).
  */
-import { createHash } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
 import { SseRedisUnavailableError } from '../errors.js'
-import type { HubMessage, HubTransport, PublishInput, SinceResult } from '../transport.js'
+import type { HubMessage, HubTransport, PublishInput, SincePage, SinceResult } from '../transport.js'
 import { parseId } from '../transport.js'
+import { type Keys, keysOf, scripts } from './redis/scripts.js'
+import { describe, messageOf, noop, nonNegativeInt, seqOf, silentLog, Slots, type StreamEntry, unavailable } from './redis/support.js'
 
 export interface RedisTransportOptions {
   /** Your ioredis client (e.g. from @fastify/redis). Used for publish and reads; never closed here. */
@@ -85,192 +103,49 @@ export interface RedisTransportOptions {
   history?: number
   /** Approximate length of the firehose stream all instances read live events from. Default 10 000. */
   firehose?: number
+  /**
+   * A topic nobody published to for this long is dropped from Redis (its
+   * history first, its mark another `topicTtlMs` later); a client still
+   * holding an id older than its newest event gets `reset`. Default 24 h.
+   */
+  topicTtlMs?: number
   /** Bound on waiting for Redis in `publish` (and `since`/`head`/`history`). Default 2 000 ms. */
   publishTimeoutMs?: number
   /** `XREAD BLOCK` timeout of the live loop. Default 5 000 ms. */
   blockMs?: number
 }
 
-const LIB = `
-local function top(key)
-  local e = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-  if e[1] then return tonumber(string.match(e[1][1], '^(%d+)')) end
-  return 0
-end
-local function fmt(n) return string.format('%.0f', n) end
-local function nowMs()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function streamOrNone(key)
-  local t = redis.call('TYPE', key).ok
-  if t ~= 'none' and t ~= 'stream' then return redis.error_reply('fastify-htmx-sse: key ' .. key .. ' holds a ' .. t .. ', not a stream') end
-  return nil
-end
--- KEYS[1] seq, KEYS[2] epoch, KEYS[3] firehose. Returns the counter and 0, or
--- 1 when a new epoch started because the counter was missing or behind the
--- floor (the highest id the calling instance has seen) or the streams, i.e.
--- Redis lost data, or 2 when it started on an empty Redis (first use).
-local function ensure(floor, topicKey)
-  local v = redis.call('GET', KEYS[1])
-  local cur = v and tonumber(v)
-  local min = math.max(floor, top(KEYS[3]))
-  if topicKey then min = math.max(min, top(topicKey)) end
-  if cur and cur >= min then return cur, 0 end
-  local t = redis.call('TIME')
-  local base = math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), min)
-  redis.call('SET', KEYS[1], fmt(base))
-  redis.call('SET', KEYS[2], fmt(base))
-  if cur or min > 0 then return base, 1 end
-  return base, 2
-end
-`
-
 /** How long this instance's publishing must pause before the live loop reads again (see #whilePublishing). */
 const QUIET_MS = 2
 
-/** Most foreign events one publish reply carries; the live loop delivers the rest. */
-const MISSED_MAX = 256
-
-/**
- * KEYS seq epoch firehose trimmed topic; ARGV floor firehoseLen history topic
- * deadline after field value... → { id, newEpoch, redisMs, missed }. A publish
- * reaching Redis after its deadline (in Redis time; 0: none) is refused, so
- * one that ioredis resends after an outage cannot be applied long after its
- * caller was told it failed. `missed`: the firehose entries between `after`
- * (the newest id the calling instance delivered; -1: none yet) and this one,
- * i.e. what other instances published meanwhile, at most MISSED_MAX of them.
- */
-const PUBLISH = LIB + `
-local now = nowMs()
-local deadline = tonumber(ARGV[5])
-if deadline > 0 and now > deadline then return redis.error_reply('EXPIRED publish reached Redis ' .. (now - deadline) .. ' ms after its deadline; not applied') end
-local bad = streamOrNone(KEYS[3]) or streamOrNone(KEYS[5])
-if bad then return bad end
-local _, fresh = ensure(tonumber(ARGV[1]), KEYS[5])
-local seq = redis.call('INCR', KEYS[1])
-local id = fmt(seq)
-local sid = id .. '-0'
-redis.call('XADD', KEYS[5], sid, unpack(ARGV, 7))
-local over = redis.call('XLEN', KEYS[5]) - tonumber(ARGV[3])
-if over > 0 then
-  local old = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', over)
-  redis.call('HSET', KEYS[4], ARGV[4], string.match(old[#old][1], '^(%d+)'))
-  redis.call('XTRIM', KEYS[5], 'MAXLEN', ARGV[3])
-end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], sid, 'topic', ARGV[4], unpack(ARGV, 7))
-local missed = {}
-local after = tonumber(ARGV[6])
-if fresh == 0 and after >= 0 and seq - 1 > after then
-  missed = redis.call('XRANGE', KEYS[3], fmt(after + 1) .. '-0', fmt(seq - 1) .. '-0', 'COUNT', ${MISSED_MAX})
-end
-return { id, fresh, now, missed }
-`
-
-/** KEYS seq epoch firehose; ARGV floor → { seq, firehoseTop, newEpoch, redisMs } */
-const HEAD = LIB + `
-local seq, fresh = ensure(tonumber(ARGV[1]), nil)
-return { fmt(seq), fmt(top(KEYS[3])), fresh, nowMs() }
-`
-
-/** KEYS seq epoch firehose trimmed topic; ARGV floor after topic → { complete, seq, firehoseTop, newEpoch, entries } */
-const SINCE = LIB + `
-local seq, fresh = ensure(tonumber(ARGV[1]), KEYS[5])
-local after = tonumber(ARGV[2])
-local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
-local trimmed = tonumber(redis.call('HGET', KEYS[4], ARGV[3]) or '0')
-local complete = 0
-if after >= epoch and after <= seq and after >= trimmed then complete = 1 end
-local entries = {}
-if complete == 1 then entries = redis.call('XRANGE', KEYS[5], ARGV[2] .. '-1', '+') end
-return { complete, fmt(seq), fmt(top(KEYS[3])), fresh, entries }
-`
-
-class Script {
-  readonly sha: string
-  constructor (readonly source: string, readonly keys: number) {
-    this.sha = createHash('sha1').update(source).digest('hex')
-  }
-
-  async run (client: Redis, args: Array<string | number>): Promise<unknown> {
-    try {
-      return await client.evalsha(this.sha, this.keys, ...args)
-    } catch (err) {
-      // A restarted (or flushed) Redis has an empty script cache.
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return await client.eval(this.source, this.keys, ...args)
-    }
-  }
-}
-
-const scripts = {
-  publish: new Script(PUBLISH, 5),
-  head: new Script(HEAD, 3),
-  since: new Script(SINCE, 5)
-}
-
-type StreamEntry = [id: string, fields: string[]]
-
-const noop = (): void => {}
-const silentLog: FastifyBaseLogger = {
-  level: 'silent', fatal: noop, error: noop, warn: noop, info: noop, debug: noop, trace: noop, silent: noop, child: () => silentLog
-} as unknown as FastifyBaseLogger
-
-/** Parses `<n>-0`, the only stream ids this transport writes. */
-function seqOf (streamId: string): number | undefined {
-  const dash = streamId.indexOf('-')
-  return dash > 0 ? parseId(streamId.slice(0, dash)) : undefined
-}
-
-function messageOf (id: string, topic: string | undefined, fields: string[]): HubMessage | undefined {
-  let event: string | undefined
-  let data: string | undefined
-  let retry: number | undefined
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const value = fields[i + 1]!
-    switch (fields[i]) {
-      case 'topic': topic = value; break
-      case 'event': event = value; break
-      case 'data': data = value; break
-      case 'retry': retry = Number(value); break
-    }
-  }
-  if (topic === undefined || data === undefined) return undefined
-  return { id, topic, event, data, retry }
-}
-
-function unavailable (message: string, cause?: unknown): Error {
-  return cause === undefined ? new SseRedisUnavailableError(message) : new SseRedisUnavailableError(message, { cause })
-}
-
-function describe (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
-}
-
-function nonNegativeInt (name: string, value: number | undefined, fallback: number, min = 0): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < min) throw new TypeError(`redisTransport: option ${name} must be an integer >= ${min}, got ${String(value)}`)
-  return value
-}
+/** Replay page reads in flight at once on the shared client: publishes queue behind at most this many. */
+const REPLAY_READS = 2
 
 export class RedisTransport implements HubTransport {
   readonly #redis: Redis
-  readonly #keys: { seq: string, epoch: string, all: string, trimmed: string, topic: (t: string) => string }
+  readonly #keys: Keys
+  readonly #token = randomUUID()
   readonly #history: number
   readonly #firehose: number
+  readonly #ttlMs: number
   readonly #timeoutMs: number
   readonly #blockMs: number
-  #log: FastifyBaseLogger = silentLog
+  readonly #replayReads = new Slots(REPLAY_READS)
+  #sub: Redis | undefined
   #deliver: ((message: HubMessage) => void) | undefined
   #resync: (() => void) | undefined
-  /** The blocking connection of the live loop (a duplicate of the user's client). */
-  #sub: Redis | undefined
-  #loop: Promise<void> | undefined
+  #reset: ((id: string) => void) | undefined
+  #log: FastifyBaseLogger = silentLog
+  #loop: Promise<void> = Promise.resolve()
   #closed = false
   #down = false
   /** Stream id the live loop reads after, and its number: every event up to it was delivered (or predates start). */
   #position: string | undefined
   #delivered = -1
+  /** The epoch of the ids delivered here (see "Data loss"). */
+  #epoch = -1
+  /** A reply showed another epoch: the live loop checks the epoch key before delivering more. */
+  #epochSuspect = false
   /** Before live delivery has a position (Redis was down at start): just below the first id published here, so the loop still delivers it. */
   #earliest = Infinity
   /** Redis clock minus ours, in ms, once known. */
@@ -284,6 +159,8 @@ export class RedisTransport implements HubTransport {
   #behind = false
   /** Ends the live loop's pause (see #whilePublishing). */
   #resume: (() => void) | undefined
+  /** The one wait for the client's 'ready' that every command in an outage shares. */
+  #ready: Promise<void> | undefined
   /** since/head calls waiting for live delivery to pass an id. */
   readonly #waiters = new Set<{ target: number, done: (ok: boolean) => void }>()
   /** Cancels pending timers and waits on close. */
@@ -300,23 +177,19 @@ export class RedisTransport implements HubTransport {
     const prefix = options.prefix ?? 'sse'
     if (typeof prefix !== 'string' || prefix === '' || /[\s]/.test(prefix)) throw new TypeError('redisTransport: option prefix must be a non-empty string without spaces')
     this.#redis = redis
-    this.#keys = {
-      seq: `${prefix}:seq`,
-      epoch: `${prefix}:epoch`,
-      all: `${prefix}:all`,
-      trimmed: `${prefix}:trimmed`,
-      topic: t => `${prefix}:t:${t}`
-    }
+    this.#keys = keysOf(prefix)
     this.#history = nonNegativeInt('history', options.history, 1000)
     this.#firehose = nonNegativeInt('firehose', options.firehose, 10_000, 1)
+    this.#ttlMs = nonNegativeInt('topicTtlMs', options.topicTtlMs, 24 * 3600_000, 4)
     this.#timeoutMs = nonNegativeInt('publishTimeoutMs', options.publishTimeoutMs, 2000, 1)
     this.#blockMs = nonNegativeInt('blockMs', options.blockMs, 5000, 1)
   }
 
-  async start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void): Promise<void> {
+  async start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void, reset?: (id: string) => void): Promise<void> {
     if (this.#deliver !== undefined) throw new Error('redisTransport: already started (one transport per app)')
     this.#deliver = deliver
     this.#resync = resync
+    this.#reset = reset
     this.#log = log ?? silentLog
     const sub = this.#redis.duplicate({
       lazyConnect: false,
@@ -355,7 +228,7 @@ export class RedisTransport implements HubTransport {
     const what = `publish to topic "${topic}"`
     const called = Date.now()
     // Redis refuses the event after this instant (Redis clock), the moment
-    // the caller is told it failed; unknown until the clock offset is known.
+    // the caller would be told it failed; unknown until the clock offset is known.
     const deadline = this.#offset === undefined ? 0 : Math.round(called + this.#offset + this.#timeoutMs)
     let sent = called
     this.#publishing++
@@ -364,28 +237,30 @@ export class RedisTransport implements HubTransport {
       reply = await this.#call(what, () => {
         sent = Date.now()
         return scripts.publish.run(this.#redis, [
-          ...this.#baseKeys(), this.#keys.trimmed, this.#keys.topic(topic),
+          ...this.#baseKeys(), this.#keys.ticks, this.#keys.topic(topic), this.#keys.mark(topic), this.#keys.instance(this.#token),
           this.#floor, this.#firehose, this.#history, topic, deadline,
-          this.#position === undefined ? -1 : this.#delivered, ...fields
+          this.#position === undefined ? -1 : this.#delivered, this.#ttlMs, ...fields
         ])
-      }, 'publish')
+      }, deadline)
     } finally {
       this.#publishing--
       this.#publishedAt = performance.now()
     }
-    const [id, fresh, redisMs, missed] = reply as [string, number, number, StreamEntry[]]
+    const [id, fresh, redisMs, missed, epoch] = reply as [string, number, number, StreamEntry[], string]
     this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(id, 'publish', fresh)
     const n = Number(id)
     if (this.#position === undefined) this.#earliest = Math.min(this.#earliest, n - 1)
     this.#see(n)
     // Deliver now, in id order, what other instances published since this
-    // one's last delivery (the script read it), then our own event, instead
+    // one's previous publish (the script read it), then our own event, instead
     // of when the XREAD loop brings them: a second round trip through Redis
     // that waits for a turn of an event loop busy with fan-out. A gap (ids
-    // trimmed, or more than the reply carries) is left to the loop, which
-    // delivers in id order and skips what is delivered here.
-    if (fresh === 0 && this.#position !== undefined && !this.#closed) {
+    // trimmed, more than the reply carries, an earlier reply not delivered
+    // yet) or another epoch is left to the loop, which delivers in id order
+    // and skips what is delivered here.
+    if (Number(epoch) !== this.#epoch) this.#epochSuspect = true
+    else if (fresh === 0 && this.#position !== undefined && !this.#closed) {
       this.#deliverInOrder(missed)
       if (n === this.#delivered + 1) {
         this.#position = `${id}-0`
@@ -417,45 +292,54 @@ export class RedisTransport implements HubTransport {
     else this.#deliverOne(n, message)
   }
 
-  async since (topic: string, afterId: string): Promise<SinceResult> {
+  async since (topics: readonly string[], afterId: string, page: SincePage): Promise<SinceResult> {
     const after = parseId(afterId)
-    if (after === undefined || this.#closed) return { events: [], complete: false }
-    let reply: [number, string, string, number, StreamEntry[]]
+    const first = page.upTo === undefined
+    const upTo = first ? Math.max(this.#delivered, after ?? -1) : (parseId(page.upTo) ?? -1)
+    const none: SinceResult = { events: [], complete: false, upTo: String(upTo), more: false }
+    if (after === undefined || upTo < 0 || this.#closed) return none
+    const limit = Math.max(1, Math.floor(page.limit))
+    const keys = [...this.#baseKeys(), this.#keys.ticks]
+    for (const topic of topics) keys.push(this.#keys.topic(topic), this.#keys.mark(topic))
+    const what = `replay of ${topics.length === 1 ? `topic "${topics[0]!}"` : `${topics.length} topics`}`
+    let reply: [number, string, number, Array<[number, string, string[]]>]
+    await this.#replayReads.acquire()
     try {
-      reply = await this.#call(`replay of topic "${topic}"`, () => scripts.since.run(this.#redis, [
-        ...this.#baseKeys(), this.#keys.trimmed, this.#keys.topic(topic),
-        this.#floor, after, topic
-      ])) as typeof reply
+      // Queued behind a herd of replays while Redis went away: fail now, not one timeout after another.
+      if (this.#closed) return none
+      if (this.#redis.status !== 'ready') throw unavailable(`${what}: connection is ${this.#redis.status}`)
+      reply = await this.#call(what, () => scripts.since.run(this.#redis, [...keys, this.#floor, after, upTo, limit, this.#ttlMs], keys.length)) as typeof reply
     } catch (err) {
-      // The hub cannot fail a stream here: the client gets `reset` instead.
-      this.#log.warn({ err: describe(err), topic }, 'sse redis: replay failed; the reconnecting client gets reset')
-      return { events: [], complete: false }
+      // The hub cannot fail a stream here: the client gets `reset` instead (or, mid-replay, reconnects).
+      this.#log.warn({ err: describe(err), topics }, 'sse redis: replay failed; the reconnecting client gets reset')
+      return none
+    } finally {
+      this.#replayReads.release()
     }
-    const [complete, seq, firehoseTop, fresh, entries] = reply
+    const [complete, seq, fresh, entries] = reply
     if (fresh !== 0) this.#newEpoch(seq, 'replay', fresh)
     this.#see(Number(seq))
+    if (complete !== 1) return none
     const events: HubMessage[] = []
-    for (const [sid, fields] of entries) {
+    for (const [index, sid, fields] of entries) {
       const n = seqOf(sid)
-      const message = n === undefined ? undefined : messageOf(String(n), topic, fields)
+      const message = n === undefined ? undefined : messageOf(String(n), topics[index - 1], fields)
       if (message !== undefined) events.push(message)
     }
-    if (complete !== 1) return { events: [], complete: false }
-    // Live delivery here must pass everything replayed (and the client's own
-    // id), or it would send those events a second time after the replay.
-    const newest = events.length > 0 ? Number(events[events.length - 1]!.id) : -1
-    const target = Math.min(Math.max(after, newest), Number(firehoseTop))
-    if (!await this.#caughtUp(target)) {
-      this.#log.warn({ topic, target, delivered: this.#delivered }, 'sse redis: live delivery is behind; the reconnecting client gets reset instead of a replay')
-      return { events: [], complete: false }
+    const more = entries.length >= limit
+    // Live delivery here must pass the end of the replay (the client's own id
+    // when it is ahead of us), or it would send those events a second time.
+    if (!more && !await this.#caughtUp(upTo)) {
+      this.#log.warn({ topics, upTo, delivered: this.#delivered }, 'sse redis: live delivery is behind; the reconnecting client gets reset instead of a replay')
+      return none
     }
-    return { events, complete: true }
+    return { events, complete: true, upTo: String(upTo), more }
   }
 
-  /** Deletes a topic's history (a dropped run's): its stream and its trim mark. */
+  /** Deletes a topic's history (a dropped run's); its mark keeps the newest id, so clients holding an older one get reset. */
   async forget (topic: string): Promise<void> {
     await this.#call(`forget topic "${topic}"`,
-      async () => await this.#redis.multi().del(this.#keys.topic(topic)).hdel(this.#keys.trimmed, topic).exec())
+      async () => await scripts.forget.run(this.#redis, [this.#keys.topic(topic), this.#keys.mark(topic), this.#ttlMs]))
   }
 
   async history (topic: string, limit: number): Promise<HubMessage[]> {
@@ -473,7 +357,7 @@ export class RedisTransport implements HubTransport {
   }
 
   async head (): Promise<string | undefined> {
-    let reply: [string, string, number, number]
+    let reply: [string, string, number, number, string]
     let sent = 0
     try {
       reply = await this.#call('head', () => {
@@ -484,9 +368,10 @@ export class RedisTransport implements HubTransport {
       this.#log.warn({ err: describe(err) }, 'sse redis: could not read the newest id; using the newest this instance has seen')
       return this.#floor > 0 ? String(this.#floor) : undefined
     }
-    const [seq, firehoseTop, fresh, redisMs] = reply
+    const [seq, firehoseTop, fresh, redisMs, epoch] = reply
     this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(seq, 'head', fresh)
+    if (Number(epoch) !== this.#epoch) this.#epochSuspect = true
     this.#see(Number(seq))
     // So that no live event up to the head reaches a client after it was told the head.
     await this.#caughtUp(Number(firehoseTop))
@@ -499,6 +384,7 @@ export class RedisTransport implements HubTransport {
     this.#deliver = undefined
     for (const cancel of [...this.#pending]) cancel()
     for (const waiter of [...this.#waiters]) waiter.done(false)
+    this.#replayReads.drain()
     // disconnect, not quit: QUIT would wait for the blocked XREAD.
     this.#sub?.disconnect()
     // Bounded: a command the loop queued while its connection was between
@@ -524,22 +410,24 @@ export class RedisTransport implements HubTransport {
   }
 
   #setStart (head: unknown, sent: number): void {
-    const [seq, , fresh, redisMs] = head as [string, string, number, number]
+    const [seq, , fresh, redisMs, epoch] = head as [string, string, number, number, string]
     this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(seq, 'start', fresh)
     this.#see(Number(seq))
     const n = Math.min(Number(seq), this.#earliest)
     this.#position = `${n}-0`
     this.#delivered = n
+    this.#epoch = Number(epoch)
     this.#wake()
   }
 
   #newEpoch (id: string, where: string, code: number): void {
+    this.#epochSuspect = true
     if (code === 2) {
       this.#log.info({ id, prefix: this.#keys.seq }, 'sse redis: started the id counter')
       return
     }
-    this.#log.warn({ id, where }, 'sse redis: the id counter was missing or behind (Redis lost data: restart without persistence, failover or restore); ids continue from a new epoch, clients with older ids get reset')
+    this.#log.warn({ id, where }, 'sse redis: the id counter was missing or behind (Redis lost data: restart without persistence, failover or restore); ids continue from a new epoch, clients here get reset')
   }
 
   #markDown (err: unknown): void {
@@ -557,50 +445,63 @@ export class RedisTransport implements HubTransport {
   /**
    * Runs a command on the user's client: waits at most publishTimeoutMs for
    * the connection, then for the reply. Never leaves a command queued offline.
+   * A publish (`deadline`: when Redis refuses it, 0 when unknown) that is
+   * still unanswered on a healthy connection then waits as long again for
+   * the reply that says whether it was applied.
    */
-  async #call<T> (what: string, send: () => Promise<T>, kind?: 'publish'): Promise<T> {
+  async #call<T> (what: string, send: () => Promise<T>, deadline?: number): Promise<T> {
     const client = this.#redis
+    const publish = deadline !== undefined
     const started = Date.now()
     if (client.status !== 'ready') {
-      if (client.status === 'end') throw unavailable(`${what}: the ioredis client was closed (quit or disconnect)`)
+      if (client.status === 'end') throw unavailable(`${what}${publish ? ' not accepted' : ''}: the ioredis client was closed (quit or disconnect)`)
       if (client.status === 'wait') client.connect().catch(noop)
-      await this.#ready(client, what, kind)
+      await this.#within(this.#connected(), this.#timeoutMs, () => unavailable(
+        `${what}${publish ? ' not accepted' : ' failed'}: connection is ${client.status} (waited ${this.#timeoutMs} ms)`))
     }
     const left = Math.max(1, this.#timeoutMs - (Date.now() - started))
     const reply = send()
+    let grace = publish ? this.#timeoutMs : 0
+    const extend = (): number => {
+      if (client.status !== 'ready') return 0
+      const more = grace
+      grace = 0
+      return more
+    }
     try {
-      return await this.#within(reply, left, () => kind === 'publish'
-        ? unavailable(`${what} not confirmed within ${this.#timeoutMs} ms (Redis refuses it after that deadline; if it was applied just before, it is delivered like any other event)`)
-        : unavailable(`${what}: no reply within ${this.#timeoutMs} ms`))
+      return await this.#within(reply, left, () => publish
+        ? unavailable(`${what} not confirmed: no reply within ${this.#timeoutMs * 2} ms; it was applied only if Redis ran it ${deadline > 0 ? 'before its deadline (then it is delivered like any other event)' : 'at all (the Redis clock was not known yet, so it carries no deadline)'}`)
+        : unavailable(`${what}: no reply within ${this.#timeoutMs} ms`), extend)
     } catch (err) {
       if (err instanceof SseRedisUnavailableError) throw err
-      // An error reply from Redis itself (script error, wrong key type): not an outage.
       if (err instanceof Error && err.message.startsWith('EXPIRED')) throw unavailable(`${what} not accepted: ${err.message.slice(8)}`, err)
+      // An error reply from Redis itself (script error, wrong key type): not an outage.
       if (err instanceof Error && err.name === 'ReplyError') throw new Error(`redisTransport: ${what} failed: ${err.message}`, { cause: err })
+      if (publish) throw unavailable(`${what} not confirmed: ${describe(err)}; it was applied only if Redis ran it before the connection failed`, err)
       throw unavailable(`${what}: ${describe(err)}`, err)
     }
   }
 
-  #ready (client: Redis, what: string, kind?: 'publish'): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const finish = (err?: Error): void => {
-        clearTimeout(timer)
-        client.off('ready', onReady)
-        this.#pending.delete(cancel)
-        if (err === undefined) resolve()
-        else reject(err)
+  /** Resolves when the client is ready: one 'ready' listener however many commands wait. */
+  #connected (): Promise<void> {
+    this.#ready ??= new Promise<void>(resolve => {
+      const done = (): void => {
+        this.#redis.off('ready', done)
+        this.#pending.delete(done)
+        this.#ready = undefined
+        resolve()
       }
-      const onReady = (): void => finish()
-      const cancel = (): void => finish(new Error(`redisTransport: closed before ${what}`))
-      const timer = setTimeout(() => finish(unavailable(
-        `${what}${kind === 'publish' ? ' not accepted' : ' failed'}: connection is ${client.status} (waited ${this.#timeoutMs} ms)`)), this.#timeoutMs)
-      client.once('ready', onReady)
-      this.#pending.add(cancel)
+      this.#redis.once('ready', done)
+      this.#pending.add(done)
     })
+    return this.#ready
   }
 
-  /** `promise`, or `error()` after `ms`, or a rejection when the transport closes first. */
-  #within<T> (promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  /**
+   * `promise`, or `error()` after `ms` (unless `extend()` grants more time),
+   * or a rejection when the transport closes first.
+   */
+  #within<T> (promise: Promise<T>, ms: number, error: () => Error, extend?: () => number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const settle = (): boolean => {
         if (timer === undefined) return false
@@ -610,7 +511,12 @@ export class RedisTransport implements HubTransport {
         return true
       }
       const closed = (): void => { if (settle()) reject(new Error('redisTransport: closed')) }
-      let timer: NodeJS.Timeout | undefined = setTimeout(() => { if (settle()) reject(error()) }, ms)
+      const expire = (): void => {
+        const more = extend?.() ?? 0
+        if (more > 0 && timer !== undefined) timer = setTimeout(expire, more)
+        else if (settle()) reject(error())
+      }
+      let timer: NodeJS.Timeout | undefined = setTimeout(expire, ms)
       this.#pending.add(closed)
       promise.then(value => { if (settle()) resolve(value) }, (err: unknown) => { if (settle()) reject(err) })
     })
@@ -671,13 +577,14 @@ export class RedisTransport implements HubTransport {
         const reply = await this.#xread(sub, this.#position!)
         backoff = 100
         if (reply !== null) {
-          // A jump in ids is either a new epoch (Redis lost data: nothing more
-          // to recover) or a trimmed firehose (events this instance can no
-          // longer deliver live): only the epoch key tells them apart.
+          // A jump in ids is either a new epoch (Redis lost data) or a trimmed
+          // firehose (events this instance can no longer deliver live): only
+          // the epoch key tells them apart. A reply elsewhere may also have
+          // shown a new epoch whose ids follow ours without a jump.
           const first = seqOf(reply[0]?.[1][0]?.[0] ?? '')
-          const epoch = first !== undefined && first > this.#delivered + 1 && this.#delivered > 0
-            ? Number(await sub.get(this.#keys.epoch))
-            : undefined
+          const check = this.#epochSuspect || (first !== undefined && first > this.#delivered + 1 && this.#delivered > 0)
+          const epoch = check ? Number(await sub.get(this.#keys.epoch)) : undefined
+          if (check) this.#epochSuspect = false
           this.#handle(reply, epoch)
         }
       } catch (err) {
@@ -730,6 +637,7 @@ export class RedisTransport implements HubTransport {
     this.#resume?.()
   }
 
+  /** Delivers an XREAD reply; `epoch` (the epoch key, when read) tells a new epoch from a trimmed firehose. */
   #handle (reply: Array<[string, StreamEntry[]]>, epoch?: number): void {
     for (const [, entries] of reply) {
       for (const [sid, fields] of entries) {
@@ -737,9 +645,16 @@ export class RedisTransport implements HubTransport {
         // Never back: an event delivered on publish may already be past this one.
         if (n === undefined || n > this.#delivered) this.#position = sid
         if (n === undefined || n <= this.#delivered) continue
-        if (n > this.#delivered + 1 && this.#delivered > 0 && n !== (epoch ?? -1) + 1) {
+        if (epoch !== undefined && epoch !== this.#epoch && n > epoch) {
+          // Redis lost data: events of the old epoch this instance had not
+          // delivered yet may be gone, and nothing tells which.
+          this.#log.warn({ from: this.#delivered, epoch },
+            'sse redis: live delivery reached a new epoch (Redis lost data); sending reset to subscribers here')
+          this.#epoch = epoch
+          this.#reset?.(String(epoch))
+        } else if (n > this.#delivered + 1 && this.#delivered > 0) {
           this.#log.warn({ from: this.#delivered, to: n },
-            'sse redis: ids jumped (firehose trimmed while this instance was cut off, or Redis lost data); closing subscribers here so they resume with replay or reset')
+            'sse redis: ids jumped (firehose trimmed while this instance was cut off); closing subscribers here so they resume with replay or reset')
           this.#resync?.()
         }
         this.#deliverEntry(n, fields)
