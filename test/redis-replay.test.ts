@@ -58,15 +58,15 @@ t.test('150 concurrent reconnects with old ids: all replayed in full, none reset
   t.teardown(() => { for (const c of clients) c.close() })
   let failed = 0
   let accepted = 0
-  let replaying = true
+  const replaying = { on: true }
   const publishing = (async () => {
-    for (let i = 0; i < 400 && replaying; i++) {
+    for (let i = 0; i < 400 && replaying.on; i++) {
       await a.app.sseHub.publish('other', { data: `p${i}` }).then(() => accepted++, () => failed++)
       await new Promise(resolve => setTimeout(resolve, 5))
     }
   })()
   const results = await Promise.all(clients.map(c => c.done))
-  replaying = false
+  replaying.on = false
   await publishing
   t.equal(results.filter(r => r.resets > 0).length, 0, 'no reconnect was reset')
   t.equal(results.filter(r => JSON.stringify(r.ids) === JSON.stringify(want)).length, 150, `every reconnect got the ${want.length} missed events once, in order`)

@@ -24,8 +24,8 @@ t.test('idle topics expire from Redis; their clients get reset, never a hole', a
 
   // While the mark is kept: exact answers for an expired stream.
   await until('the streams to expire', async () => (await keys('x:t:*')).length === 0, 10_000)
-  const stale = await openSse(a.port, `/s?topics=room7`, { 'last-event-id': start! })
-  const current = await openSse(a.port, `/s?topics=room7`, { 'last-event-id': rooms[7]! })
+  const stale = await openSse(a.port, '/s?topics=room7', { 'last-event-id': start! })
+  const current = await openSse(a.port, '/s?topics=room7', { 'last-event-id': rooms[7]! })
   t.teardown(() => { stale.close(); current.close() })
   const [reset] = await stale.waitFor(1)
   t.equal(reset!.event, 'reset', 'a client that missed an event of the expired topic: reset')
@@ -39,12 +39,12 @@ t.test('idle topics expire from Redis; their clients get reset, never a hole', a
   const left = await keys('x:*')
   t.ok(left.length <= 10, `keys left: ${left.length} (${left.join(' ')})`)
 
-  const gone = await openSse(a.port, `/s?topics=room9`, { 'last-event-id': rooms[8]! })
+  const gone = await openSse(a.port, '/s?topics=room9', { 'last-event-id': rooms[8]! })
   t.teardown(() => gone.close())
   const [first] = await gone.waitFor(1)
   t.equal(first!.event, 'reset', 'an id older than the expired topic\'s last event, mark gone too: reset')
 
-  const never = await openSse(a.port, `/s?topics=never-used`, { 'last-event-id': fresh })
+  const never = await openSse(a.port, '/s?topics=never-used', { 'last-event-id': fresh })
   t.teardown(() => never.close())
   const next = await a.app.sseHub.publish('never-used', { data: 'first' })
   await never.waitUntil(e => e.id === next)
