@@ -29,7 +29,7 @@ const SIZE = Number(args.get('size') ?? 256)
 const CHILD = fileURLToPath(new URL('./lib/burst-clients.mjs', import.meta.url))
 
 interface Progress { type: 'progress', connected: number, received: number, lastReceipt: number }
-interface Report { type: 'report', lost: number, duplicates: number, unordered: number, resets: number, closed: number, clientsMissing: number, latencies: number[] }
+interface Report { type: 'report', lost: number, duplicates: number, unordered: number, resets: number, closed: number, clientsMissing: number, latencies: number[], rejectedButDelivered: number }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 const pct = (xs: number[], p: number): number => xs.length === 0 ? NaN : xs[Math.min(xs.length - 1, Math.floor(xs.length * p))]!
@@ -92,6 +92,7 @@ async function run (n: number): Promise<Record<string, unknown>> {
   return {
     run: n + 1,
     rejected,
+    rejectedButDelivered: Math.max(...reports.map(r => r.rejectedButDelivered)),
     accepted: accepted.length,
     lostEvents: sum('lost'),
     subscribersMissing: sum('clientsMissing'),

@@ -3,7 +3,8 @@
 // client) the latency of each event: receipt time minus the publish time the
 // event's data starts with (`t=<ms>;`, same machine, same clock).
 // On 'check' (the ids whose publish resolved) it reports, summed over its
-// clients: events lost, duplicates, out-of-order, resets, latency samples.
+// clients: events lost, duplicates, out-of-order, resets, latency samples, and
+// how many events whose publish was rejected were delivered anyway.
 import http from 'node:http'
 
 const [url, count, sampleEvery] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4] ?? 10)]
@@ -61,7 +62,9 @@ process.on('message', msg => {
     let closed = 0
     let clientsMissing = 0
     const latencies = []
+    const foreign = new Set()
     for (const c of clients) {
+      for (const id of c.ids) if (!accepted.has(id)) foreign.add(id)
       const got = new Set(c.ids)
       duplicates += c.ids.length - got.size
       for (let i = 1; i < c.ids.length; i++) if (c.ids[i] <= c.ids[i - 1]) unordered++
@@ -73,7 +76,7 @@ process.on('message', msg => {
       if (c.closed) closed++
       if (c.latencies !== null) latencies.push(...c.latencies)
     }
-    process.send({ type: 'report', lost, duplicates, unordered, resets, closed, clientsMissing, latencies })
+    process.send({ type: 'report', lost, duplicates, unordered, resets, closed, clientsMissing, latencies, rejectedButDelivered: foreign.size })
   }
   if (msg.type === 'exit') { clearInterval(timer); process.exit(0) }
 })
