@@ -5,9 +5,14 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import Fastify from 'fastify'
 import t from 'tap'
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js'
-import { redisBackend, transportContract } from './helpers/transport-conformance.js'
+import htmxSse from '../plugin/index.js'
+import { redisTransport } from '../plugin/transports/redis.js'
+import { Redis, startRedisServer, type RedisServer } from './helpers/redis-server.js'
+import { until } from './helpers/sse-client.js'
+import { CLOSE_BOUND_MS, redisBackend, transportContract } from './helpers/transport-conformance.js'
+import { modelTest } from './helpers/transport-model.js'
 
 let server: RedisServer
 let dir: string
@@ -21,3 +26,45 @@ t.teardown(async () => {
 })
 
 t.test('contract', async t => { transportContract(t, redisBackend(server.url)) })
+
+const seed = Number(process.env.CONF_SEED ?? 20260421)
+t.test('model: random interleavings on two instances, with Redis paused, killed and restarted', async t => {
+  const admin = new Redis(server.url)
+  admin.on('error', () => {})
+  t.teardown(() => admin.disconnect())
+  // A short publish bound, so a pause of a few hundred ms both outlasts some publishes and not others.
+  const backend = redisBackend(server.url, { publishTimeoutMs: 400, blockMs: 1000 })
+  await modelTest(t, backend, { server, dir, admin }, { seed, numRuns: Number(process.env.CONF_RUNS ?? 12), maxActions: 25 })
+})
+
+// Found by the model (seed 20260421, run 8: an unawaited publish, then app.close() of its instance).
+t.test('a publish in flight when app.close() runs: resolves, or its error says truthfully whether it was applied', async t => {
+  const admin = new Redis(server.url)
+  const redis = new Redis(server.url)
+  t.teardown(() => { admin.disconnect(); redis.disconnect() })
+  const app = Fastify()
+  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: 'inflight-close', publishTimeoutMs: 2000 }) })
+  await app.ready()
+  await app.sseHub.publish('k', { data: 'warm' })
+  // Writes wait in Redis, so the publish is surely in flight while the app closes; the pause ends well before its deadline.
+  await admin.client('PAUSE', 300, 'WRITE')
+  const outcome = app.sseHub.publish('k', { data: 'in flight' }).then(
+    id => ({ id }), (err: Error & { code?: string }) => ({ code: err.code, message: err.message }))
+  const started = Date.now()
+  await app.close()
+  t.ok(Date.now() - started < CLOSE_BOUND_MS, 'app.close() returned within the bound')
+  const settled = await outcome
+  // The user's client stays open (it is theirs), so Redis runs the script once the pause ends.
+  let applied: string | undefined
+  await until('the paused write to be processed', async () => {
+    const entries = await admin.xrange('inflight-close:t:k', '-', '+') as Array<[string, string[]]>
+    applied = entries.find(([, f]) => f.includes('in flight'))?.[0].split('-')[0]
+    return applied !== undefined || Date.now() - started > 1500
+  }, 5000)
+  if ('id' in settled) {
+    t.equal(settled.id, applied, 'resolved with the id it was applied at')
+  } else {
+    t.match(settled.code, /^HTMX_SSE_/, 'a coded error')
+    if (applied !== undefined) t.match(settled.message, /not confirmed/, `applied at ${applied}, so the error must not say (or imply) it was not: "${settled.message}"`)
+  }
+})
