@@ -52,7 +52,7 @@ export function scenarios (shared: number, faults: boolean, maxActions: number):
   }
   return fc.record({
     topics: fc.array(fc.subarray([0, 1, 2], { minLength: 1 }), { minLength: SUBS, maxLength: SUBS }),
-    actions: fc.array(fc.oneof(...actions), { minLength: 4, maxLength: maxActions })
+    actions: fc.array(fc.oneof(...actions), { minLength: Math.min(10, maxActions), maxLength: maxActions, size: 'max' })
   })
 }
 
