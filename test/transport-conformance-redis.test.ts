@@ -106,3 +106,50 @@ t.test('Redis loses events this instance never delivered (two data-losing restar
   await waitUntil(() => again.events.length > 0, 10_000, 'the first event after reconnecting')
   t.equal(again.events[0]!.event, 'reset', 'the reconnect gets reset')
 })
+
+// Found by the model (seed 5: Redis restarting, a publish waiting for the connection, app.close()).
+t.test('a publish waiting for the Redis connection when app.close() runs rejects with a coded error', async t => {
+  const redis = new Redis(server.url)
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  const app = Fastify()
+  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: 'wait-close', publishTimeoutMs: 2000 }) })
+  await app.ready()
+  await server.kill()
+  try {
+    await waitUntil(() => redis.status !== 'ready', 5000, 'the client to notice Redis is gone')
+    const outcome = app.sseHub.publish('k', { data: 'waiting' }).then(
+      id => ({ id }), (err: Error & { code?: string }) => ({ code: err.code, message: err.message }))
+    await app.close()
+    const settled = await outcome
+    t.ok('code' in settled, 'it was not applied: Redis is down')
+    t.match(settled, { code: /^HTMX_SSE_/ }, `a coded error, got ${JSON.stringify(settled)}`)
+  } finally {
+    await server.start()
+  }
+})
+
+// Found by the model (seed 7: an instance started while Redis was paused, another one publishing).
+t.test('an instance that started while Redis was unreachable delivers to its subscribers what others publish once Redis answers', async t => {
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.disconnect())
+  const space = 'late-start'
+  const a = await redisBackend(server.url, { publishTimeoutMs: 3000 }).start(space, { history: 100 })
+  t.teardown(() => a.close())
+  await a.app.sseHub.publish('x', { data: 'warm' })
+  await admin.client('PAUSE', 1000)
+  // B's start gives up on Redis after 300 ms and starts anyway; its live loop has no position yet.
+  const b = await redisBackend(server.url, { publishTimeoutMs: 300 }).start(space, { history: 100 })
+  t.teardown(() => b.close())
+  const c = await subscribe(t, b, ['x'])
+  // Sent while Redis is paused, so Redis runs it before B's loop can ask where the stream ends.
+  const xId = await a.app.sseHub.publish('x', { data: 'published after the subscriber connected' })
+  // Probes until B delivers something (its loop has a position by then) or closes the stream.
+  await until('B to deliver an event or close the stream', async () => {
+    if (c.events.length > 0 || c.isEnded()) return true
+    await a.app.sseHub.publish('x', { data: 'probe' })
+    return false
+  }, 10_000, 200)
+  const ids = c.events.map(e => e.id)
+  t.ok(c.isEnded() || ids.includes(xId), `${xId} was published after the subscriber on B connected; B delivered [${ids.join(' ')}]${c.isEnded() ? ' and closed the stream' : ''}: it must deliver it (or close the stream so the client resumes)`)
+})
