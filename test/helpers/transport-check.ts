@@ -72,7 +72,7 @@ function checkPubs (pubs: Pub[], applied: Applied): string[] {
     else if (p.state === 'ok' && (a?.id !== p.id || a?.topic !== p.topic)) out.push(`${what}: resolved with id ${p.id ?? ''}, but it was applied as ${a === undefined ? 'nothing' : `${a.id} on ${a.topic}`}`)
     else if (p.state === 'err') {
       if (p.code?.startsWith('HTMX_SSE_') !== true) out.push(`${what}: rejected without a plugin error code (code ${String(p.code)}): ${p.message ?? ''}`)
-      if (a !== undefined && p.message?.includes('not confirmed') !== true && p.message?.includes('redisTransport: closed') !== true) out.push(`${what}: rejected (${String(p.code)}: ${p.message ?? ''}) but it was applied at id ${a.id}`)
+      if (a !== undefined && p.message?.includes('not confirmed') !== true) out.push(`${what}: rejected (${String(p.code)}: ${p.message ?? ''}) but it was applied at id ${a.id}`)
     }
   }
   return out
