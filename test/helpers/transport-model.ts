@@ -21,6 +21,7 @@ const HISTORY = 5
 
 export type Action =
   | { kind: 'publish', inst: number, topic: number, awaited: boolean }
+  | { kind: 'burst', inst: number, topic: number, n: number }
   | { kind: 'connect', sub: number, inst: number }
   | { kind: 'disconnect', sub: number }
   | { kind: 'reconnect', sub: number, inst: number, from: 'last' | 'old' }
@@ -39,6 +40,8 @@ export function scenarios (shared: number, faults: boolean, maxActions: number):
   const sub = fc.nat(SUBS - 1)
   const actions: Array<fc.WeightedArbitrary<Action>> = [
     { weight: 8, arbitrary: fc.record({ kind: fc.constant('publish' as const), inst, topic: fc.nat(TOPICS.length - 1), awaited: fc.boolean() }) },
+    // Several at once, none awaited: history (HISTORY per topic) is trimmed while subscribers are away or behind.
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('burst' as const), inst, topic: fc.nat(TOPICS.length - 1), n: fc.integer({ min: 2, max: 8 }) }) },
     { weight: 4, arbitrary: fc.record({ kind: fc.constant('connect' as const), sub, inst }) },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('disconnect' as const), sub }) },
     { weight: 4, arbitrary: fc.record({ kind: fc.constant('reconnect' as const), sub, inst, from: fc.constantFrom('last' as const, 'old' as const) }) },
@@ -127,7 +130,7 @@ class Run {
       const target = [slot, ...this.slots.keys()].find(s => this.slots[s] !== undefined && !this.slots[s]!.closed)
       const inst = target === undefined ? undefined : this.slots[target]
       if (inst === undefined || target === undefined) { await sleep(50); continue }
-      const conn: Conn = { slot: target, gen: this.gens[target]!, from, mode, openedPub: this.pubs.length, events: [], final: false, byClient: false }
+      const conn: Conn = { slot: target, gen: this.gens[target]!, from, mode, openedPub: 0, events: [], final: false, byClient: false }
       const headers = from === undefined ? undefined : { 'last-event-id': from }
       const pending = connect(`http://127.0.0.1:${inst.port}/s?topics=${chain.topics.join(',')}`, { headers })
       let client: SseClient | 'timeout'
@@ -146,6 +149,8 @@ class Run {
       if (client.status !== 200) { client.close(); await sleep(50); continue }
       if (!chain.wanted) { client.close(); return }
       conn.events = client.events
+      // Owed: what was published once the response head arrived (the hub subscribed before writing it).
+      conn.openedPub = this.pubs.length
       conn.close = () => { conn.byClient = true; client.close() }
       chain.conns.push(conn)
       chain.current = conn
@@ -172,6 +177,12 @@ class Run {
         const p = this.publish(slot, TOPICS[action.topic]!, action.awaited)
         if (action.awaited) await within(p, 10_000)
         else this.track(p)
+        return
+      }
+      case 'burst': {
+        const slot = this.#live(action.inst)
+        if (slot === undefined) return
+        for (let i = 0; i < action.n; i++) this.track(this.publish(slot, TOPICS[action.topic]!, false))
         return
       }
       case 'connect': {
