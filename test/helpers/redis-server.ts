@@ -44,14 +44,20 @@ async function ping (port: number): Promise<boolean> {
   })
 }
 
-export async function startRedisServer (): Promise<RedisServer> {
+/**
+ * `dir`: where a `SAVE` writes its snapshot and where a restart loads it from
+ * (tests that restart Redis with or without its data); without it, a `SAVE`
+ * would write into the current directory.
+ */
+export async function startRedisServer (options: { dir?: string } = {}): Promise<RedisServer> {
   const port = await freePort()
   let child: ChildProcess | undefined
   let exited: Promise<void> = Promise.resolve()
 
   const start = async (): Promise<void> => {
     if (child !== undefined) throw new Error('redis-server already running')
-    const proc = spawn('redis-server', ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', '127.0.0.1'], {
+    const dir = options.dir === undefined ? [] : ['--dir', options.dir]
+    const proc = spawn('redis-server', ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', '127.0.0.1', ...dir], {
       stdio: ['ignore', 'ignore', 'pipe']
     })
     let stderr = ''
