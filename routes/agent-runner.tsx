@@ -1,240 +1,21 @@
 /**
- * Agent runs: what an agent emits (`AgentEvent`, the `AgentSource` to plug an
- * LLM into), the bundled offline simulator, the fold of a run's events into
- * its state (`RunState`) and the fragments that move a page along, and
- * `AgentRunner`, which executes runs on hub topics and records them in a run
- * store, so any instance renders a run's transcript and continues it live.
+ * Agent runs: `AgentRunner` executes runs on hub topics and records them in
+ * a run store, so any instance renders a run's transcript and continues it
+ * live. What an agent emits and the bundled simulator are in agent-source.ts,
+ * the fold of a run's events into page fragments in agent-render.tsx (both
+ * re-exported here).
  */
-import { setTimeout as sleep } from 'node:timers/promises'
-import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { parseId, type SseEvent, type SseHub } from '../plugin/index.js'
-import {
-  AgentError, AgentStatus, AgentTranscript, agentRunStatus, MessageChunk, Oob, SSE_CLOSE_EVENT, ToolResult, ToolUseCard,
-  type AgentItem, type AgentState, type RunStatus
-} from '../views/index.js'
-import { RunLeases, type RunLeaseOptions } from './run-lease.js'
+import { agentRunStatus, type RunStatus } from '../views/index.js'
+import { retryStore, RunLeases, type RunLeaseOptions } from './run-lease.js'
 import { instanceId, MemoryRunStore, type RunStore, type StoredRun } from './run-store.js'
+import { coalesceWhitespace, simulatedAgent, type AgentSource } from './agent-source.js'
+import { AgentRunSnapshot, DONE_EVENT, newRunId, RunState, startFragment, type RunEvent } from './agent-render.js'
 
-/** What an agent emits. Map your LLM SDK's stream onto this. */
-export type AgentEvent =
-  | { type: 'text', text: string }
-  | { type: 'tool_use', id: string, name: string, input: unknown }
-  | { type: 'tool_result', id: string, output: unknown, isError?: boolean }
-  | { type: 'done' }
-  | { type: 'error', message: string }
+export { coalesceWhitespace, simulatedAgent, type AgentEvent, type AgentSource, type SimulatedAgentOptions } from './agent-source.js'
 
-/** What a run's transcript records: the source's events, and how a run ended without them. */
-export type RunEvent = AgentEvent | { type: 'cancelled' } | { type: 'interrupted' }
-
-/** Runs a prompt. Must stop (return or throw) soon after `signal` aborts. */
-export interface AgentSource {
-  run: (prompt: string, signal: AbortSignal) => AsyncIterable<AgentEvent>
-}
-
-export interface SimulatedAgentOptions {
-  /** Delay between text tokens. Default 35 ms. */
-  tokenMs?: number
-  /** Time a tool takes. Default 700 ms. */
-  toolMs?: number
-  /** Time before the first token. Default 400 ms. */
-  thinkMs?: number
-}
-
-/** Words and the whitespace between them as separate tokens, as LLM streams send them. */
-function tokens (text: string): string[] {
-  return text.match(/\S+|\s+/g) ?? []
-}
-
-/**
- * Holds whitespace-only text tokens and sends them with the next text (or at
- * the end), so no event carries only whitespace: htmx 4 drops a
- * whitespace-only swap, and a space between two words would be lost.
- */
-export async function * coalesceWhitespace (events: AsyncIterable<AgentEvent>): AsyncGenerator<AgentEvent> {
-  let pending = ''
-  for await (const ev of events) {
-    if (ev.type === 'text') {
-      if (ev.text.trim() === '') {
-        pending += ev.text
-        continue
-      }
-      yield pending === '' ? ev : { type: 'text', text: pending + ev.text }
-      pending = ''
-      continue
-    }
-    if (pending !== '' && (ev.type === 'done' || ev.type === 'error')) {
-      yield { type: 'text', text: pending }
-      pending = ''
-    }
-    yield ev
-  }
-  if (pending !== '') yield { type: 'text', text: pending }
-}
-
-/**
- * A deterministic offline agent: no network, same output for the same prompt.
- * It "checks" metrics and docs with two tools, then answers. A prompt that
- * contains "fail" makes the second tool call fail with an upstream error.
- */
-export function simulatedAgent (options: SimulatedAgentOptions = {}): AgentSource {
-  const tokenMs = options.tokenMs ?? 35
-  const toolMs = options.toolMs ?? 700
-  const thinkMs = options.thinkMs ?? 400
-  return {
-    async * run (prompt, signal) {
-      const say = async function * (text: string): AsyncGenerator<AgentEvent> {
-        for (const t of tokens(text)) {
-          await sleep(tokenMs, undefined, { signal })
-          yield { type: 'text', text: t }
-        }
-      }
-      const topic = prompt.trim().slice(0, 120) || 'the system'
-      await sleep(thinkMs, undefined, { signal })
-      yield * say(`Let me look at the live metrics and the runbook before answering “${topic}”. `)
-      yield { type: 'tool_use', id: 'call_1', name: 'get_metrics', input: { metrics: ['cpu', 'memory', 'load'], window: '1m' } }
-      await sleep(toolMs, undefined, { signal })
-      yield { type: 'tool_result', id: 'call_1', output: { cpu_avg_pct: 23.4, cpu_peak_pct: 61.2, memory_used_pct: 41.8, load_1m: 0.92 } }
-      yield * say('CPU averaged 23.4% over the last minute (peak 61.2%) and memory sits at 41.8%, so there is headroom. ')
-      yield { type: 'tool_use', id: 'call_2', name: 'search_runbook', input: { query: topic, limit: 2 } }
-      await sleep(toolMs, undefined, { signal })
-      if (/fail/i.test(prompt)) {
-        yield { type: 'tool_result', id: 'call_2', output: 'runbook service returned 503 Service Unavailable', isError: true }
-        yield { type: 'error', message: 'The runbook search failed (503), so I stopped here instead of guessing.' }
-        return
-      }
-      yield { type: 'tool_result', id: 'call_2', output: [{ title: 'Scaling the web tier', score: 0.82 }, { title: 'When load exceeds cores', score: 0.77 }] }
-      yield * say('The runbook says to scale out only when the 5-minute load stays above the core count. ')
-      yield * say('It does not, so no action is needed right now; I will keep watching the dashboard.')
-      yield { type: 'done' }
-    }
-  }
-}
-
-// ── rendering ────────────────────────────────────────────────────────────
-
-/** The state of one run, folded from its events. */
-export class RunState {
-  items: AgentItem[] = []
-  state: AgentState = 'thinking'
-  status = 'Thinking…'
-  readonly #tools = new Map<string, number>()
-
-  constructor (readonly runId: string, readonly prompt: string) {}
-
-  get domId (): string { return `agent-${this.runId}` }
-
-  toolDomId (id: string): string {
-    let n = this.#tools.get(id)
-    if (n === undefined) this.#tools.set(id, n = this.#tools.size + 1)
-    return `${this.domId}-tool-${n}`
-  }
-
-  get finished (): boolean {
-    return this.state === 'done' || this.state === 'error' || this.state === 'cancelled' || this.state === 'interrupted'
-  }
-
-  /** Applies one event; returns the out-of-band fragments that bring a page from the old state to the new. */
-  apply (ev: RunEvent): JSX.Element {
-    const out = `${this.domId}-output`
-    const before = this.state
-    let fragment: JSX.Element = ''
-    switch (ev.type) {
-      case 'text': {
-        const last = this.items[this.items.length - 1]
-        if (last?.kind === 'text') last.text += ev.text
-        else this.items.push({ kind: 'text', text: ev.text })
-        this.state = 'streaming'
-        this.status = 'Writing…'
-        fragment = <Oob id={out} swap='beforeend'><MessageChunk text={ev.text} /></Oob>
-        break
-      }
-      case 'tool_use': {
-        const domId = this.toolDomId(ev.id)
-        this.items.push({ kind: 'tool', domId, name: ev.name, input: ev.input, done: false })
-        this.state = 'tool'
-        this.status = `Calling ${ev.name}…`
-        fragment = <Oob id={out} swap='beforeend'><ToolUseCard id={domId} name={ev.name} input={ev.input} /></Oob>
-        break
-      }
-      case 'tool_result': {
-        const domId = this.toolDomId(ev.id)
-        const tool = this.items.find((i): i is Extract<AgentItem, { kind: 'tool' }> => i.kind === 'tool' && i.domId === domId)
-        if (tool !== undefined) Object.assign(tool, { output: ev.output, isError: ev.isError === true, done: true })
-        this.state = 'thinking'
-        this.status = 'Reading the result…'
-        fragment = <ToolResult id={domId} output={ev.output} isError={ev.isError === true} />
-        break
-      }
-      case 'error':
-        this.items.push({ kind: 'error', message: ev.message })
-        this.state = 'error'
-        this.status = 'Failed'
-        fragment = <Oob id={out} swap='beforeend'><AgentError message='Agent error' detail={ev.message} /></Oob>
-        break
-      case 'done':
-        this.state = 'done'
-        this.status = 'Done'
-        break
-      case 'cancelled':
-        this.state = 'cancelled'
-        this.status = 'Cancelled'
-        break
-      case 'interrupted':
-        this.state = 'interrupted'
-        this.status = 'Interrupted'
-        break
-    }
-    const changed = before !== this.state || ev.type === 'tool_use' || ev.type === 'tool_result'
-    return changed ? <>{fragment}<Oob id={`${this.domId}-state`} swap='innerHTML'><AgentStatus id={`${this.domId}-status`} state={this.state} text={this.status} /></Oob></> : fragment
-  }
-}
-
-/**
- * A whole run as it stands (the page render, and the body of a run's first
- * event); `oob` replaces a page's copy of it by id (an interrupted run).
- */
-export function AgentRunSnapshot (props: { run: RunState, href?: string | undefined, oob?: boolean }): JSX.Element {
-  const { run } = props
-  return <AgentTranscript id={run.domId} prompt={run.prompt} state={run.state} status={run.status} items={run.items} href={props.href} oob={props.oob} />
-}
-
-/** The first event of a run: its skeleton, into the page's run slot. */
-function startFragment (slotId: string, run: RunState, href?: string): JSX.Element {
-  return <Oob id={slotId} swap='innerHTML'><AgentRunSnapshot run={run} href={href} /></Oob>
-}
-
-/** The event that ends a run's stream (`sse-close` / `hx-sse:close`); it carries data, or EventSource would drop it. */
-export const DONE_EVENT: SseEvent = { event: SSE_CLOSE_EVENT, data: 'end' }
-
-/**
- * Turns a source's run into SSE events for one connection (`reply.sse(signal => …)`):
- * the run skeleton into `#slotId`, then out-of-band updates, then `done`.
- */
-export async function * agentEvents (
-  source: AgentSource, prompt: string, signal: AbortSignal,
-  options: { runId?: string, slotId?: string } = {}
-): AsyncGenerator<SseEvent> {
-  const run = new RunState(options.runId ?? newRunId(), prompt)
-  yield { data: startFragment(options.slotId ?? 'agent-session-run', run) }
-  try {
-    for await (const ev of coalesceWhitespace(source.run(prompt, signal))) {
-      yield { data: run.apply(ev) }
-      if (ev.type === 'done' || ev.type === 'error') break
-    }
-  } catch (err) {
-    if (signal.aborted) return
-    yield { data: run.apply({ type: 'error', message: err instanceof Error ? err.message : String(err) }) }
-  }
-  yield DONE_EVENT
-}
-
-export function newRunId (): string {
-  return 'r' + randomBytes(8).toString('hex')
-}
-
-/** The shape of `newRunId()`'s ids. */
-export const RUN_ID = /^r[0-9a-f]{16}$/
+export { AgentRunSnapshot, agentEvents, DONE_EVENT, newRunId, RUN_ID, RunState, type RunEvent } from './agent-render.js'
 
 // ── stored runs ──────────────────────────────────────────────────────────
 
@@ -246,15 +27,25 @@ interface AgentData {
   prompt: string
   /** Hub id of the run's first event (the cursor of a page rendered before any other). */
   startId?: number
+  /** Hub id of the run's last event, stored when it ends (so a cursor can place its last entry). */
+  endId?: number
 }
 
-/** One transcript entry: an event and the hub id it was published with. */
+/**
+ * One transcript entry. An event is recorded BEFORE it is published (only
+ * what the store accepted while the run was ours is ever published), so an
+ * entry cannot carry its own hub id: it carries `after`, the hub id of the
+ * run's previous published event. The id entry k was published with is
+ * therefore entry k+1's `after` (the run's `endId` for the last one).
+ * Entries with `id` (their own hub id) are from before this scheme.
+ */
 interface Entry {
-  id: number
+  after?: number
+  id?: number
   ev: RunEvent
 }
 
-/** Entries recorded per run; past it a run still streams but its page shows the first ones. */
+/** Entries recorded per run; past it a run still streams (each event checked against the store first) but its page shows the first ones. */
 const MAX_ENTRIES = 5_000
 
 /** How a stored status ends a fold whose events stop short of it (entries capped, owner gone). */
@@ -278,7 +69,13 @@ export interface AgentRunView {
 interface Driving {
   state: RunState
   controller: AbortController
+  data: AgentData
+  /** Entries recorded. */
   entries: number
+  /** Hub id of the run's last published event. */
+  lastId: number
+  /** This run's store writes and publishes, in order. */
+  queue: Promise<unknown>
 }
 
 export interface AgentRunnerOptions extends RunLeaseOptions {
@@ -308,8 +105,11 @@ export class AgentRunsFullError extends Error {
 /**
  * Runs prompts through a source, each on its own hub topic: the run skeleton
  * into the run slot, then out-of-band updates, then `done`. Every event is
- * published, then appended to the run's stored transcript, in order, so a
- * page rendered from the transcript continues exactly from its last entry.
+ * appended to the run's stored transcript, then published, in order: the
+ * store's append is the check that the run is still this owner's and still
+ * running, so an owner that stalled past its lease (and was interrupted by
+ * another instance) publishes nothing after the interruption. Store failures
+ * are retried with backoff (the source waits), never rejected into a timer.
  */
 export class AgentRunner {
   readonly topicPrefix: string
@@ -324,7 +124,9 @@ export class AgentRunner {
   #hub: SseHub | undefined
   #log: FastifyBaseLogger | undefined
   readonly #driving = new Map<string, Driving>()
-  #queue: Promise<unknown> = Promise.resolve()
+  /** Work in flight (each run's queue), for `settled`. */
+  readonly #inFlight = new Set<Promise<unknown>>()
+  readonly #closing = new AbortController()
   #closed = false
 
   constructor (options: AgentRunnerOptions = {}) {
@@ -356,8 +158,8 @@ export class AgentRunner {
 
   /** A run as stored (interrupted first if its owner's lease ran out). */
   async get (runId: string): Promise<StoredRun | undefined> {
-    const run = await this.store.get(runId)
-    if (run === undefined || run.kind !== AGENT_KIND) return undefined
+    const run = await this.store.get(AGENT_KIND, runId)
+    if (run === undefined) return undefined
     return this.#leases === undefined ? run : await this.#leases.settle(run)
   }
 
@@ -376,22 +178,29 @@ export class AgentRunner {
     const hub = this.#hub
     const leases = this.#leases
     if (this.#closed || hub === undefined || leases === undefined) throw new Error('agent runner is not bound or closed')
-    const state = new RunState(runId, prompt)
-    const drive: Driving = { state, controller: new AbortController(), entries: 0 }
-    await this.#serial(async () => {
-      const now = Date.now()
-      const data: AgentData = { prompt }
-      const { created, dropped } = await this.store.create({
-        id: runId, kind: AGENT_KIND, title: prompt.slice(0, 80), status: 'running', owner: this.owner, leaseUntil: leases.until(now), startedAt: now, data
-      }, this.maxRuns)
-      for (const gone of dropped) await hub.forget(this.topicOf(gone)).catch(() => {})
-      if (!created) throw new AgentRunsFullError(this.maxRuns)
-      leases.hold(runId)
-      this.#driving.set(runId, drive)
-      const id = await hub.publish(this.topicOf(runId), { data: startFragment(this.slotId, state, this.hrefOf?.(runId)) })
-      await this.store.update(runId, this.owner, { data: { ...data, startId: parseId(id) ?? 0 } satisfies AgentData })
-    })
-    void this.#drive(drive)
+    const data: AgentData = { prompt }
+    const { created, dropped } = await this.store.create({
+      id: runId, kind: AGENT_KIND, title: prompt.slice(0, 80), owner: this.owner, startedAt: Date.now(), data
+    }, this.maxRuns, leases.leaseMs)
+    for (const gone of dropped) await hub.forget(this.topicOf(gone)).catch(() => {})
+    if (!created) throw new AgentRunsFullError(this.maxRuns)
+    const own: Driving = { state: new RunState(runId, prompt), controller: new AbortController(), data, entries: 0, lastId: 0, queue: Promise.resolve() }
+    leases.hold(runId)
+    this.#driving.set(runId, own)
+    try {
+      own.lastId = parseId(await hub.publish(this.topicOf(runId), { data: startFragment(this.slotId, own.state, this.hrefOf?.(runId)) })) ?? 0
+    } catch (err) {
+      // Not started: nobody will drive it, so it must not stay running.
+      this.#driving.delete(runId)
+      leases.release(runId)
+      await this.store.update(AGENT_KIND, runId, this.owner, { status: 'failed', finishedAt: Date.now() }).catch(() => {})
+      throw err
+    }
+    own.data = { ...data, startId: own.lastId }
+    // Only a shortcut for a page rendered before the first entry (entries carry it too).
+    await this.store.update(AGENT_KIND, runId, this.owner, { data: own.data })
+      .catch((err: unknown) => this.#log?.warn({ err, run: runId }, 'agent: start id not stored'))
+    void this.#drive(own)
     return runId
   }
 
@@ -399,104 +208,155 @@ export class AgentRunner {
   async cancel (runId: string): Promise<void> {
     const own = this.#driving.get(runId)
     if (own !== undefined) own.controller.abort()
-    else await this.store.requestCancel(runId)
+    else await this.store.requestCancel(AGENT_KIND, runId)
   }
 
   /**
    * Stops the runs this process executes. They are recorded as interrupted at
-   * once (other instances need not wait for the lease) and their pages turn static.
+   * once (other instances need not wait for the lease) and their pages turn
+   * static. Store writes still being retried get one last attempt.
    */
   async close (): Promise<void> {
     this.#closed = true
+    this.#closing.abort()
     await this.#leases?.stop()
     const owned = [...this.#driving.values()]
     for (const own of owned) own.controller.abort()
     await this.settled()
     for (const own of owned) {
-      if (own.state.finished) continue
-      await this.#serial(async () => {
-        const topic = this.topicOf(own.state.runId)
-        await this.#record(own, { type: 'interrupted' }, await this.#hub!.publish(topic, { data: own.state.apply({ type: 'interrupted' }) }))
-        await this.#end(own)
-      }).catch(() => {})
+      if (own.state.finished || this.#driving.get(own.state.runId) !== own) continue
+      await this.#emit(own, { type: 'interrupted' }).catch(() => {})
     }
   }
 
-  /** Waits for this process's publishes in flight. */
+  /** Waits for this process's store writes and publishes in flight. */
   async settled (): Promise<void> {
-    await this.#queue
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight])
   }
 
   /**
-   * The run a page shows: its stored transcript folded, continuing after its
-   * last entry (everything published later is replayed when the page connects).
+   * The run a page shows: its stored transcript folded up to the last entry
+   * known to be published, continuing after it (everything published later,
+   * the newest entry included, is replayed when the page connects).
    */
   async view (runId: string): Promise<AgentRunView | undefined> {
-    // A head read first: a run without entries yet continues from it.
+    // A head read first: a run without a known id yet continues from it.
     const head = await this.#hub?.head()
     const run = await this.get(runId)
     if (run === undefined) return undefined
-    const entries = await this.store.entries(runId) as Entry[]
-    const state = fold(run, entries)
+    const entries = await this.store.entries(AGENT_KIND, runId) as Entry[]
     const data = run.data as AgentData
-    const last = entries.at(-1)?.id ?? data.startId
-    return { run: state, cursor: last === undefined ? head : String(last), live: run.status === 'running' && !state.finished }
+    const ids = publishedIds(entries, data)
+    let known = 0
+    while (known < entries.length && ids[known] !== undefined) known++
+    const last = known > 0 ? ids[known - 1] : data.startId ?? entries[0]?.after
+    const cursor = last === undefined ? head : String(last)
+    if (run.status !== 'running') return { run: fold(run, entries), cursor, live: false }
+    const state = fold(run, entries.slice(0, known), false)
+    return { run: state, cursor, live: !state.finished }
   }
 
-  /** The run folded from exactly the entries up to `cursor` (undefined: all of them). */
+  /** The run folded from exactly the entries published up to `cursor` (undefined: all of them). */
   async snapshot (runId: string, cursor: string | undefined): Promise<RunState | undefined> {
     await this.settled()
     const run = await this.get(runId)
     if (run === undefined) return undefined
-    const limit = parseId(cursor) ?? Infinity
-    return fold(run, (await this.store.entries(runId) as Entry[]).filter(e => e.id <= limit), false)
+    const entries = await this.store.entries(AGENT_KIND, runId) as Entry[]
+    const limit = parseId(cursor)
+    if (limit === undefined) return fold(run, entries, false)
+    const ids = publishedIds(entries, run.data as AgentData)
+    let upTo = 0
+    while (upTo < entries.length && ids[upTo] !== undefined && ids[upTo]! <= limit) upTo++
+    return fold(run, entries.slice(0, upTo), false)
   }
 
-  async #serial<T> (fn: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(fn)
-    this.#queue = next.catch(() => {})
+  /** Runs `fn` after the run's earlier work (its events stay in order); other runs do not wait. */
+  async #serial<T> (own: Driving, fn: () => Promise<T>): Promise<T> {
+    const next = own.queue.then(fn)
+    const tail = next.catch(() => {})
+    own.queue = tail
+    this.#inFlight.add(tail)
+    void tail.then(() => this.#inFlight.delete(tail))
     return await next
   }
 
-  /** Appends an event to the stored transcript; false when the store says the run is no longer ours. */
-  async #record (own: Driving, ev: RunEvent, hubId: string): Promise<boolean> {
-    if (own.entries >= MAX_ENTRIES) return true
-    own.entries++
-    try {
-      return await this.store.append(own.state.runId, this.owner, { id: parseId(hubId) ?? 0, ev } satisfies Entry)
-    } catch (err) {
-      // Unreachable store: the run goes on live; its page may miss this entry.
-      this.#log?.warn({ err, run: own.state.runId }, 'agent: transcript entry not stored')
-      return true
+  /**
+   * Records an event (retrying while the store is unreachable: it must be
+   * recorded before it is published). False when the store says the run is
+   * no longer ours (interrupted by another instance, say).
+   */
+  async #record (own: Driving, ev: RunEvent): Promise<boolean> {
+    const runId = own.state.runId
+    const retry = { what: `agent run ${runId} transcript`, log: this.#log, signal: this.#closing.signal }
+    if (own.entries >= MAX_ENTRIES) {
+      // Not recorded any more; still never published unless the run is ours.
+      const run = await retryStore(async () => await this.store.get(AGENT_KIND, runId), retry)
+      return run?.status === 'running' && run.owner === this.owner
     }
+    const index = own.entries
+    const entry: Entry = { after: own.lastId, ev }
+    // With its index the append is safe to retry: an attempt that landed but lost its reply is not doubled.
+    const ours = await retryStore(async () => await this.store.append(AGENT_KIND, runId, this.owner, entry, index), retry)
+    if (ours) own.entries++
+    return ours
   }
 
-  /** After the last event: close the streams, record the outcome, let go of the lease. */
+  /** Records the outcome (retried until the store answers), lets go of the lease, then closes the streams. */
   async #end (own: Driving): Promise<void> {
     const runId = own.state.runId
     this.#driving.delete(runId)
-    this.#leases?.release(runId)
-    await this.#hub!.publish(this.topicOf(runId), DONE_EVENT)
-    await this.store.update(runId, this.owner, { status: agentRunStatus(own.state.state), finishedAt: Date.now() })
+    const status = agentRunStatus(own.state.state)
+    const finishedAt = Date.now()
+    const data: AgentData = { ...own.data, endId: own.lastId }
+    let attempts = 0
+    let stored = false
+    try {
+      stored = await retryStore(async () => {
+        if (await this.store.update(AGENT_KIND, runId, this.owner, { status, finishedAt, data })) return true
+        if (attempts++ === 0) return false
+        // An earlier attempt landed but its reply was lost: the run stands as we wrote it.
+        const now = await this.store.get(AGENT_KIND, runId)
+        return now?.owner === this.owner && now.status === status && now.finishedAt === finishedAt
+      }, { what: `agent run ${runId} ${status}`, log: this.#log, signal: this.#closing.signal })
+    } catch (err) {
+      this.#log?.error({ err, run: runId, status }, 'agent: end not stored before closing')
+    } finally {
+      this.#leases?.release(runId)
+    }
+    // Not stored: another instance interrupted it and announced that itself.
+    if (stored) await this.#publish(own, DONE_EVENT)
   }
 
+  async #publish (own: Driving, event: SseEvent): Promise<void> {
+    try {
+      own.lastId = parseId(await this.#hub!.publish(this.topicOf(own.state.runId), event)) ?? own.lastId
+    } catch (err) {
+      // Recorded all the same: a page that reloads shows it.
+      this.#log?.warn({ err, run: own.state.runId }, 'agent: publish failed')
+    }
+  }
+
+  /** Records, then publishes, one event; nothing once the run is no longer ours. */
   async #emit (own: Driving, ev: RunEvent): Promise<void> {
-    await this.#serial(async () => {
-      const id = await this.#hub!.publish(this.topicOf(own.state.runId), { data: own.state.apply(ev) })
-      const ours = await this.#record(own, ev, id)
-      if (own.state.finished) await this.#end(own)
-      else if (!ours) {
+    await this.#serial(own, async () => {
+      const runId = own.state.runId
+      if (this.#driving.get(runId) !== own) return
+      if (!await this.#record(own, ev)) {
         // Interrupted by another instance (we stalled past the lease): stop quietly.
-        this.#driving.delete(own.state.runId)
-        this.#leases?.release(own.state.runId)
+        this.#driving.delete(runId)
+        this.#leases?.release(runId)
         own.controller.abort()
+        this.#log?.warn({ run: runId }, 'agent: run no longer ours; stopped')
+        return
       }
+      await this.#publish(own, { data: own.state.apply(ev) })
+      if (own.state.finished) await this.#end(own)
     })
   }
 
   /** Another instance's run (or ours, after a stall) is over: its pages turn static with the banner. */
   async #announceInterrupted (stored: StoredRun): Promise<void> {
-    const run = fold(stored, await this.store.entries(stored.id) as Entry[])
+    const run = fold(stored, await this.store.entries(AGENT_KIND, stored.id) as Entry[])
     const topic = this.topicOf(stored.id)
     await this.#hub?.publish(topic, { data: <AgentRunSnapshot run={run} href={this.hrefOf?.(stored.id)} oob /> })
     await this.#hub?.publish(topic, DONE_EVENT)
@@ -504,26 +364,28 @@ export class AgentRunner {
 
   async #drive (own: Driving): Promise<void> {
     const { signal } = own.controller
+    const cancelled = async (): Promise<void> => {
+      if (!this.#closed && this.#driving.get(own.state.runId) === own) await this.#emit(own, { type: 'cancelled' }).catch(() => {})
+    }
     try {
       for await (const ev of coalesceWhitespace(this.source.run(own.state.prompt, signal))) {
         if (signal.aborted) break
         await this.#emit(own, ev)
         if (ev.type === 'done' || ev.type === 'error') return
       }
-      if (signal.aborted) {
-        if (!this.#closed && this.#driving.has(own.state.runId)) await this.#emit(own, { type: 'cancelled' })
-        return
-      }
+      if (signal.aborted) return await cancelled()
       await this.#emit(own, { type: 'done' })
     } catch (err) {
-      if (signal.aborted) {
-        if (!this.#closed && this.#driving.has(own.state.runId)) await this.#emit(own, { type: 'cancelled' }).catch(() => {})
-        return
-      }
+      if (signal.aborted) return await cancelled()
       this.#log?.warn({ err }, 'agent: run failed')
       await this.#emit(own, { type: 'error', message: err instanceof Error ? err.message : String(err) }).catch(() => {})
     }
   }
+}
+
+/** The hub id each entry was published with, where known (see `Entry`). */
+function publishedIds (entries: readonly Entry[], data: AgentData): Array<number | undefined> {
+  return entries.map((e, i) => e.id ?? (i + 1 < entries.length ? entries[i + 1]!.after : data.endId))
 }
 
 /**

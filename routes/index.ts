@@ -23,7 +23,7 @@ export {
   AgentRunner, AgentRunSnapshot, AgentRunsFullError, RunState, agentEvents, coalesceWhitespace, simulatedAgent, newRunId, AGENT_KIND, RUN_ID, DONE_EVENT,
   type AgentEvent, type RunEvent, type AgentSource, type SimulatedAgentOptions, type AgentRunnerOptions, type AgentRunView
 } from './agent-runner.js'
-export { MemoryRunStore, instanceId, type RunStore, type StoredRun, type RunPatch, type CreateResult } from './run-store.js'
+export { MemoryRunStore, instanceId, type RunStore, type StoredRun, type NewRun, type RunPatch, type CreateResult, type CancelRequest } from './run-store.js'
 export { RunLeases, type RunLeaseOptions, type RunLeaseHandlers } from './run-lease.js'
 export { logsRoutes, LogFeed, formatLogRecord, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
 export { hubStatsRoutes, HubStatsFeed, HubStatsCard, topicLabel, type HubStatsOptions } from './stats.js'

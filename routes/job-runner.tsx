@@ -5,13 +5,20 @@
  * the store first, then published (`job:<id>` gets the new body, `jobs` the
  * new list); a write the store refuses means the job is no longer ours
  * (interrupted by another instance after we stalled), and it stops here.
+ *
+ * No timer callback lets a store failure escape: a progress write that fails
+ * is skipped (the next tick writes the whole state again), and a job's end
+ * (done, failed, cancelled) is retried with backoff until the store answers,
+ * holding the lease meanwhile, so a stall or an outage while a job finishes
+ * neither crashes the process nor leaves the job "running" until some
+ * instance interrupts it.
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
 import { currentStage, JobFinished, JobListUpdate, JobProgress, SSE_CLOSE_EVENT, type Job, type JobStage, type RunStatus } from '../views/index.js'
-import { RunLeases, type RunLeaseOptions } from './run-lease.js'
-import { instanceId, MemoryRunStore, type RunStore, type StoredRun } from './run-store.js'
+import { retryStore, RunLeases, type RunLeaseOptions } from './run-lease.js'
+import { instanceId, MemoryRunStore, type NewRun, type RunStore, type StoredRun } from './run-store.js'
 
 export interface JobsOptions extends RunLeaseOptions {
   /** Topic of one job is `${topicPrefix}${id}`. Default 'job:'. */
@@ -64,11 +71,16 @@ export function jobOf (run: StoredRun): Job {
   }
 }
 
-/** What `cancel` did. */
+/** What `cancel` did. Of concurrent cancels of one job exactly one gets 'cancelled' or 'requested'. */
 export type CancelOutcome =
   | { result: 'cancelled', job: Job }
+  /** This process stopped it; the store was unreachable, so it is recorded as cancelled once the store answers. */
+  | { result: 'pending', job: Job }
   /** Another instance runs it; it finishes as cancelled when that owner next renews. */
   | { result: 'requested', job: Job }
+  /** Another instance runs it and a cancel was already requested (by an earlier call). */
+  | { result: 'already-requested', job: Job }
+  /** Over, or ending (`job.status` says how, e.g. cancelled by a concurrent call). */
   | { result: 'not-running', job: Job }
   | { result: 'unknown' }
 
@@ -76,6 +88,16 @@ export type CancelOutcome =
 interface Running {
   job: Job
   timer?: NodeJS.Timeout | undefined
+}
+
+/** A job this process ended, while its end is being stored. */
+interface Ending {
+  /** The job as it ended. */
+  job: Job
+  /** The job once its end is stored and announced; undefined if it was no longer ours (or the runner closed first). */
+  done: Promise<Job | undefined>
+  /** Resolves when the first attempt to store the end failed (it is being retried). */
+  stalled: Promise<void>
 }
 
 export class JobRunner {
@@ -91,6 +113,8 @@ export class JobRunner {
   base = '/jobs'
   readonly #leaseOptions: RunLeaseOptions
   readonly #running = new Map<string, Running>()
+  readonly #ending = new Map<string, Ending>()
+  readonly #closing = new AbortController()
   #leases: RunLeases | undefined
   #hub: SseHub | undefined
   #log: FastifyBaseLogger | undefined
@@ -114,7 +138,7 @@ export class JobRunner {
     this.#hub = hub
     this.#log = log
     this.#leases ??= new RunLeases(this.store, this.owner, JOB_KIND, {
-      onCancel: id => { void this.#cancelOwn(id) },
+      onCancel: id => { this.#cancelOwn(id) },
       onInterrupted: async run => await this.#announce(jobOf(run))
     }, log, this.#leaseOptions)
     this.#leases.start()
@@ -125,8 +149,8 @@ export class JobRunner {
 
   /** A job as stored (interrupted first if its owner's lease ran out). */
   async get (id: string): Promise<Job | undefined> {
-    const run = await this.store.get(id)
-    if (run === undefined || run.kind !== JOB_KIND) return undefined
+    const run = await this.store.get(JOB_KIND, id)
+    if (run === undefined) return undefined
     return jobOf(this.#leases === undefined ? run : await this.#leases.settle(run))
   }
 
@@ -145,12 +169,11 @@ export class JobRunner {
       elapsed: this.stages.map(() => 0),
       ...(options.fail === true ? { failAtStage: Math.max(0, this.stages.length - 1) } : {})
     }
-    const now = Date.now()
-    const run: StoredRun = { id, kind: JOB_KIND, title, status: 'running', owner: this.owner, leaseUntil: this.#leases.until(now), startedAt: now, data }
-    const { created, dropped } = await this.store.create(run, this.maxJobs)
+    const run: NewRun = { id, kind: JOB_KIND, title, owner: this.owner, startedAt: Date.now(), data }
+    const { created, dropped } = await this.store.create(run, this.maxJobs, this.#leases.leaseMs)
     for (const gone of dropped) await this.#hub?.forget(this.topicOf(gone)).catch(() => {})
     if (!created) return undefined
-    const job = jobOf(run)
+    const job = jobOf({ ...run, status: 'running', leaseUntil: 0 })
     this.#leases.hold(id)
     const own: Running = { job }
     this.#running.set(id, own)
@@ -161,14 +184,20 @@ export class JobRunner {
 
   /** Cancels a running job, here or (through the store) on the instance that runs it. */
   async cancel (id: string): Promise<CancelOutcome> {
-    if (this.#running.has(id)) {
-      const job = await this.#cancelOwn(id)
-      if (job !== undefined) return { result: 'cancelled', job }
+    // Ending here (finished, or cancelled by a concurrent call): decided, whether or not stored yet.
+    const ending = this.#ending.get(id)
+    if (ending !== undefined) return { result: 'not-running', job: ending.job }
+    const own = this.#cancelOwn(id)
+    if (own !== undefined) {
+      const first = await Promise.race([own.done, own.stalled.then(() => 'stalled' as const)])
+      if (first === 'stalled') return { result: 'pending', job: own.job }
+      if (first !== undefined) return { result: 'cancelled', job: first }
     }
-    const run = await this.store.requestCancel(id)
-    if (run === undefined || run.kind !== JOB_KIND) return { result: 'unknown' }
-    const job = jobOf(run)
-    return job.status === 'running' ? { result: 'requested', job } : { result: 'not-running', job }
+    const asked = await this.store.requestCancel(JOB_KIND, id)
+    if (asked === undefined) return { result: 'unknown' }
+    const job = jobOf(asked.run)
+    if (job.status !== 'running') return { result: 'not-running', job }
+    return asked.first ? { result: 'requested', job } : { result: 'already-requested', job }
   }
 
   /**
@@ -178,22 +207,27 @@ export class JobRunner {
    */
   async close (): Promise<void> {
     await this.#leases?.stop()
+    // Ends still being retried get one last attempt each; so do the interruptions below.
+    this.#closing.abort()
     const owned = [...this.#running.values()]
     for (const own of owned) clearTimeout(own.timer)
     this.#running.clear()
-    for (const own of owned) await this.#finish(own, 'interrupted').catch(() => {})
+    for (const own of owned) await this.#finish(own, 'interrupted').done
+    await Promise.all([...this.#ending.values()].map(async e => await e.done))
   }
 
-  async #cancelOwn (id: string): Promise<Job | undefined> {
+  #cancelOwn (id: string): Ending | undefined {
     const own = this.#running.get(id)
     if (own === undefined) return undefined
     this.#running.delete(id)
     clearTimeout(own.timer)
-    return await this.#finish(own, 'cancelled')
+    return this.#finish(own, 'cancelled')
   }
 
   #schedule (own: Running): void {
-    own.timer = setTimeout(() => { void this.#tick(own) }, this.tickMs)
+    own.timer = setTimeout(() => {
+      this.#tick(own).catch((err: unknown) => this.#log?.error({ err, job: own.job.id }, 'jobs: tick failed'))
+    }, this.tickMs)
     own.timer.unref()
   }
 
@@ -205,19 +239,19 @@ export class JobRunner {
     const stage = job.stages[i]
     if (stage !== undefined && job.failAtStage === i && (job.elapsed[i] ?? 0) >= stage.durationMs / 2) {
       this.#running.delete(job.id)
-      await this.#finish(own, 'failed')
+      await this.#finish(own, 'failed').done
       return
     }
     const elapsed = job.elapsed.map((e, k) => k === i && stage !== undefined ? Math.min(stage.durationMs, e + this.tickMs) : e)
     own.job = { ...job, elapsed }
     if (currentStage(own.job) >= job.stages.length) {
       this.#running.delete(job.id)
-      await this.#finish(own, 'done')
+      await this.#finish(own, 'done').done
       return
     }
     let kept: boolean
     try {
-      kept = await this.store.update(job.id, this.owner, { data: dataOf(own.job) })
+      kept = await this.store.update(JOB_KIND, job.id, this.owner, { data: dataOf(own.job) })
     } catch (err) {
       // The store is unreachable: keep running; the lease decides who owns it.
       this.#log?.warn({ err, job: job.id }, 'jobs: progress not stored')
@@ -236,16 +270,47 @@ export class JobRunner {
     this.#log?.warn({ job: own.job.id }, 'jobs: lost the lease; stopped')
   }
 
-  async #finish (own: Running, status: RunStatus): Promise<Job | undefined> {
-    this.#leases?.release(own.job.id)
+  /**
+   * Ends a job this process runs (already out of `#running`): stores its end,
+   * retrying through a store outage with the lease still held (so renewals
+   * keep it ours once the store is back), then announces it. Never rejects.
+   */
+  #finish (own: Running, status: RunStatus): Ending {
     const job: Job = { ...own.job, status, finishedAt: Date.now() }
-    const stored = await this.store.update(job.id, this.owner, { status, finishedAt: job.finishedAt, data: dataOf(job) })
-    if (!stored) {
-      this.#lost(own)
-      return undefined
-    }
-    await this.#announce(job)
-    return job
+    let stalled!: () => void
+    const ending: Ending = { job, done: Promise.resolve(undefined), stalled: new Promise<void>(resolve => { stalled = resolve }) }
+    this.#ending.set(job.id, ending)
+    ending.done = (async () => {
+      let attempts = 0
+      try {
+        const stored = await retryStore(async () => await this.#storeEnd(job, attempts++ > 0), {
+          what: `job ${job.id} ${status}`, log: this.#log, signal: this.#closing.signal, onFail: stalled
+        })
+        if (!stored) {
+          this.#lost(own)
+          return undefined
+        }
+        this.#leases?.release(job.id)
+        await this.#announce(job)
+        return job
+      } catch (err) {
+        // Only when closing with the store still unreachable: its lease runs out and another instance interrupts it.
+        this.#leases?.release(job.id)
+        this.#log?.error({ err, job: job.id, status }, 'jobs: end not stored before closing')
+        return undefined
+      } finally {
+        this.#ending.delete(job.id)
+      }
+    })()
+    return ending
+  }
+
+  /** One attempt to store a job's end. True when it stands stored (by this attempt, or by an earlier one whose reply was lost). */
+  async #storeEnd (job: Job, retry: boolean): Promise<boolean> {
+    if (await this.store.update(JOB_KIND, job.id, this.owner, { status: job.status, finishedAt: job.finishedAt, data: dataOf(job) })) return true
+    if (!retry) return false
+    const stored = await this.store.get(JOB_KIND, job.id)
+    return stored?.owner === this.owner && stored.status === job.status && stored.finishedAt === job.finishedAt
   }
 
   /**

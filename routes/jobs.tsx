@@ -59,13 +59,24 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
     return reply.sse({ topics: [runner.topicOf(job.id)] })
   })
 
+  /**
+   * Cancel. Of concurrent cancels of one job exactly one is accepted: 200
+   * (JSON; htmx 204) when this instance ran it and the cancel is stored, 202
+   * when it is accepted but not yet final (another instance runs it and
+   * stops it on its next renewal, or this one stopped it and stores it once
+   * the store answers). Every other cancel gets what a retry would: 409 with
+   * the job's status ("job is cancelled", "job is done"), or "cancel already
+   * requested" while the instance that runs it has not stopped it yet.
+   * 404 for an unknown id, and for the id of a run of another kind.
+   */
   app.post<{ Params: { id: string } }>('/:id/cancel', async (request, reply) => {
     const outcome = await runner.cancel(request.params.id)
     if (outcome.result === 'unknown') return reply.code(404).send({ error: 'no such job' })
     if (outcome.result === 'not-running') return reply.code(409).send({ error: `job is ${outcome.job.status}` })
-    // 'requested': another instance runs it; the page sees it end when that owner next renews.
-    if (isHtmx(request.headers)) return reply.code(outcome.result === 'cancelled' ? 204 : 202).send()
-    if (wantsJson(request)) return reply.code(outcome.result === 'cancelled' ? 200 : 202).send({ id: outcome.job.id, result: outcome.result })
+    if (outcome.result === 'already-requested') return reply.code(409).send({ error: 'cancel already requested' })
+    const final = outcome.result === 'cancelled'
+    if (isHtmx(request.headers)) return reply.code(final ? 204 : 202).send()
+    if (wantsJson(request)) return reply.code(final ? 200 : 202).send({ id: outcome.job.id, result: outcome.result })
     return reply.redirect(runner.hrefOf(outcome.job.id), 303)
   })
 

@@ -3,12 +3,29 @@
  * (pass it as Fastify's `logger.stream`); each line is echoed to stdout and
  * published on the `logs` topic as an out-of-band slot replacement, so the
  * page holds at most `size` line elements however long it stays open.
+ *
+ * The tail is shown to every visitor, so what it publishes carries no
+ * visitor's data: query strings are cut, and id-like tokens (a private agent
+ * run's URL is its only key) are replaced, in paths and messages alike.
  */
 import type { SseHub } from '../plugin/index.js'
 import { LogTail, LogTailEntry, type LogLevel, type SequencedLogLine } from '../views/index.js'
 import { htmxOf, PageConnect, pageCursor, RoutePage, routeModule, type HtmxOption } from './util.js'
 
 const LEVELS: Record<number, LogLevel> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }
+
+/**
+ * A token of 8+ word characters mixing letters and digits: run ids
+ * (`r` + 16 hex), job ids, UUIDs, tokens. Plain words and plain numbers
+ * (ports, counts, timings) are kept. The id of a private run is the key to
+ * its page (and its prompt), so none reaches the tail.
+ */
+const ID_TOKEN = /(?<![\w-])(?=[\w-]*\d)(?=[\w-]*[a-z])[\w-]{8,}(?![\w-])/gi
+
+/** A log line with its id-like tokens replaced (`GET /agent/runs/:id`). */
+export function redactIds (text: string): string {
+  return text.replace(ID_TOKEN, ':id')
+}
 
 function pathOnly (url: string): string {
   const cut = url.search(/[?#]/)
@@ -30,7 +47,7 @@ export function formatLogRecord (record: Record<string, unknown>): string {
   const err = record.err as { message?: unknown } | undefined
   if (err !== undefined && typeof err.message === 'string') parts.push(`: ${err.message}`)
   // Any other path with a query (a 404 message names the URL) loses it too.
-  return parts.join(' ').replace(/(\/[^\s?#]*)[?#]\S*/g, '$1?…').slice(0, 2_000)
+  return redactIds(parts.join(' ').replace(/(\/[^\s?#]*)[?#]\S*/g, '$1?…')).slice(0, 2_000)
 }
 
 export interface LogFeedOptions {
@@ -98,9 +115,9 @@ export class LogFeed {
     }
   }
 
-  /** Adds one line (also usable without pino). */
+  /** Adds one line (also usable without pino); its id-like tokens are replaced here too. */
   add (line: { level: LogLevel, time: number, msg: string }): void {
-    const sequenced = { ...line, seq: this.#seq++ }
+    const sequenced = { ...line, msg: redactIds(line.msg), seq: this.#seq++ }
     this.#ring.push(sequenced)
     if (this.#ring.length > this.size) this.#ring.shift()
     if (this.#hub === undefined) return

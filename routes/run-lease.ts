@@ -7,6 +7,10 @@
  *
  * A dead owner is noticed between `leaseMs` and `leaseMs + sweepMs` after its
  * last renewal (defaults 6 s and 2 s: under the 10 s the pages promise).
+ *
+ * Nothing here reads this machine's clock: renewals ask the store for
+ * `leaseMs` from ITS now, and the store judges expiry by its own clock, so
+ * instances whose clocks disagree never interrupt each other's healthy runs.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { RunStore, StoredRun } from './run-store.js'
@@ -46,11 +50,6 @@ export class RunLeases {
     if (!(this.sweepMs > 0 && this.leaseMs > this.sweepMs)) throw new TypeError('run leases: need 0 < sweepMs < leaseMs')
   }
 
-  /** The lease end a run started or renewed now gets. */
-  until (now = Date.now()): number {
-    return now + this.leaseMs
-  }
-
   hold (id: string): void { this.#held.add(id) }
   release (id: string): void { this.#held.delete(id) }
   get held (): readonly string[] { return [...this.#held] }
@@ -77,13 +76,17 @@ export class RunLeases {
   }
 
   /**
-   * Marks one run interrupted if its lease ran out (a page asking about a run
-   * need not wait for the next sweep). Resolves with the run as it now stands.
+   * Marks one running run interrupted if its lease ran out (a page asking
+   * about a run need not wait for the next sweep); the store decides, by its
+   * clock. Resolves with the run as it now stands. (Undefined from the store
+   * while the run still shows running: its lease is live, or another caller
+   * interrupted it a moment ago and announces it, after the cursor a page
+   * read before this run.)
    */
-  async settle (run: StoredRun, now = Date.now()): Promise<StoredRun> {
-    if (run.status !== 'running' || run.leaseUntil >= now) return run
-    const interrupted = await this.store.interrupt(run.id, now)
-    if (interrupted === undefined) return await this.store.get(run.id) ?? run
+  async settle (run: StoredRun): Promise<StoredRun> {
+    if (run.status !== 'running' || this.#held.has(run.id)) return run
+    const interrupted = await this.store.interrupt(this.kind, run.id)
+    if (interrupted === undefined) return run
     await this.handlers.onInterrupted(interrupted)
     return interrupted
   }
@@ -92,11 +95,10 @@ export class RunLeases {
     try {
       const held = this.held
       if (held.length > 0) {
-        for (const id of await this.store.renew(this.owner, held, this.until())) this.handlers.onCancel(id)
+        for (const id of await this.store.renew(this.kind, this.owner, held, this.leaseMs)) this.handlers.onCancel(id)
       }
-      const now = Date.now()
-      for (const id of await this.store.expired(this.kind, now)) {
-        const run = await this.store.interrupt(id, now)
+      for (const id of await this.store.expired(this.kind)) {
+        const run = await this.store.interrupt(this.kind, id)
         if (run !== undefined) await this.handlers.onInterrupted(run)
       }
       if (this.#failing) this.log?.info({ kind: this.kind }, 'runs: store reachable again')
@@ -107,4 +109,62 @@ export class RunLeases {
       this.#failing = true
     }
   }
+}
+
+export interface RetryOptions {
+  /** What is being written, for the log line. */
+  what: string
+  log: FastifyBaseLogger | undefined
+  /** Stops retrying (the runner is closing); the last error is thrown. */
+  signal: AbortSignal
+  /** First pause after a failure; doubles up to `maxDelayMs`. Default 100 ms. */
+  delayMs?: number
+  /** Default 2 000 ms. */
+  maxDelayMs?: number
+  /** Called once, when the first attempt failed. */
+  onFail?: () => void
+}
+
+/**
+ * Runs a store write until the store answers: a write that must land (a run
+ * finishing, a transcript entry that is about to be published) is retried
+ * with backoff through a stall or an outage instead of being lost or
+ * rejected into a timer callback. One warning per outage, one line when it
+ * lands. Safe only for writes that are idempotent on retry (a timed-out
+ * attempt may have been applied).
+ */
+export async function retryStore<T> (write: () => Promise<T>, options: RetryOptions): Promise<T> {
+  let delay = options.delayMs ?? 100
+  const maxDelay = options.maxDelayMs ?? 2_000
+  let failed = false
+  for (;;) {
+    try {
+      const result = await write()
+      if (failed) options.log?.info({ what: options.what }, 'runs: store write landed after retrying')
+      return result
+    } catch (err) {
+      if (options.signal.aborted) throw err
+      if (!failed) {
+        options.log?.warn({ err, what: options.what }, 'runs: store write failed; retrying until the store answers')
+        options.onFail?.()
+      }
+      failed = true
+      await pause(delay, options.signal)
+      delay = Math.min(maxDelay, delay * 2)
+    }
+  }
+}
+
+/** Resolves after `ms` or when `signal` aborts; unref'd, so it never keeps a process alive. */
+function pause (ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise(resolve => {
+    const done = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    timer.unref()
+    signal.addEventListener('abort', done, { once: true })
+  })
 }

@@ -30,6 +30,13 @@
  * return it from inside the script, so the caller gets the state its own
  * change produced, not one a later change (or a drop) made.
  *
+ * One clock: lease ends are Redis `TIME` plus the duration the owner asks
+ * for (create, renew), and expiry and the instant of an interruption are
+ * judged against Redis `TIME` inside the scripts. No instance's own clock
+ * decides whether another instance's run is alive, so clock skew between
+ * instances cannot interrupt a healthy run. Every by-id script checks the
+ * run's kind too: a run of another kind is answered as unknown.
+ *
  * Outage: every call waits at most `commandTimeoutMs` for the connection and
  * the reply, then rejects with `run store: redis unavailable: …` (code
  * HTMX_SSE_RUN_STORE_UNAVAILABLE, which the route modules answer with 503).
@@ -45,9 +52,9 @@
  * and Cluster (untested; the scripts touch keys they derive from the prefix
  * and the stored kind, so at least a hash-tagged prefix like `{runs}` is needed).
  */
-import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import type { CreateResult, RunPatch, RunStore, StoredRun } from './run-store.js'
+import { scripts, type Script } from './run-store-redis-scripts.js'
+import type { CancelRequest, CreateResult, NewRun, RunPatch, RunStore, StoredRun } from './run-store.js'
 
 export interface RedisRunStoreOptions {
   /** Your ioredis client (the one the hub's transport uses). Never closed here. */
@@ -68,156 +75,6 @@ export class RunStoreUnavailableError extends Error {
   }
 }
 
-const LIB = `
-local function nowMs()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
--- ARGV[1] is the write's deadline in Redis time (0: none yet). Returns
--- Redis's time, and an error reply when the write came too late.
-local function arrived()
-  local now = nowMs()
-  local deadline = tonumber(ARGV[1])
-  if deadline > 0 and now > deadline then
-    return now, redis.error_reply('EXPIRED reached Redis ' .. (now - deadline) .. ' ms after its deadline; not applied')
-  end
-  return now, nil
-end
-local function held(key, owner)
-  local f = redis.call('HMGET', key, 'status', 'owner')
-  return f[1] == 'running' and f[2] == owner
-end
-`
-
-/**
- * KEYS run byKind leases entries; ARGV deadline prefix id maxRuns startedAt
- * leaseUntil running(1|0) field value... → { redisMs, created, dropped }.
- * Oldest first is the zset order; a run whose status is not 'running' may go.
- */
-const CREATE = LIB + `
-local now, late = arrived()
-if late then return late end
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS run ' .. ARGV[3] .. ' exists') end
-local prefix = ARGV[2]
-local excess = redis.call('ZCARD', KEYS[2]) + 1 - tonumber(ARGV[4])
-local dropped = {}
-if excess > 0 then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    if excess <= 0 then break end
-    local key = prefix .. ':r:' .. id
-    if redis.call('HGET', key, 'status') ~= 'running' then
-      redis.call('DEL', key, prefix .. ':e:' .. id)
-      redis.call('ZREM', KEYS[2], id)
-      redis.call('ZREM', KEYS[3], id)
-      dropped[#dropped + 1] = id
-      excess = excess - 1
-    end
-  end
-end
-if excess > 0 then return { now, 0, dropped } end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
-redis.call('DEL', KEYS[4])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
-if ARGV[7] == '1' then redis.call('ZADD', KEYS[3], ARGV[6], ARGV[3]) end
-return { now, 1, dropped }
-`
-
-/** KEYS run; ARGV deadline prefix id owner then (field, set 1|0, value)... → { redisMs, written } */
-const UPDATE = LIB + `
-local now, late = arrived()
-if late then return late end
-if not held(KEYS[1], ARGV[4]) then return { now, 0 } end
-local status = 'running'
-for i = 5, #ARGV, 3 do
-  if ARGV[i + 1] == '1' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) else redis.call('HDEL', KEYS[1], ARGV[i]) end
-  if ARGV[i] == 'status' then status = (ARGV[i + 1] == '1') and ARGV[i + 2] or false end
-end
-if status ~= 'running' then redis.call('ZREM', ARGV[2] .. ':lease:' .. redis.call('HGET', KEYS[1], 'kind'), ARGV[3]) end
-return { now, 1 }
-`
-
-/** KEYS run entries; ARGV deadline owner entry → { redisMs, written } */
-const APPEND = LIB + `
-local now, late = arrived()
-if late then return late end
-if not held(KEYS[1], ARGV[2]) then return { now, 0 } end
-redis.call('RPUSH', KEYS[2], ARGV[3])
-return { now, 1 }
-`
-
-/** KEYS the runs; ARGV deadline prefix owner leaseUntil ids... → { redisMs, ids with a cancel request } */
-const RENEW = LIB + `
-local now, late = arrived()
-if late then return late end
-local cancel = {}
-for i, key in ipairs(KEYS) do
-  local f = redis.call('HMGET', key, 'status', 'owner', 'kind', 'cancel')
-  if f[1] == 'running' and f[2] == ARGV[3] then
-    local id = ARGV[4 + i]
-    redis.call('HSET', key, 'leaseUntil', ARGV[4])
-    redis.call('ZADD', ARGV[2] .. ':lease:' .. f[3], ARGV[4], id)
-    if f[4] == 'true' then cancel[#cancel + 1] = id end
-  end
-end
-return { now, cancel }
-`
-
-/** KEYS run; ARGV deadline → { redisMs, the run's hash (empty: unknown) } */
-const REQUEST_CANCEL = LIB + `
-local now, late = arrived()
-if late then return late end
-if redis.call('HGET', KEYS[1], 'status') == 'running' then redis.call('HSET', KEYS[1], 'cancel', 'true') end
-return { now, redis.call('HGETALL', KEYS[1]) }
-`
-
-/** KEYS run; ARGV deadline prefix id now → { redisMs, the run's hash when this call interrupted it, else empty } */
-const INTERRUPT = LIB + `
-local now, late = arrived()
-if late then return late end
-local f = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil', 'kind')
-local lease = tonumber(f[2])
-if f[1] ~= 'running' or lease == nil or lease >= tonumber(ARGV[4]) then return { now, {} } end
-redis.call('HSET', KEYS[1], 'status', 'interrupted', 'finishedAt', ARGV[4])
-redis.call('ZREM', ARGV[2] .. ':lease:' .. f[3], ARGV[3])
-return { now, redis.call('HGETALL', KEYS[1]) }
-`
-
-/** KEYS byKind; ARGV prefix stop → the hashes of the newest runs. One script, so the list is one moment's. */
-const RECENT = `
-local out = {}
-for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]))) do
-  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. ':r:' .. id)
-end
-return out
-`
-
-class Script {
-  readonly sha: string
-  constructor (readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex')
-  }
-
-  async run (client: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-    try {
-      return await client.evalsha(this.sha, keys.length, ...keys, ...args)
-    } catch (err) {
-      // A restarted (or flushed) Redis has an empty script cache.
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return await client.eval(this.source, keys.length, ...keys, ...args)
-    }
-  }
-}
-
-const scripts = {
-  create: new Script(CREATE),
-  update: new Script(UPDATE),
-  append: new Script(APPEND),
-  renew: new Script(RENEW),
-  requestCancel: new Script(REQUEST_CANCEL),
-  interrupt: new Script(INTERRUPT),
-  recent: new Script(RECENT)
-}
-
 /** The fields of a run that scripts change, stored as JSON text when present. */
 const JSON_FIELDS = [['finishedAt', 'finishedAt'], ['cancelRequested', 'cancel'], ['data', 'data']] as const
 
@@ -233,21 +90,23 @@ function finite (name: string, value: number): string {
   return String(value)
 }
 
+/** A lease length: whole ms (Lua prints large doubles in exponent form otherwise). */
+function duration (ms: number): string {
+  return finite('leaseMs', Math.round(ms))
+}
+
 function text (name: string, value: string): string {
   if (typeof value !== 'string') throw new TypeError(`RedisRunStore: ${name} must be a string, got ${typeof value}`)
   return value
 }
 
-/** The hash fields of a new run. */
-function fieldsOf (run: StoredRun): string[] {
-  const { status, owner, kind, leaseUntil, finishedAt, cancelRequested, data, ...fixed } = run
-  const fields = ['json', JSON.stringify(fixed), 'owner', text('owner', owner), 'kind', text('kind', kind), 'leaseUntil', finite('leaseUntil', leaseUntil)]
-  if (status !== undefined) fields.push('status', text('status', status))
-  const values = { finishedAt, cancelRequested, data }
-  for (const [name, field] of JSON_FIELDS) {
-    const json = JSON.stringify(values[name])
-    if (json !== undefined) fields.push(field, json)
-  }
+/** The hash fields of a new run (status and lease are the script's). */
+function fieldsOf (run: NewRun): string[] {
+  // Whatever a caller passes beyond NewRun (a StoredRun's status, lease…) is not the new run's.
+  const { owner, kind, data, status: _s, leaseUntil: _l, finishedAt: _f, cancelRequested: _c, ...fixed } = run as NewRun & Partial<StoredRun>
+  const fields = ['json', JSON.stringify(fixed), 'owner', text('owner', owner), 'kind', text('kind', kind)]
+  const json = JSON.stringify(data)
+  if (json !== undefined) fields.push('data', json)
   return fields
 }
 
@@ -297,21 +156,24 @@ export class RedisRunStore implements RunStore {
     this.#timeoutMs = timeoutMs
   }
 
-  async create (run: StoredRun, maxRuns: number): Promise<CreateResult> {
+  async create (run: NewRun, maxRuns: number, leaseMs: number): Promise<CreateResult> {
     const id = text('id', run.id)
     const fields = fieldsOf(run)
     const startedAt = finite('startedAt', run.startedAt)
+    const lease = duration(leaseMs)
     if (typeof maxRuns !== 'number' || Number.isNaN(maxRuns)) throw new TypeError(`RedisRunStore: maxRuns must be a number, got ${String(maxRuns)}`)
     // Lua numbers are doubles too; only ±Infinity needs a stand-in.
     const max = Math.max(-1e15, Math.min(1e15, maxRuns))
     const [created, dropped] = await this.#write(`create run "${id}"`, scripts.create,
       [this.#run(id), this.#byKind(run.kind), this.#leases(run.kind), this.#entries(id)],
-      [this.#prefix, id, max, startedAt, String(run.leaseUntil), run.status === 'running' ? 1 : 0, ...fields]) as [number, string[]]
+      [this.#prefix, id, max, startedAt, lease, ...fields]) as [number, string[]]
     return { created: created === 1, dropped }
   }
 
-  async get (id: string): Promise<StoredRun | undefined> {
-    return runOf(await this.#call(`get run "${id}"`, async () => await this.#redis.hgetall(this.#run(id))))
+  async get (kind: string, id: string): Promise<StoredRun | undefined> {
+    text('kind', kind)
+    const run = runOf(await this.#call(`get run "${id}"`, async () => await this.#redis.hgetall(this.#run(id))))
+    return run?.kind === kind ? run : undefined
   }
 
   async recent (kind: string, limit: number): Promise<StoredRun[]> {
@@ -322,7 +184,7 @@ export class RedisRunStore implements RunStore {
     return hashes.map(h => runOf(h)).filter(r => r !== undefined)
   }
 
-  async update (id: string, owner: string, patch: RunPatch): Promise<boolean> {
+  async update (kind: string, id: string, owner: string, patch: RunPatch): Promise<boolean> {
     const changes: string[] = []
     // As `{ ...run, ...patch }` copied through JSON: a field given as undefined is removed.
     if (Object.hasOwn(patch, 'status')) changes.push('status', ...(patch.status === undefined ? ['0', ''] : ['1', text('status', patch.status)]))
@@ -331,43 +193,47 @@ export class RedisRunStore implements RunStore {
       const json = JSON.stringify(patch[name])
       changes.push(name, ...(json === undefined ? ['0', ''] : ['1', json]))
     }
-    const [written] = await this.#write(`update run "${id}"`, scripts.update, [this.#run(id)], [this.#prefix, id, text('owner', owner), ...changes]) as [number]
+    const [written] = await this.#write(`update run "${id}"`, scripts.update, [this.#run(id)],
+      [this.#prefix, id, text('owner', owner), text('kind', kind), ...changes]) as [number]
     return written === 1
   }
 
-  async append (id: string, owner: string, entry: unknown): Promise<boolean> {
+  async append (kind: string, id: string, owner: string, entry: unknown, index?: number): Promise<boolean> {
     const json = JSON.stringify(entry)
     if (json === undefined) throw new TypeError('RedisRunStore: a transcript entry must be JSON (got undefined or a function)')
-    const [written] = await this.#write(`append to run "${id}"`, scripts.append, [this.#run(id), this.#entries(id)], [text('owner', owner), json]) as [number]
+    if (index !== undefined && !(Number.isSafeInteger(index) && index >= 0)) throw new TypeError(`RedisRunStore: index must be an integer >= 0, got ${String(index)}`)
+    const [written] = await this.#write(`append to run "${id}"`, scripts.append, [this.#run(id), this.#entries(id)],
+      [text('owner', owner), text('kind', kind), json, index ?? -1]) as [number]
     return written === 1
   }
 
-  async entries (id: string): Promise<unknown[]> {
-    const list = await this.#call(`transcript of run "${id}"`, async () => await this.#redis.lrange(this.#entries(id), 0, -1))
+  async entries (kind: string, id: string): Promise<unknown[]> {
+    const list = await this.#call(`transcript of run "${id}"`,
+      async () => await scripts.entries.run(this.#redis, [this.#run(id), this.#entries(id)], [text('kind', kind)])) as string[]
     return list.map(e => JSON.parse(e) as unknown)
   }
 
-  async renew (owner: string, ids: readonly string[], leaseUntil: number): Promise<string[]> {
-    const until = finite('leaseUntil', leaseUntil)
+  async renew (kind: string, owner: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
+    const lease = duration(leaseMs)
     if (ids.length === 0) return []
     const [cancel] = await this.#write(`renew ${ids.length} lease(s)`, scripts.renew, ids.map(id => this.#run(id)),
-      [this.#prefix, text('owner', owner), until, ...ids]) as [string[]]
+      [this.#prefix, text('owner', owner), text('kind', kind), lease, ...ids]) as [string[]]
     return cancel
   }
 
-  async requestCancel (id: string): Promise<StoredRun | undefined> {
-    const [hash] = await this.#write(`cancel request for run "${id}"`, scripts.requestCancel, [this.#run(id)], []) as [string[]]
-    return runOf(hash)
+  async requestCancel (kind: string, id: string): Promise<CancelRequest | undefined> {
+    const [first, hash] = await this.#write(`cancel request for run "${id}"`, scripts.requestCancel, [this.#run(id)], [text('kind', kind)]) as [number, string[]]
+    const run = runOf(hash)
+    return run === undefined ? undefined : { run, first: first === 1 }
   }
 
-  async expired (kind: string, now: number): Promise<string[]> {
-    if (Number.isNaN(now)) return []
+  async expired (kind: string): Promise<string[]> {
     return await this.#call(`expired runs of kind "${kind}"`,
-      async () => await this.#redis.zrangebyscore(this.#leases(kind), '-inf', `(${now}`))
+      async () => await scripts.expired.run(this.#redis, [this.#leases(kind)], [])) as string[]
   }
 
-  async interrupt (id: string, now: number): Promise<StoredRun | undefined> {
-    const [hash] = await this.#write(`interrupt run "${id}"`, scripts.interrupt, [this.#run(id)], [this.#prefix, id, finite('now', now)]) as [string[]]
+  async interrupt (kind: string, id: string): Promise<StoredRun | undefined> {
+    const [hash] = await this.#write(`interrupt run "${id}"`, scripts.interrupt, [this.#run(id)], [this.#prefix, id, text('kind', kind)]) as [string[]]
     return runOf(hash)
   }
 

@@ -15,13 +15,17 @@ import type { RunStatus } from '../views/index.js'
 /** One run as stored. `data` is the runner's own JSON state (job progress, an agent's prompt). */
 export interface StoredRun {
   readonly id: string
-  /** Which runner it belongs to ('job', 'agent'); lists and bounds are per kind. */
+  /** Which runner it belongs to ('job', 'agent'); lists, bounds and every by-id call are per kind. */
   readonly kind: string
   readonly title: string
   readonly status: RunStatus
   /** The instance executing it (see `instanceId`). */
   readonly owner: string
-  /** While running: the owner is presumed alive until then (ms since the epoch). */
+  /**
+   * While running: the owner is presumed alive until then, in the STORE's
+   * clock (Redis `TIME` for `RedisRunStore`). Only the store compares it, so
+   * instances whose clocks disagree never judge each other's leases.
+   */
   readonly leaseUntil: number
   readonly startedAt: number
   readonly finishedAt?: number
@@ -29,6 +33,9 @@ export interface StoredRun {
   readonly cancelRequested?: boolean
   readonly data: unknown
 }
+
+/** A run to create: it starts running, with a lease the store computes. */
+export type NewRun = Omit<StoredRun, 'status' | 'leaseUntil' | 'finishedAt' | 'cancelRequested'>
 
 /** What an owner may change on a run it holds. */
 export interface RunPatch {
@@ -44,10 +51,23 @@ export interface CreateResult {
   readonly dropped: readonly string[]
 }
 
+export interface CancelRequest {
+  /** The run as stored after the call. */
+  readonly run: StoredRun
+  /** True for the one call that set the request (the run was running without one). */
+  readonly first: boolean
+}
+
+/**
+ * Every by-id call names the kind: a run of another kind is answered as
+ * unknown and never changed (a job route cannot cancel an agent run). Times
+ * that decide anything (lease ends, expiry, the moment of an interruption)
+ * are read from the store's own clock; callers pass durations.
+ */
 export interface RunStore {
-  /** Stores a new run, dropping the oldest finished runs of its kind past `maxRuns`. */
-  create: (run: StoredRun, maxRuns: number) => Promise<CreateResult>
-  get: (id: string) => Promise<StoredRun | undefined>
+  /** Stores a new running run with a lease of `leaseMs` from now, dropping the oldest finished runs of its kind past `maxRuns`. */
+  create: (run: NewRun, maxRuns: number, leaseMs: number) => Promise<CreateResult>
+  get: (kind: string, id: string) => Promise<StoredRun | undefined>
   /** The newest `limit` runs of a kind, newest first. */
   recent: (kind: string, limit: number) => Promise<StoredRun[]>
   /**
@@ -55,23 +75,28 @@ export interface RunStore {
    * longer running, or held by another owner: the owner must stop executing it.
    * A patch whose status is not 'running' finishes the run.
    */
-  update: (id: string, owner: string, patch: RunPatch) => Promise<boolean>
-  /** Appends to a running run's transcript (same owner rule as `update`). */
-  append: (id: string, owner: string, entry: unknown) => Promise<boolean>
-  /** The transcript, oldest first. */
-  entries: (id: string) => Promise<unknown[]>
-  /** Extends the lease of the owner's running runs; resolves with those of them that have a cancel request. */
-  renew: (owner: string, ids: readonly string[], leaseUntil: number) => Promise<string[]>
-  /** Asks the owner of a running run to cancel it. Resolves with the run as stored (undefined: unknown). */
-  requestCancel: (id: string) => Promise<StoredRun | undefined>
-  /** Ids of running runs of a kind whose lease ended before `now`. */
-  expired: (kind: string, now: number) => Promise<string[]>
+  update: (kind: string, id: string, owner: string, patch: RunPatch) => Promise<boolean>
   /**
-   * Marks a running run whose lease ended before `now` as interrupted, at
-   * `now`. Resolves with the updated run when this call did it (exactly one
+   * Appends to a running run's transcript (same owner rule as `update`).
+   * With `index` (the number of entries before this one) the call is safe to
+   * retry: when the transcript already holds more than `index` entries, an
+   * earlier attempt landed, and it resolves true without writing again.
+   */
+  append: (kind: string, id: string, owner: string, entry: unknown, index?: number) => Promise<boolean>
+  /** The transcript, oldest first. */
+  entries: (kind: string, id: string) => Promise<unknown[]>
+  /** Extends the lease of the owner's running runs to `leaseMs` from now; resolves with those of them that have a cancel request. */
+  renew: (kind: string, owner: string, ids: readonly string[], leaseMs: number) => Promise<string[]>
+  /** Asks the owner of a running run to cancel it (undefined: unknown). */
+  requestCancel: (kind: string, id: string) => Promise<CancelRequest | undefined>
+  /** Ids of running runs of a kind whose lease has ended. */
+  expired: (kind: string) => Promise<string[]>
+  /**
+   * Marks a running run whose lease has ended as interrupted, at the store's
+   * now. Resolves with the updated run when this call did it (exactly one
    * caller wins), undefined otherwise.
    */
-  interrupt: (id: string, now: number) => Promise<StoredRun | undefined>
+  interrupt: (kind: string, id: string) => Promise<StoredRun | undefined>
 }
 
 interface Held {
@@ -84,7 +109,7 @@ export class MemoryRunStore implements RunStore {
   /** Insertion (= start) order, so the first finished one found is the oldest. */
   readonly #runs = new Map<string, Held>()
 
-  async create (run: StoredRun, maxRuns: number): Promise<CreateResult> {
+  async create (run: NewRun, maxRuns: number, leaseMs: number): Promise<CreateResult> {
     if (this.#runs.has(run.id)) throw new Error(`run ${run.id} exists`)
     const ofKind = [...this.#runs.values()].filter(h => h.run.kind === run.kind)
     const dropped: string[] = []
@@ -97,12 +122,13 @@ export class MemoryRunStore implements RunStore {
       excess--
     }
     if (excess > 0) return { created: false, dropped }
-    this.#runs.set(run.id, { run: copy(run), entries: [] })
+    const { status: _s, leaseUntil: _l, finishedAt: _f, cancelRequested: _c, ...fixed } = run as Partial<StoredRun>
+    this.#runs.set(run.id, { run: copy({ ...fixed, status: 'running', leaseUntil: Date.now() + leaseMs } as StoredRun), entries: [] })
     return { created: true, dropped }
   }
 
-  async get (id: string): Promise<StoredRun | undefined> {
-    const held = this.#runs.get(id)
+  async get (kind: string, id: string): Promise<StoredRun | undefined> {
+    const held = this.#ofKind(kind, id)
     return held === undefined ? undefined : copy(held.run)
   }
 
@@ -115,28 +141,30 @@ export class MemoryRunStore implements RunStore {
     return out
   }
 
-  async update (id: string, owner: string, patch: RunPatch): Promise<boolean> {
-    const held = this.#held(id, owner)
+  async update (kind: string, id: string, owner: string, patch: RunPatch): Promise<boolean> {
+    const held = this.#held(kind, id, owner)
     if (held === undefined) return false
     held.run = copy({ ...held.run, ...patch })
     return true
   }
 
-  async append (id: string, owner: string, entry: unknown): Promise<boolean> {
-    const held = this.#held(id, owner)
+  async append (kind: string, id: string, owner: string, entry: unknown, index?: number): Promise<boolean> {
+    const held = this.#held(kind, id, owner)
     if (held === undefined) return false
+    if (index !== undefined && held.entries.length > index) return true
     held.entries.push(copy(entry))
     return true
   }
 
-  async entries (id: string): Promise<unknown[]> {
-    return copy(this.#runs.get(id)?.entries ?? [])
+  async entries (kind: string, id: string): Promise<unknown[]> {
+    return copy(this.#ofKind(kind, id)?.entries ?? [])
   }
 
-  async renew (owner: string, ids: readonly string[], leaseUntil: number): Promise<string[]> {
+  async renew (kind: string, owner: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
     const cancel: string[] = []
+    const leaseUntil = Date.now() + leaseMs
     for (const id of ids) {
-      const held = this.#held(id, owner)
+      const held = this.#held(kind, id, owner)
       if (held === undefined) continue
       held.run = { ...held.run, leaseUntil }
       if (held.run.cancelRequested === true) cancel.push(id)
@@ -144,28 +172,36 @@ export class MemoryRunStore implements RunStore {
     return cancel
   }
 
-  async requestCancel (id: string): Promise<StoredRun | undefined> {
-    const held = this.#runs.get(id)
+  async requestCancel (kind: string, id: string): Promise<CancelRequest | undefined> {
+    const held = this.#ofKind(kind, id)
     if (held === undefined) return undefined
-    if (held.run.status === 'running') held.run = { ...held.run, cancelRequested: true }
-    return copy(held.run)
+    const first = held.run.status === 'running' && held.run.cancelRequested !== true
+    if (first) held.run = { ...held.run, cancelRequested: true }
+    return { run: copy(held.run), first }
   }
 
-  async expired (kind: string, now: number): Promise<string[]> {
+  async expired (kind: string): Promise<string[]> {
+    const now = Date.now()
     return [...this.#runs.values()]
       .filter(h => h.run.kind === kind && h.run.status === 'running' && h.run.leaseUntil < now)
       .map(h => h.run.id)
   }
 
-  async interrupt (id: string, now: number): Promise<StoredRun | undefined> {
-    const held = this.#runs.get(id)
+  async interrupt (kind: string, id: string): Promise<StoredRun | undefined> {
+    const held = this.#ofKind(kind, id)
+    const now = Date.now()
     if (held === undefined || held.run.status !== 'running' || held.run.leaseUntil >= now) return undefined
     held.run = { ...held.run, status: 'interrupted', finishedAt: now }
     return copy(held.run)
   }
 
-  #held (id: string, owner: string): Held | undefined {
+  #ofKind (kind: string, id: string): Held | undefined {
     const held = this.#runs.get(id)
+    return held?.run.kind === kind ? held : undefined
+  }
+
+  #held (kind: string, id: string, owner: string): Held | undefined {
+    const held = this.#ofKind(kind, id)
     return held !== undefined && held.run.status === 'running' && held.run.owner === owner ? held : undefined
   }
 }

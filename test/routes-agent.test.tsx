@@ -140,35 +140,40 @@ t.test('agent: hub runs on their own topic; run pages live while running, static
   // a cursor in the middle of a run: the snapshot holds exactly the events up to it
   let release!: () => void
   const gate = new Promise<void>(resolve => { release = resolve })
-  const throwing: AgentSource = { async * run () { yield { type: 'text', text: 'partial ' }; await gate; throw new Error('socket hang up') } }
+  const throwing: AgentSource = { async * run () { yield { type: 'text', text: 'partial ' }; yield { type: 'text', text: 'more ' }; await gate; throw new Error('socket hang up') } }
   // A second runner on the same store (another instance, as far as the routes can tell).
   const r2 = new AgentRunner({ source: throwing, store: runner.store })
   r2.bind(app.sseHub, app.log)
   const rid = await r2.start('x')
-  await until('first token', async () => (await r2.snapshot(rid, undefined))?.state === 'streaming', 2000)
+  await until('two tokens', async () => (await r2.store.entries('agent', rid)).length === 2, 2000)
+  await r2.settled()
   const mid = await app.sseHub.head()
   const midView = await r2.view(rid)
   t.equal(midView?.live, true, 'live while running')
-  t.match(midView?.run.items, [{ kind: 'text', text: 'partial ' }], 'the page shows the stored transcript')
-  const entries = await r2.store.entries(rid) as Array<{ id: number }>
-  t.equal(midView?.cursor, String(entries.at(-1)!.id), 'and continues after its last stored entry')
+  // Entries are recorded before they are published, so the newest one's hub id is not
+  // known yet: the page shows the entries before it and the replay brings the newest.
+  t.match(midView?.run.items, [{ kind: 'text', text: 'partial ' }], 'the page shows the stored transcript, up to the last entry known published')
+  const entries = await r2.store.entries('agent', rid) as Array<{ after: number }>
+  t.equal(midView?.cursor, String(entries.at(-1)!.after), 'and continues after it (where the newest entry was published)')
   const resumed = await connect(`${base}/agent/runs/${rid}/stream?lastEventId=${midView!.cursor!}`)
   release()
   await until('run errored', async () => (await r2.get(rid))?.status === 'failed', 2000)
   await resumed.waitUntil(() => resumed.events.some(e => e.event === 'done'), 3000)
   resumed.close()
   t.notOk(resumed.events.some(e => e.data.includes('partial')), 'nothing the page showed comes again')
-  t.match(resumed.events[0]?.data, /agent-error/, 'the next event is the one after the cursor')
-  t.match((await r2.snapshot(rid, mid))?.items, [{ kind: 'text', text: 'partial ' }])
+  t.match(resumed.events[0]?.data, /more /, 'the next event is the one after the cursor')
+  t.match(resumed.events[1]?.data, /agent-error/)
+  t.match((await r2.snapshot(rid, mid))?.items, [{ kind: 'text', text: 'partial more ' }])
   t.equal((await r2.snapshot(rid, mid))?.items.length, 1, 'nothing after the cursor')
+  t.same((await r2.snapshot(rid, midView!.cursor))?.items, midView?.run.items, 'a snapshot at the page\'s cursor is what the page showed')
   const snap = await r2.snapshot(rid, await app.sseHub.head())
   t.equal(snap?.state, 'error')
-  t.match(snap?.items, [{ kind: 'text', text: 'partial ' }, { kind: 'error', message: 'socket hang up' }])
+  t.match(snap?.items, [{ kind: 'text', text: 'partial more ' }, { kind: 'error', message: 'socket hang up' }])
   await r2.close()
 
   const events: Array<string | undefined> = []
   for await (const ev of agentEvents(throwing, 'x', new AbortController().signal)) events.push(ev.event)
-  t.same(events, [undefined, undefined, undefined, 'done'], 'a throwing source ends with an error card and done')
+  t.same(events, [undefined, undefined, undefined, undefined, 'done'], 'a throwing source ends with an error card and done')
 })
 
 t.test('agent, htmx 4: the form post answers with the run stream itself, from before the run started', async t => {
@@ -247,9 +252,9 @@ t.test('agent: a run whose owner stopped renewing shows its transcript as interr
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
   // Another instance's run, cut off after a tool call: its lease ends in 400 ms.
   const id = 'r00000000000000aa'
-  await store.create({ id, kind: 'agent', title: 'why?', status: 'running', owner: 'ghost', leaseUntil: Date.now() + 400, startedAt: Date.now(), data: { prompt: 'why <script>?', startId: 1 } }, 10)
-  await store.append(id, 'ghost', { id: 2, ev: { type: 'text', text: 'Checking <b>now</b>. ' } })
-  await store.append(id, 'ghost', { id: 3, ev: { type: 'tool_use', id: 'c1', name: 'get_metrics', input: { window: '1m' } } })
+  await store.create({ id, kind: 'agent', title: 'why?', owner: 'ghost', startedAt: Date.now(), data: { prompt: 'why <script>?', startId: 1 } }, 10, 400)
+  await store.append('agent', id, 'ghost', { id: 2, ev: { type: 'text', text: 'Checking <b>now</b>. ' } })
+  await store.append('agent', id, 'ghost', { id: 3, ev: { type: 'tool_use', id: 'c1', name: 'get_metrics', input: { window: '1m' } } })
   const live = await (await fetch(`${base}/agent/runs/${id}`)).text()
   t.match(live, /sse-connect="\/agent\/runs\/r00000000000000aa\/stream\?lastEventId=3"/, 'live, continuing after its last stored entry')
   t.match(live, /Checking &lt;b>now&lt;\/b>\./, 'the stored transcript, escaped')
@@ -266,7 +271,7 @@ t.test('agent: a run whose owner stopped renewing shows its transcript as interr
   t.match(page, /data-status="interrupted"/)
   t.match(page, /Interrupted: the server running it stopped/)
   t.notMatch(page, /sse-connect|hx-sse/, 'static')
-  t.equal((await store.get(id))?.status, 'interrupted')
+  t.equal((await store.get('agent', id))?.status, 'interrupted')
   // The pushed copy links the run page (it may land on the dashboard's slot); the run page itself does not.
   const pushed = final.replace(' hx-swap-oob="true"', '').replace(/ <a class="small run-link" href="[^"]+">run page<\/a>/, '')
   t.equal(pushed, page.slice(page.indexOf('<article'), page.indexOf('</article>') + 10), 'the live page ends exactly as the static page')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { JobRunner, jobsRoutes, MemoryRunStore, type StoredRun } from '../routes/index.js'
+import { JobRunner, jobsRoutes, MemoryRunStore, type NewRun } from '../routes/index.js'
 import { connect, until } from './helpers/sse-client.js'
 
 const stages = [{ name: 'One', durationMs: 40 }, { name: 'Two', durationMs: 80 }]
@@ -120,13 +120,13 @@ t.test('jobs: app.close() stops the jobs it runs and records them as interrupted
   const store = new MemoryRunStore()
   const { app, runner } = await start({ tickMs: 20, store })
   const job = (await runner.start())!
-  await until('a tick', async () => (await store.get(job.id))!.data !== undefined && ((await store.get(job.id))!.data as { elapsed: number[] }).elapsed[0]! > 0, 2000)
+  await until('a tick', async () => (await store.get('job', job.id))!.data !== undefined && ((await store.get('job', job.id))!.data as { elapsed: number[] }).elapsed[0]! > 0, 2000)
   await app.close()
-  const closed = await store.get(job.id)
+  const closed = await store.get('job', job.id)
   t.equal(closed?.status, 'interrupted', 'not left running')
   t.ok(closed?.finishedAt)
   await new Promise(resolve => setTimeout(resolve, 100))
-  t.same(await store.get(job.id), closed, 'no tick after close (its timer is gone)')
+  t.same(await store.get('job', job.id), closed, 'no tick after close (its timer is gone)')
 })
 
 t.test('jobs: a job whose owner stopped renewing shows as interrupted, live pages turn static', async t => {
@@ -134,10 +134,10 @@ t.test('jobs: a job whose owner stopped renewing shows as interrupted, live page
   const { app, url } = await start({ store, leaseMs: 300, sweepMs: 50 })
   t.teardown(() => app.close())
   // A job of another instance that died mid-run: its lease ends in 400 ms.
-  const ghost: StoredRun = {
-    id: 'deadbeef', kind: 'job', title: 'Orphan <b>job</b>', status: 'running', owner: 'ghost-1', leaseUntil: Date.now() + 400, startedAt: Date.now() - 1000, data: { stages, elapsed: [40, 20] }
+  const ghost: NewRun = {
+    id: 'deadbeef', kind: 'job', title: 'Orphan <b>job</b>', owner: 'ghost-1', startedAt: Date.now() - 1000, data: { stages, elapsed: [40, 20] }
   }
-  await store.create(ghost, 50)
+  await store.create(ghost, 50, 400)
   const live = await app.inject('/jobs/deadbeef')
   t.match(live.body, /data-status="running"/, 'while its lease holds, it is running')
   t.match(live.body, /sse-connect=/)
@@ -157,7 +157,7 @@ t.test('jobs: a job whose owner stopped renewing shows as interrupted, live page
   t.match(page.body, /data-status="interrupted"/)
   t.notMatch(page.body, /sse-connect/, 'static')
   t.match(page.body, /It had reached 50%/)
-  t.equal((await store.get('deadbeef'))?.status, 'interrupted')
+  t.equal((await store.get('job', 'deadbeef'))?.status, 'interrupted')
   const again = await connect(`${url}/jobs/deadbeef/stream`)
   await again.ended
   t.same(again.events.map(e => e.event), [undefined, 'done'], 'the stream of an ended job: its static form, then close')
@@ -168,10 +168,10 @@ t.test('jobs: a page rendered after the lease ran out, before any sweep, already
   const store = new MemoryRunStore()
   const { app } = await start({ store, leaseMs: 60_000, sweepMs: 30_000 })
   t.teardown(() => app.close())
-  await store.create({ id: 'cafe0001', kind: 'job', title: 'old', status: 'running', owner: 'gone', leaseUntil: Date.now() - 1, startedAt: 1, data: { stages, elapsed: [0, 0] } }, 50)
+  await store.create({ id: 'cafe0001', kind: 'job', title: 'old', owner: 'gone', startedAt: 1, data: { stages, elapsed: [0, 0] } }, 50, -1)
   const page = await app.inject('/jobs/cafe0001')
   t.match(page.body, /data-status="interrupted"/)
-  t.equal((await store.get('cafe0001'))?.status, 'interrupted', 'recorded by the render')
+  t.equal((await store.get('job', 'cafe0001'))?.status, 'interrupted', 'recorded by the render')
 })
 
 t.test('jobs: cancel on another runner sharing the store reaches the owner', async t => {
@@ -185,8 +185,8 @@ t.test('jobs: cancel on another runner sharing the store reaches the owner', asy
   t.not(other.owner, runner.owner)
   const outcome = await other.cancel(job.id)
   t.equal(outcome.result, 'requested', 'the other runner does not run it: it asks')
-  await until('cancelled by its owner', async () => (await store.get(job.id))!.status !== 'running', 3000)
-  t.equal((await store.get(job.id))!.status, 'cancelled')
+  await until('cancelled by its owner', async () => (await store.get('job', job.id))!.status !== 'running', 3000)
+  t.equal((await store.get('job', job.id))!.status, 'cancelled')
   t.same((await other.recent()).map(j => j.id), (await runner.recent()).map(j => j.id), 'both list the same jobs')
   t.same(await other.cancel('ffffffff'), { result: 'unknown' })
 })
