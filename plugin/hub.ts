@@ -228,6 +228,20 @@ export class SseHub {
     return kept.map(m => ({ id: m.id, topic: m.topic, event: m.event, data: m.data, retry: m.retry }))
   }
 
+  /**
+   * A page whose state is the topic's own history (notifications, chat):
+   * its newest `limit` events (oldest first) and the cursor to go live from.
+   * The head is read before the history, so every event is in `items` or
+   * replayed after `cursor` (some in both: render them with idempotent
+   * fragments, which apply once however often they arrive).
+   */
+  async snapshot (topic: string, options: { limit?: number } = {}): Promise<{ cursor: string | undefined, items: HubMessage[] }> {
+    assertTopic(topic)
+    const head = await this.#transport.head()
+    const items = await this.history(topic, options)
+    return { cursor: head, items }
+  }
+
   /** The newest id assigned on any topic (what a page renders into `lastEventId` when it has no history). */
   async head (): Promise<string | undefined> {
     return await this.#transport.head()

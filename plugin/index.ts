@@ -137,7 +137,7 @@ function positive (name: string, value: number | undefined, fallback: number): n
 
 function pathOption (name: string, value: unknown, fallback: string): string {
   if (value === undefined) return fallback
-  if (typeof value !== 'string' || !/^\/[A-Za-z0-9_\-./]*[A-Za-z0-9_\-]$/.test(value) || value.includes('//')) {
+  if (typeof value !== 'string' || !/^\/[\w\-./]*[\w-]$/.test(value) || value.includes('//')) {
     throw new SseInvalidOptionError(name, `must be an absolute URL path like ${fallback}, got ${JSON.stringify(value)}`)
   }
   return value

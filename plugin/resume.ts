@@ -19,7 +19,7 @@ export const RESUME_SCRIPT = `(function () {
   function withLastId(url) {
     var id = lastIds[url];
     var u = new URL(url, document.baseURI);
-    u.searchParams.set('${'${RESUME_MARK}'}', '1');
+    u.searchParams.set('${RESUME_MARK}', '1');
     if (id !== undefined) u.searchParams.set('lastEventId', id);
     return u.toString();
   }

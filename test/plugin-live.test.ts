@@ -189,3 +189,15 @@ t.test('the plugin serves htmx and its extension for both majors, with revalidat
   t.equal((await request(`${s.url}/_sse/assets/package.json`)).status, 404)
   t.equal((await request(`${s.url}/_sse/assets/../package.json`)).status, 404)
 })
+
+t.test('snapshot: the cursor is read before the items, so nothing falls between', async t => {
+  const s = await liveApp(t)
+  t.same(await s.app.sseHub.snapshot('chat'), { cursor: undefined, items: [] })
+  const ids = []
+  for (let i = 0; i < 5; i++) ids.push(await s.app.sseHub.publish('chat', { data: `m${i}` }))
+  await s.app.sseHub.publish('other', { data: 'x' })
+  const snap = await s.app.sseHub.snapshot('chat', { limit: 3 })
+  t.same(snap.items.map(m => m.data), ['m2', 'm3', 'm4'])
+  t.ok(Number(snap.cursor) >= Number(ids[4]))
+  await t.rejects(s.app.sseHub.snapshot('bad topic'), { code: 'HTMX_SSE_INVALID_TOPICS' })
+})
