@@ -18,6 +18,7 @@
  * foreign token is a 403; an expired one gets a `reset` event, so the old
  * tab reloads and renders a fresh token.
  */
+import type { Children } from '@kitajs/html'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { assetScripts } from './assets.js'
 import { SseInvalidOptionError, SseInvalidTokenError } from './errors.js'
@@ -36,11 +37,14 @@ export interface LiveOptions {
   htmx?: HtmxMajor
 }
 
+/**
+ * Typed as `Children` (trusted markup) so `{live.element}` passes `xss-scan`: it is the plugin's own markup, every value in it escaped.
+ */
 export interface LivePage {
   /** The hidden connect element: put it once in the page's `<body>`. */
-  readonly element: JSX.Element
+  readonly element: Children
   /** The `<script>` tags of htmx and its SSE extension (and, htmx 2, the resume script): put them in `<head>`. */
-  readonly scripts: JSX.Element
+  readonly scripts: Children
   /** The stream URL (signed topics and the cursor), for pages that write their own connect element. */
   readonly url: string
   /** The hub id the page reflects (read before the page's data), or undefined on an empty hub. */
