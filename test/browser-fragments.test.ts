@@ -101,7 +101,7 @@ async function clean (t: Test, w: Watched): Promise<void> {
   t.same(await w.htmxErrors(), [], 'no htmx error event')
   const duplicates = await w.page.evaluate(() => {
     const seen = new Set<string>()
-    return [...document.querySelectorAll('[id]')].map(e => e.id).filter(id => seen.has(id) || !seen.add(id))
+    return Array.from(document.querySelectorAll('[id]'), e => e.id).filter(id => seen.has(id) || !seen.add(id))
   })
   t.same(duplicates, [], 'every id is on one element only')
 }
