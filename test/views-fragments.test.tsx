@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Append, FRAGMENT_SINK_ATTR, MAX_LIST_LIMIT, Prepend, Remove, Replace, Update } from '../views/index.js'
+import { Append, FRAGMENT_SINK_ATTR, Items, MAX_LIST_LIMIT, Prepend, Remove, Replace, Update } from '../views/index.js'
 import { decode, render } from './helpers/html.js'
 
 const SINK = `<div hx-swap-oob="beforeend: head"><template ${FRAGMENT_SINK_ATTR}></template></div>`
@@ -108,4 +108,12 @@ t.test('escaping: attribute values are escaped, children are trusted markup', as
   t.match(html, '<em>trusted</em>', 'children pass through as markup')
   const replaced = await render(<Replace id='r' class={hostile}>x</Replace>)
   t.notMatch(replaced, /<script|"><|&amp;"/, 'Replace escapes its class too')
+})
+
+t.test('Items: what Prepend/Append events put in a list, as the list shows it', async t => {
+  const ev = async (el: JSX.Element) => ({ data: await el })
+  const of = [await ev(<Prepend to='n' id='a' tag='li' limit={3}>A<b>x</b></Prepend>), { data: '<div id="x" hx-swap-oob="true">no</div>' }, await ev(<Prepend to='n' id='b' tag='li'>B</Prepend>), await ev(<Prepend to='n' id='a' tag='li'>A2</Prepend>)]
+  t.equal(await <ul>{Items({ of })}</ul>, '<ul><li id="b">B</li><li id="a">A2</li></ul>')
+  const rows = [await ev(<Append to='r' id='r1' tag='tr'><td>1</td></Append>), await ev(<Append to='r' id='r2' tag='tr'><td>2</td></Append>)]
+  t.equal(Items({ of: rows }), '<tr id="r1"><td>1</td></tr><tr id="r2"><td>2</td></tr>')
 })

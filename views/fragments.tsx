@@ -212,3 +212,44 @@ export function Remove (props: RemoveProps): JSX.Element {
   if (props.children !== undefined) throw new TypeError('Remove: no children')
   return deleteAll(`#${id}`, false)
 }
+
+const LIST_PART = /^<(div|tbody) hx-swap-oob="(afterbegin|beforeend): #([A-Za-z][\w-]*):not\(:has\(> #([A-Za-z][\w-]*)\)\), #\3 > #\4">/
+
+/** The item a `<Prepend>`/`<Append>` event carries, and where it goes; undefined for any other event. */
+function listItemOf (data: string): { id: string, at: 'afterbegin' | 'beforeend', html: string } | undefined {
+  const m = LIST_PART.exec(data)
+  if (m === null) return undefined
+  const [open, wrap, at, to, id] = m as unknown as [string, string, 'afterbegin' | 'beforeend', string, string]
+  // The insert part ends where the replace part (the same item, out of band) begins.
+  const replace = data.indexOf(` hx-swap-oob="outerHTML: #${to} > #${id}">`, open.length)
+  const close = replace < 0 ? -1 : data.lastIndexOf(`</${wrap}>`, data.lastIndexOf('<', replace))
+  if (close < open.length) return undefined
+  return { id, at, html: data.slice(open.length, close) }
+}
+
+export interface ItemsProps {
+  /** Events of a list topic, oldest first (`(await app.sseHub.snapshot(topic)).items`). */
+  of: ReadonlyArray<{ readonly data: string }>
+}
+
+/**
+ * The items that `<Prepend>`/`<Append>` events put in a list, rendered as the
+ * list shows them (Prepend's newest first, Append's oldest first; an item
+ * published again appears once, with its newest content), so a page whose
+ * state is the hub's history renders it with `snapshot()` and this. Other
+ * events are skipped. The items are markup this app rendered and published.
+ */
+export function Items (props: ItemsProps): JSX.Element {
+  const order: string[] = []
+  const html = new Map<string, string>()
+  for (const message of props.of) {
+    const item = listItemOf(message.data)
+    if (item === undefined) continue
+    if (!html.has(item.id)) {
+      if (item.at === 'afterbegin') order.unshift(item.id)
+      else order.push(item.id)
+    }
+    html.set(item.id, item.html)
+  }
+  return order.map(id => html.get(id)!).join('')
+}
