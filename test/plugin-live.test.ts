@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { connect, request } from './helpers/sse-client.js'
+import { connect, request, waitUntil } from './helpers/sse-client.js'
 import { startApp, type TestApp } from './helpers/app.js'
 import type { HtmxSseOptions, HubTransport, LivePage } from '../plugin/index.js'
 
@@ -202,4 +202,30 @@ t.test('snapshot: the cursor is read before the items, so nothing falls between'
   t.ok(Number(snap.cursor) >= Number(ids[4]))
   t.ok(Number(empty.cursor) < Number(ids[0]))
   await t.rejects(s.app.sseHub.snapshot('bad topic'), { code: 'HTMX_SSE_INVALID_TOPICS' })
+})
+
+t.test('sseHub.watch: start with the first subscriber of a topic, stop after the last', async t => {
+  const s = await liveApp(t)
+  const calls: string[] = []
+  const unwatch = s.app.sseHub.watch('metrics', { start: () => calls.push('start'), stop: () => calls.push('stop') })
+  const page = await s.page(['metrics', 'other'])
+  t.same(calls, [], 'rendering a page does not start it')
+  const a = await connect(streamUrl(s.url, page))
+  await waitUntil(() => calls.length === 1)
+  const b = await connect(streamUrl(s.url, page))
+  const other = await connect(streamUrl(s.url, await s.page(['other'])))
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(calls, ['start'], 'once for many subscribers')
+  a.close()
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(calls, ['start'])
+  b.close()
+  await waitUntil(() => calls.length === 2)
+  t.same(calls, ['start', 'stop'])
+  const c = await connect(streamUrl(s.url, page))
+  await waitUntil(() => calls.length === 3)
+  unwatch()
+  t.same(calls, ['start', 'stop', 'start', 'stop'], 'unwatch stops a running watcher')
+  c.close()
+  other.close()
 })
