@@ -42,6 +42,12 @@ export const SseHubClosedError = createError('HTMX_SSE_HUB_CLOSED', 'sseHub is c
 /** Redis could not be reached in time (or refused the command); the publish was not applied unless the message says "not confirmed". */
 export const SseRedisUnavailableError = createError('HTMX_SSE_REDIS_UNAVAILABLE', 'redis unavailable: %s', 503)
 
+/** A plugin option (or `reply.live` option) that cannot be used; thrown at registration or at the call. */
+export const SseInvalidOptionError = createError('HTMX_SSE_INVALID_OPTION', 'fastify-htmx-sse: option %s %s', 500, TypeError)
+
+/** A live page's stream URL whose signed topic list is missing, tampered with, or signed with an unknown secret (403 before any byte). */
+export const SseInvalidTokenError = createError('HTMX_SSE_INVALID_TOKEN', '%s', 403)
+
 /** All of the above, by name: `err instanceof errors.SseForbiddenError`, or match `err.code`. */
 export const errors = {
   SseInvalidEventError,
@@ -55,5 +61,7 @@ export const errors = {
   SseShuttingDownError,
   SseClosedError,
   SseHubClosedError,
-  SseRedisUnavailableError
+  SseRedisUnavailableError,
+  SseInvalidOptionError,
+  SseInvalidTokenError
 } as const

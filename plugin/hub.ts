@@ -159,6 +159,7 @@ export class SseHub {
   readonly #paceBytes: number
   /** A rest ends once this much is waiting, whatever the number of frames. */
   readonly #restEndBytes: number
+  readonly #watchers = new Map<string, Set<{ start: () => void, stop: () => void, running: boolean }>>()
   #connections = 0
   #published = 0
   #replayed = 0
@@ -231,6 +232,20 @@ export class SseHub {
     return kept.map(m => ({ id: m.id, topic: m.topic, event: m.event, data: m.data, retry: m.retry }))
   }
 
+  /**
+   * A page whose state is the topic's own history (notifications, chat):
+   * its newest `limit` events (oldest first) and the cursor to go live from.
+   * The head is read before the history, so every event is in `items` or
+   * replayed after `cursor` (some in both: render them with idempotent
+   * fragments, which apply once however often they arrive).
+   */
+  async snapshot (topic: string, options: { limit?: number } = {}): Promise<{ cursor: string | undefined, items: HubMessage[] }> {
+    assertTopic(topic)
+    const head = await this.#transport.head()
+    const items = await this.history(topic, options)
+    return { cursor: head, items }
+  }
+
   /** The newest id assigned on any topic (what a page renders into `lastEventId` when it has no history). */
   async head (): Promise<string | undefined> {
     return await this.#transport.head()
@@ -274,6 +289,7 @@ export class SseHub {
       let subs = this.#topics.get(topic)
       if (subs === undefined) this.#topics.set(topic, subs = new Set())
       subs.add(sub)
+      if (subs.size === 1) this.#notifyWatchers(topic, 'start')
     }
     this.#connections++
     session.onClose(() => this.#unsubscribe(sub))
@@ -285,6 +301,41 @@ export class SseHub {
       // the client reconnect with the same id and try again: nothing is skipped.
       this.#log.error({ err }, 'sse: replay failed; closing the stream so the client retries')
       session.end('server')
+    }
+  }
+
+  /**
+   * Calls `start` when this instance gets its first subscriber to `topic`
+   * (any stream: a live page, `reply.sse({ topics })`) and `stop` when its
+   * last one leaves: a sampler that works only while somebody watches.
+   * Returns a function that unregisters (and stops, if started).
+   */
+  watch (topic: string, handlers: { start: () => void, stop: () => void }): () => void {
+    assertTopic(topic)
+    const watcher = { ...handlers, running: false }
+    let set = this.#watchers.get(topic)
+    if (set === undefined) this.#watchers.set(topic, set = new Set())
+    set.add(watcher)
+    if ((this.#topics.get(topic)?.size ?? 0) > 0) this.#run(watcher, 'start')
+    return () => {
+      set.delete(watcher)
+      if (set.size === 0) this.#watchers.delete(topic)
+      if (watcher.running) this.#run(watcher, 'stop')
+    }
+  }
+
+  #notifyWatchers (topic: string, what: 'start' | 'stop'): void {
+    const set = this.#watchers.get(topic)
+    if (set !== undefined) for (const watcher of set) this.#run(watcher, what)
+  }
+
+  #run (watcher: { start: () => void, stop: () => void, running: boolean }, what: 'start' | 'stop'): void {
+    if (watcher.running === (what === 'start')) return
+    watcher.running = what === 'start'
+    try {
+      watcher[what]()
+    } catch (err) {
+      this.#log.error({ err }, `sse: a topic watcher's ${what} threw`)
     }
   }
 
@@ -325,7 +376,10 @@ export class SseHub {
       const subs = this.#topics.get(topic)
       if (subs === undefined) continue
       subs.delete(sub)
-      if (subs.size === 0) this.#topics.delete(topic)
+      if (subs.size === 0) {
+        this.#topics.delete(topic)
+        this.#notifyWatchers(topic, 'stop')
+      }
     }
     sub.held = null
     this.#connections--

@@ -3,12 +3,17 @@
  * encode → connection → session → stream → hub → transport hold that, with
  * admission deciding who gets a stream.
  */
+import { randomBytes } from 'node:crypto'
 import type { Server as HttpServer } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { Admission, type Authorize } from './admission.js'
 import { SseHub } from './hub.js'
 import { PreRequestSockets } from './pre-request-sockets.js'
+import { serveAssets } from './assets.js'
+import { SseInvalidOptionError } from './errors.js'
+import { liveStreamRoute, livePage, type LiveOptions, type LivePage, type LiveSettings } from './live.js'
+import { normalizeSecrets, type LiveSecret } from './live-token.js'
 import { openStream, type ReplyContext, type SseSource, type SseTopicsOptions } from './reply.js'
 import { RESUME_SCRIPT } from './resume.js'
 import { FlushScheduler, Heartbeat } from './scheduler.js'
@@ -17,6 +22,26 @@ import type { HubTransport } from './transport.js'
 import { MemoryTransport } from './transports/memory.js'
 
 export interface HtmxSseOptions {
+  /**
+   * The htmx major of the app's pages: 2 (htmx 2.0.x + htmx-ext-sse) or 4
+   * (htmx 4.0.x + hx-sse). `reply.live` writes that version's markup and the
+   * plugin serves its files. Default 2.
+   */
+  htmx?: 2 | 4
+  /**
+   * Signs the topics of live pages (HMAC-SHA256): a string or Buffer of at
+   * least 16 bytes, or an array of them to rotate (the first signs, all
+   * verify). Required with a shared transport (all instances must agree).
+   * Without it, a random one per process: pages rendered before a restart
+   * then reload once when they reconnect.
+   */
+  secret?: LiveSecret
+  /** How long a live page's signed topics stay valid; an older tab reloads on its next reconnect. Default 12 h. */
+  liveTtlMs?: number
+  /** Where the plugin serves htmx and its SSE extension. Default `/_sse/assets`. */
+  assetsPath?: string
+  /** The stream route of live pages. Default `/_sse/stream`. */
+  streamPath?: string
   /** Interval of `: ping` comments on idle streams; `false` disables. Default 15 000. */
   heartbeatMs?: number | false
   /** `retry:` hint sent at stream start and before shutdown (jittered ±20%). Default 3 000. */
@@ -66,6 +91,12 @@ export interface HtmxSseOptions {
 
 /** What `app.htmxSse` exposes of the resolved options. */
 export interface HtmxSseSettings {
+  /** The app's htmx major. */
+  readonly htmx: 2 | 4
+  /** Where htmx and its SSE extension are served. */
+  readonly assetsPath: string
+  /** The stream route of live pages. */
+  readonly streamPath: string
   /** Where the resume script (htmx 2) is served, or false when it is not. */
   readonly resumeScriptPath: string | false
   /** Where the reset refresh (htmx 4) is served, or false when it is not. */
@@ -82,6 +113,13 @@ declare module 'fastify' {
      * Awaiting (or returning) it resolves with the stream once admitted; `stream.done` resolves when it ends.
      */
     sse (source?: SseSource | SseTopicsOptions): AwaitableSseStream
+    /**
+     * Makes the page being rendered live: signs `topics` into the URL of the
+     * plugin's stream route and returns the page's connect `element` (in the
+     * body) and `scripts` (in the head). Call it before reading the page's
+     * data: its cursor is read first, so nothing published meanwhile is lost.
+     */
+    live (topics: readonly string[], options?: LiveOptions): Promise<LivePage>
   }
   interface FastifyInstance {
     /** The broadcast hub shared by every route of this app. */
@@ -94,6 +132,14 @@ declare module 'fastify' {
 function positive (name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`fastify-htmx-sse: option ${name} must be a positive number, got ${String(value)}`)
+  return value
+}
+
+function pathOption (name: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || !/^\/[\w\-./]*[\w-]$/.test(value) || value.includes('//')) {
+    throw new SseInvalidOptionError(name, `must be an absolute URL path like ${fallback}, got ${JSON.stringify(value)}`)
+  }
   return value
 }
 
@@ -136,6 +182,17 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
     completion: { warned: false }
   }
 
+  const htmx = options.htmx ?? 2
+  if (htmx !== 2 && htmx !== 4) throw new SseInvalidOptionError('htmx', `must be 2 or 4, got ${JSON.stringify(htmx)}`)
+  if (options.secret === undefined && options.transport !== undefined && !(options.transport instanceof MemoryTransport)) {
+    throw new SseInvalidOptionError('secret', 'is required with a shared transport: every instance must verify the live pages the others signed (e.g. secret: process.env.SSE_SECRET)')
+  }
+  const ownSecret = options.secret === undefined
+  const secrets = ownSecret ? [randomBytes(32)] : normalizeSecrets(options.secret)
+  const liveTtlMs = positive('liveTtlMs', options.liveTtlMs, 12 * 3600_000)
+  const assetsPath = pathOption('assetsPath', options.assetsPath, '/_sse/assets')
+  const streamPath = pathOption('streamPath', options.streamPath, '/_sse/stream')
+
   await hub.start()
   app.decorate('sseHub', hub)
   app.decorateReply('sse', function (this: FastifyReply, source?: SseSource | SseTopicsOptions) {
@@ -144,7 +201,23 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
 
   const resumePath = options.resumeScriptPath ?? '/_sse/resume.js'
   const refreshPath = options.refreshPath ?? '/_sse/refresh'
-  app.decorate('htmxSse', Object.freeze({ resumeScriptPath: resumePath, refreshPath }))
+  app.decorate('htmxSse', Object.freeze({ htmx, assetsPath, streamPath, resumeScriptPath: resumePath, refreshPath }))
+  const live: LiveSettings = {
+    htmx,
+    secrets,
+    ownSecret,
+    ttlMs: liveTtlMs,
+    streamPath,
+    assetsPath,
+    // Live pages need both routes; with either turned off, they use the defaults' paths and the app serves them.
+    resumeScriptPath: resumePath === false ? '/_sse/resume.js' : resumePath,
+    refreshPath: refreshPath === false ? '/_sse/refresh' : refreshPath
+  }
+  app.decorateReply('live', function (this: FastifyReply, topics: readonly string[], liveOptions?: LiveOptions) {
+    return livePage(hub, live, topics, liveOptions)
+  })
+  liveStreamRoute(app, live, (reply, topics) => openStream(reply, ctx, { topics }, true))
+  await serveAssets(app, assetsPath)
   if (resumePath !== false) {
     app.get(resumePath, { logLevel: 'warn' }, (_request, reply) => {
       reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(RESUME_SCRIPT)
@@ -187,3 +260,5 @@ export * from './errors.js'
 export { MemoryTransport, memoryTransport, type MemoryTransportOptions } from './transports/memory.js'
 export { parseId, type HubTransport, type HubMessage, type PublishInput, type SincePage, type SinceResult } from './transport.js'
 export { RESUME_SCRIPT } from './resume.js'
+export type { LiveOptions, LivePage } from './live.js'
+export type { LiveSecret } from './live-token.js'

@@ -100,7 +100,7 @@ function isTopics (arg: unknown): arg is SseTopicsOptions {
   return arg !== null && typeof arg === 'object' && 'topics' in arg
 }
 
-function topicsOf (arg: unknown): readonly string[] {
+export function topicsOf (arg: unknown): readonly string[] {
   if (arg === null || typeof arg !== 'object' || !('topics' in arg)) {
     throw new SseInvalidSourceError('arg must be an iterable of events, a function returning one, or { topics }')
   }
@@ -110,7 +110,11 @@ function topicsOf (arg: unknown): readonly string[] {
   return [...new Set(topics)]
 }
 
-export function openStream (reply: FastifyReply, ctx: ReplyContext, arg?: SseSource | SseTopicsOptions): AwaitableSseStream {
+/**
+ * @param signed the topics come from a live page's verified token: the
+ *   signature already authorized them, `authorize` is not asked.
+ */
+export function openStream (reply: FastifyReply, ctx: ReplyContext, arg?: SseSource | SseTopicsOptions, signed = false): AwaitableSseStream {
   if (reply.sent || reply.raw.headersSent) throw new SseAlreadySentError()
   const topics = arg === undefined || isSource(arg) ? undefined : topicsOf(arg)
   const session = new Session(ctx)
@@ -144,7 +148,7 @@ export function openStream (reply: FastifyReply, ctx: ReplyContext, arg?: SseSou
   }
 
   const awaitable = stream as AwaitableSseStream
-  if (topics === undefined || !ctx.admission.hasAuthorize) {
+  if (topics === undefined || signed || !ctx.admission.hasAuthorize) {
     start()
     return awaitable
   }

@@ -5,16 +5,22 @@
  * was away. This wraps `htmx.createEventSource` to remember the last id seen
  * per URL and put it in the `lastEventId` query parameter of every reconnect.
  * Load it after htmx and before the SSE extension connects.
+ *
+ * Every URL it opens carries `sseResume=1` (RESUME_MARK): the live stream
+ * route refuses an htmx 2 connection without it, so a page that forgot the
+ * script fails loudly instead of losing events on its first reconnect.
  */
+export const RESUME_MARK = 'sseResume'
+
 export const RESUME_SCRIPT = `(function () {
   'use strict';
   if (typeof htmx === 'undefined') return;
   var lastIds = {};
   function withLastId(url) {
     var id = lastIds[url];
-    if (id === undefined) return url;
     var u = new URL(url, document.baseURI);
-    u.searchParams.set('lastEventId', id);
+    u.searchParams.set('${RESUME_MARK}', '1');
+    if (id !== undefined) u.searchParams.set('lastEventId', id);
     return u.toString();
   }
   htmx.createEventSource = function (url) {

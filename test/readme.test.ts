@@ -5,7 +5,7 @@
 import t from 'tap'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { connect } from './helpers/sse-client.js'
+import { connect, request } from './helpers/sse-client.js'
 import { freePort, spawnTsx, waitForHttp } from './helpers/process.js'
 
 t.test('the README snippet runs and streams', async t => {
@@ -35,4 +35,30 @@ t.test('the README snippet runs and streams', async t => {
   t.equal(hub.status, 200)
   t.match(hub.headers['content-type'], /^text\/event-stream/)
   hub.close()
+})
+
+t.test('the README live page runs: page, stream, publish', async t => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const snippet = /## A live page\n[\s\S]*?```tsx\n([\s\S]*?)```/.exec(readme)?.[1]
+  t.ok(snippet, 'found the snippet')
+  t.ok(snippet!.split('\n').length <= 30, 'about 20 lines')
+  const port = await freePort()
+  const file = fileURLToPath(new URL(`./tmp-readme-snippet-live-${process.pid}.tsx`, import.meta.url))
+  writeFileSync(file, `${snippet!}\nawait app.listen({ port: ${port}, host: '127.0.0.1' })\nprocess.on('SIGTERM', () => { void app.close().then(() => process.exit(0)) })\n`)
+  t.teardown(() => rmSync(file, { force: true }))
+  const child = spawnTsx(file)
+  t.teardown(() => { child.kill('SIGTERM') })
+  const base = `http://127.0.0.1:${port}`
+  await waitForHttp(`${base}/nothing`, child)
+  t.equal((await request(`${base}/orders/first`, { method: 'POST' })).status, 200)
+  const page = await request(`${base}/orders`)
+  t.match(page.body, /<li id="order-1">first<\/li>/)
+  const url = /sse-connect="([^"]+)"/.exec(page.body)![1]!.replace(/&amp;/g, '&')
+  const stream = await connect(`${base}${url}&sseResume=1`)
+  t.teardown(() => stream.close())
+  t.equal(stream.status, 200)
+  await request(`${base}/orders/${encodeURIComponent('<b>second</b>')}`, { method: 'POST' })
+  const [event] = await stream.waitFor(1)
+  t.match(event!.data, /id="order-2"/)
+  t.match(event!.data, /&lt;b>second&lt;\/b>|&lt;b&gt;second&lt;\/b&gt;/, 'user text escaped')
 })

@@ -4,6 +4,7 @@
  * http(s) and relative URLs.
  */
 export * from './sse.js'
+export * from './fragments.js'
 export * from './layout.js'
 export * from './metrics.js'
 export * from './notifications.js'
