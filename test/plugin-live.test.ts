@@ -164,7 +164,7 @@ t.test('authorize is for reply.sse; a signed page does not ask it', async t => {
 })
 
 t.test('options: clear coded errors', async t => {
-  const shared = { start: async () => {}, publish: async () => '1', since: async () => ({ events: [], complete: true }), history: async () => [], head: async () => undefined, close: async () => {} } satisfies HubTransport
+  const shared = { start: async () => {}, publish: async () => '1', since: async () => ({ events: [], complete: true, upTo: '0', more: false }), history: async () => [], head: async () => undefined, close: async () => {} } satisfies HubTransport
   await t.rejects(startApp({ transport: shared }), { code: 'HTMX_SSE_INVALID_OPTION', message: /secret is required with a shared transport/ })
   await t.rejects(startApp({ secret: 'short' }), { code: 'HTMX_SSE_INVALID_OPTION', message: /at least 16 bytes/ })
   await t.rejects(startApp({ secret: [] as string[] }), { code: 'HTMX_SSE_INVALID_OPTION' })
