@@ -1,24 +1,32 @@
 /**
  * The bundled dashboard: the plugin, every route module, and one page that
- * shows them all over ONE SSE connection. `buildApp()` is what `npm start`
- * serves and what the tests build.
+ * shows them all over ONE SSE connection (`reply.live` of every panel's
+ * topics). `buildApp()` is what `npm start` serves and what the tests build.
  *
- * It imports the package by its own name, as a user would. From a clone,
- * `npm start` runs it with tsx under the `htmx-sse-source` export condition,
- * which maps those names to the TypeScript sources, so no build is needed;
- * the built package resolves them to `dist/`.
+ * From a clone, `npm start` runs it with tsx; it imports the package's own
+ * files (the plugin under its package name, as a user would).
  */
+import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
 import Fastify, { type FastifyInstance } from 'fastify'
-import htmxSse, { type HubTransport } from 'fastify-htmx-sse'
-import { AgentPanel, htmxVersion, JobsPanel, type HtmxVersion } from 'fastify-htmx-sse/views'
-import {
-  AgentRunner, agentRoutes, ChatPanel, chatRoutes, chatTopic, clientAssetsRoutes, HubStatsFeed, hubStatsRoutes,
-  JobRunner, jobsRoutes, LogFeed, logsRoutes, MetricsFeed, metricsRoutes, NotificationsPanel,
-  notificationsRoutes, PageConnect, pageCursor, RoutePage, simulatedAgent,
-  type AgentSource, type JobsOptions, type RunStore, type Sampler, type SimulatedAgentOptions
-} from 'fastify-htmx-sse/routes'
+import htmxSse from 'fastify-htmx-sse'
+import type { LiveSecret } from '../plugin/live-token.js'
+import type { HubTransport } from '../plugin/transport.js'
+import { AgentRunner } from '../routes/agent-runner.js'
+import { agentRoutes } from '../routes/agent.js'
+import { simulatedAgent, type AgentSource, type SimulatedAgentOptions } from '../routes/agent-source.js'
+import { ChatPanel, chatRoutes, chatTopic } from '../routes/chat.js'
+import { JobRunner, type JobsOptions } from '../routes/job-runner.js'
+import { jobsRoutes } from '../routes/jobs.js'
+import { LogFeed, logsRoutes } from '../routes/logs.js'
+import { MetricsFeed, metricsRoutes, type Sampler } from '../routes/metrics.js'
+import { NotificationsPanel, notificationsRoutes } from '../routes/notifications.js'
+import type { RunStore } from '../routes/run-store.js'
+import { HubStatsFeed, hubStatsRoutes } from '../routes/stats.js'
+import { RoutePage } from '../routes/util.js'
+import { AgentPanel } from '../views/agent.js'
+import { JobsPanel } from '../views/jobs.js'
 
 export interface BuildAppOptions {
   /** Log level, or false for no logger (and no log tail). Default 'info'. */
@@ -60,7 +68,12 @@ export interface BuildAppOptions {
    */
   instance?: string
   /** The htmx major every page loads and speaks: 2 (default; htmx 2.0.x + htmx-ext-sse) or 4 (htmx 4.0.x + hx-sse). */
-  htmx?: HtmxVersion
+  htmx?: 2 | 4
+  /**
+   * Signs the topics of live pages. Default: a random one per process (pages
+   * open across a restart then reload once). Instances sharing a transport need the same one.
+   */
+  secret?: LiveSecret
 }
 
 export interface DashboardApp {
@@ -81,7 +94,6 @@ function isSource (agent: BuildAppOptions['agent']): agent is AgentSource {
 }
 
 export async function buildApp (options: BuildAppOptions = {}): Promise<DashboardApp> {
-  const htmx = htmxVersion(options.htmx ?? 2, 'option htmx')
   const logLevel = options.logLevel ?? 'info'
   const own = (topic: string): string => options.instance === undefined ? topic : `${topic}:${options.instance}`
   const echo = options.echoLogs === undefined || options.echoLogs === true ? process.stdout : options.echoLogs
@@ -91,15 +103,16 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
   })
 
   await app.register(htmxSse, {
+    htmx: options.htmx ?? 2,
+    secret: options.secret ?? randomBytes(32),
     transport: options.transport,
     heartbeatMs: options.heartbeatMs,
     retryMs: options.retryMs
   })
+  const htmx = app.htmxSse.htmx
 
   // reply.html() for the whole app; the route modules use it instead of registering their own.
   await app.register(fastifyKitaHtml)
-  // htmx and the SSE extension from node_modules (never a CDN), where Layout asks for them.
-  await app.register(clientAssetsRoutes, { prefix: '/assets' })
   app.get('/favicon.ico', { logLevel: 'warn' }, (_request, reply) => reply.code(204).send())
 
   const metrics = new MetricsFeed({ sampler: options.sampler, intervalMs: options.metricsIntervalMs, lingerMs: options.metricsLingerMs, topic: own('metrics') })
@@ -110,32 +123,23 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
   const agent = new AgentRunner({ ...runs, source: agentSource })
   const room = options.chatRoom ?? 'lobby'
 
-  await app.register(metricsRoutes, { prefix: '/metrics', feed: metrics, htmx })
-  await app.register(hubStatsRoutes, { prefix: '/hub', feed: stats, htmx })
-  await app.register(notificationsRoutes, { prefix: '/notifications', topic: NOTIFY_TOPIC, htmx })
-  await app.register(jobsRoutes, { prefix: '/jobs', runner: jobs, htmx })
-  await app.register(chatRoutes, { prefix: '/chat', htmx })
-  await app.register(agentRoutes, { prefix: '/agent', runner: agent, htmx })
-  if (logs !== undefined) await app.register(logsRoutes, { prefix: '/logs', feed: logs, htmx })
+  // The modules' feeds sample while any page (theirs or the dashboard) follows their topic.
+  await app.register(metricsRoutes, { prefix: '/metrics', feed: metrics })
+  await app.register(hubStatsRoutes, { prefix: '/hub', feed: stats })
+  await app.register(notificationsRoutes, { prefix: '/notifications', topic: NOTIFY_TOPIC })
+  await app.register(jobsRoutes, { prefix: '/jobs', runner: jobs })
+  await app.register(chatRoutes, { prefix: '/chat' })
+  await app.register(agentRoutes, { prefix: '/agent', runner: agent })
+  if (logs !== undefined) await app.register(logsRoutes, { prefix: '/logs', feed: logs })
 
   const topics = [metrics.topic, stats.topic, NOTIFY_TOPIC, jobs.listTopic, chatTopic(room), ...(logs === undefined ? [] : [logs.topic])]
 
-  // The dashboard's one connection: every panel's topic. The metrics loop and
-  // the stats timer run while at least one such stream is open.
-  app.get('/stream', (_request, reply) => {
-    const stream = reply.sse({ topics })
-    metrics.watch(stream.signal)
-    stats.watch(stream.signal)
-    return stream
-  })
-
   app.get('/', async (_request, reply) => {
-    // Read the cursor before any state: everything published after it is
-    // replayed when the page connects (see routes/util.tsx, pageCursor).
-    const cursor = await pageCursor(app.sseHub)
+    // The page's one connection, for every panel; first, so nothing the panels miss while rendering is lost.
+    const live = await reply.live(topics)
     const recentJobs = await jobs.recent()
     return reply.html(
-      <RoutePage app={app} htmx={htmx} title='Live dashboard · fastify-htmx-sse' head={<DashboardStyles />}>
+      <RoutePage title='Live dashboard · fastify-htmx-sse' live={live} head={<DashboardStyles />}>
         <header class='app topbar'>
           <div class='brand'>
             <span class='logo' aria-hidden='true'></span>
@@ -149,17 +153,17 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
           </nav>
         </header>
         <main class='app'>
-          <PageConnect app={app} htmx={htmx} id='dashboard' url='/stream' lastEventId={cursor} />
+          {live.element}
           <h2 class='section-title'>System</h2>
           <div class='grid metrics-grid'>
             {metrics.Panel()}
           </div>
           <h2 class='section-title'>Activity</h2>
           <div class='grid panels'>
-            <div class='span-2 slot'><NotificationsPanel hub={app.sseHub} cursor={cursor} action='/notifications' topic={NOTIFY_TOPIC} /></div>
+            <div class='span-2 slot'><NotificationsPanel hub={app.sseHub} action='/notifications' topic={NOTIFY_TOPIC} /></div>
             <div class='span-2 slot'><JobsPanel jobs={recentJobs} base='/jobs' /></div>
-            <div class='span-2 slot'><AgentPanel htmx={htmx} action='/agent/runs' /></div>
-            <div class='span-2 slot'><ChatPanel hub={app.sseHub} room={room} cursor={cursor} action={`/chat/${room}/messages`} title={`Chat · #${room}`} /></div>
+            <div class='span-2 slot'><AgentPanel action='/agent/runs' /></div>
+            <div class='span-2 slot'><ChatPanel hub={app.sseHub} room={room} action={`/chat/${room}/messages`} title={`Chat · #${room}`} /></div>
             {logs === undefined ? '' : <div class='span-3 slot'>{logs.Panel({ title: 'Server log (this process, live)' })}</div>}
             <div class='slot'>{stats.Panel()}</div>
           </div>

@@ -3,14 +3,16 @@
  * With REDIS_URL set, the hub uses Redis Streams and jobs and agent runs are
  * kept in Redis, so several instances share topics, history and runs (start
  * two on different ports, start a job on one and open it on the other).
+ * SSE_SECRET signs the topics of live pages (several instances need the same
+ * one; without REDIS_URL a random one per process is fine).
  * Logs are pino JSON on stdout, pretty-printed (pino-pretty) when stdout is a
  * terminal; the live log tail reads the JSON either way.
  */
 import { hostname } from 'node:os'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger } from 'fastify'
-import type { HubTransport } from 'fastify-htmx-sse'
-import type { RunStore } from 'fastify-htmx-sse/routes'
+import type { HubTransport } from '../plugin/transport.js'
+import type { RunStore } from '../routes/run-store.js'
 import PinoPretty from 'pino-pretty'
 import { buildApp } from './app.js'
 
@@ -61,7 +63,14 @@ if (htmxEnv !== '2' && htmxEnv !== '4') {
   process.exit(1)
 }
 const htmx = htmxEnv === '4' ? 4 : 2
-const { app } = await buildApp({ transport, runStore, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs, htmx })
+const secret = process.env.SSE_SECRET === '' ? undefined : process.env.SSE_SECRET
+if (transport !== undefined && secret === undefined) {
+  // Each instance must verify the pages the others signed: a random secret each would not.
+  console.error('REDIS_URL needs SSE_SECRET (the same random value, at least 16 bytes, on every instance), e.g. SSE_SECRET=$(openssl rand -base64 32)')
+  await closeRedis?.()
+  process.exit(1)
+}
+const { app } = await buildApp({ transport, runStore, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs, htmx, secret })
 logger.current = app.log
 
 // SIGINT/SIGTERM (and an uncaught error): close the app (streams end with a

@@ -4,11 +4,12 @@
  * streams a source's run over one connection. Re-exported by agent-runner.tsx.
  */
 import { randomBytes } from 'node:crypto'
-import type { SseEvent } from '../plugin/index.js'
+import type { SseEvent } from '../plugin/stream.js'
 import {
-  AgentError, AgentStatus, AgentTranscript, MessageChunk, Oob, SSE_CLOSE_EVENT, ToolResult, ToolUseCard,
+  AgentError, AgentStatus, AgentTranscript, MessageChunk, ToolResult, ToolUseCard,
   type AgentItem, type AgentState
-} from '../views/index.js'
+} from '../views/agent.js'
+import { Oob, SSE_CLOSE_EVENT } from '../views/sse.js'
 import { coalesceWhitespace, type AgentEvent, type AgentSource } from './agent-source.js'
 
 /** What a run's transcript records: the source's events, and how a run ended without them. */

@@ -1,14 +1,14 @@
 /**
  * Chat rooms: each room is a hub topic (`chat:<room>`); messages are rendered
- * once (user text escaped by the view's `safe`), appended on every open page,
- * and the room is pre-rendered from history with the connect URL carrying the
- * newest id it shows.
+ * once (user text escaped by the view's `safe`) as an `<Append>`, and a room
+ * page renders the room from the hub's history (`snapshot` + `Items`).
  */
 import { randomUUID } from 'node:crypto'
 import type { FastifyReply } from 'fastify'
-import type { SseHub } from '../plugin/index.js'
-import { ChatForm, MessageCard, Oob, oobContent } from '../views/index.js'
-import { acceptForms, compileSchema, field, fieldProblems, htmxOf, isHtmx, PageConnect, pageCursor, RoutePage, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type HtmxOption, type SchemaError } from './util.js'
+import type { SseHub } from '../plugin/hub.js'
+import { ChatForm, MessageContent } from '../views/chat.js'
+import { Append, Items, Replace } from '../views/fragments.js'
+import { acceptForms, compileSchema, field, fieldProblems, isHtmx, RoutePage, routeModule, trimFields, trimmedCopy, wantsJson, type SchemaError } from './util.js'
 
 export const ROOM_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/
 export const MAX_NICK_LENGTH = 32
@@ -16,10 +16,10 @@ export const MAX_MESSAGE_LENGTH = 500
 const LIST_ID = 'chat-messages'
 const ERROR_ID = 'chat-messages-error'
 
-export interface ChatOptions extends HtmxOption {
+export interface ChatOptions {
   /** Topic of a room is `${topicPrefix}${room}`. Default 'chat:'. */
   topicPrefix?: string
-  /** Messages pre-rendered into a page. Default 50. */
+  /** Messages a room page shows (rendered, and kept by each message's `limit`). Default 50. */
   initial?: number
   /** Rooms listed on the index page. Default ['lobby', 'random']. */
   rooms?: readonly string[]
@@ -67,10 +67,14 @@ export function validateMessage (body: unknown): { ok: true, nick: string, text:
 const ROOM_ERROR = 'room names are 1-32 of a-z, 0-9 and -'
 const roomNotFound = async (reply: FastifyReply): Promise<FastifyReply> => await reply.code(404).send({ error: ROOM_ERROR })
 
-/** Publishes one message to a room, as an unnamed event appending it to the room's list (out of band); resolves with its hub id. */
-export async function publishMessage (hub: SseHub, room: string, message: { nick: string, text: string }, options: { topicPrefix?: string } = {}): Promise<string> {
-  const card = <MessageCard id={`msg-${randomUUID().slice(0, 12)}`} nick={message.nick} text={message.text} at={Date.now()} />
-  return await hub.publish(chatTopic(room, options.topicPrefix), { data: <Oob id={LIST_ID} swap='beforeend'>{card}</Oob> })
+/** Publishes one message to a room, appended to the room's list (keeping the last `limit`); resolves with its hub id. */
+export async function publishMessage (hub: SseHub, room: string, message: { nick: string, text: string }, options: { topicPrefix?: string, limit?: number } = {}): Promise<string> {
+  const data = (
+    <Append to={LIST_ID} id={`msg-${randomUUID().slice(0, 12)}`} tag='li' class='msg' limit={options.limit ?? 50}>
+      <MessageContent nick={message.nick} text={message.text} at={Date.now()} />
+    </Append>
+  )
+  return await hub.publish(chatTopic(room, options.topicPrefix), { data })
 }
 
 /** The error line under a room's form (replaced out of band by every post answer). */
@@ -80,9 +84,9 @@ function ChatError (props: { id: string, error?: string }): JSX.Element {
     : <p id={props.id} class='form-error' role='alert' safe>{props.error}</p>
 }
 
-/** A room as it stands at `cursor`, with its form. Put it inside an `<SseConnect>` subscribed to the room's topic. */
-export async function ChatPanel (props: { hub: SseHub, room: string, cursor: string | undefined, action: string, topicPrefix?: string, initial?: number, title?: string, nick?: string }): Promise<string> {
-  const history = upTo(await props.hub.history(chatTopic(props.room, props.topicPrefix), { limit: props.initial ?? 50 }), props.cursor)
+/** A room as the hub keeps it, with its form. Call it after the page's `reply.live([chatTopic(room)])`. */
+export async function ChatPanel (props: { hub: SseHub, room: string, action: string, topicPrefix?: string, initial?: number, title?: string, nick?: string }): Promise<string> {
+  const { items } = await props.hub.snapshot(chatTopic(props.room, props.topicPrefix), { limit: props.initial ?? 50 })
   const title = props.title ?? `#${props.room}`
   // ChatRoom's markup with its own header, filled with the messages the hub keeps (oldest first).
   return (
@@ -90,7 +94,7 @@ export async function ChatPanel (props: { hub: SseHub, room: string, cursor: str
       <header><h2 safe>{title}</h2><span class='muted small'>messages are escaped, history replayed</span></header>
       <div class='chat-scroll'>
         <ol id={LIST_ID} class='chat-messages' aria-live='polite'>
-          {history.map(m => trusted(oobContent(m.data)))}
+          <Items of={items} />
         </ol>
       </div>
       <ChatForm action={props.action} nick={props.nick} maxLength={MAX_MESSAGE_LENGTH} />
@@ -100,14 +104,14 @@ export async function ChatPanel (props: { hub: SseHub, room: string, cursor: str
 }
 
 /**
- * `GET /` room index, `GET /:room` a room page, `GET /:room/stream` its SSE,
+ * `GET /` room index, `GET /:room` a room's live page,
  * `POST /:room/messages` post (answers with a fresh form; 422 and an inline
  * error on bad input; JSON for clients that prefer it, see `wantsJson`). A room
  * name that does not match `ROOM_PATTERN` is a 404.
  */
 export const chatRoutes = routeModule<ChatOptions>('chat', async (app, options) => {
   const prefix = options.topicPrefix ?? 'chat:'
-  const htmx = htmxOf(options)
+  const limit = options.initial ?? 50
   const base = app.prefix
   await acceptForms(app)
 
@@ -132,12 +136,12 @@ export const chatRoutes = routeModule<ChatOptions>('chat', async (app, options) 
       return reply.code(422).html(
         <>
           <ChatForm action={action} nick={field(request.body, 'nick')} maxLength={MAX_MESSAGE_LENGTH} />
-          <Oob id={ERROR_ID} tag='p' class='form-error'><span safe>{error}</span></Oob>
+          <Replace id={ERROR_ID} tag='p' class='form-error'><span safe>{error}</span></Replace>
         </>
       )
     }
     const { nick, text } = request.body
-    const id = await publishMessage(app.sseHub, room, { nick, text }, { topicPrefix: prefix })
+    const id = await publishMessage(app.sseHub, room, { nick, text }, { topicPrefix: prefix, limit })
     if (!isHtmx(request.headers)) {
       if (wantsJson(request)) return reply.code(201).send({ id })
       return reply.redirect(`${base}/${room}`, 303)
@@ -145,23 +149,20 @@ export const chatRoutes = routeModule<ChatOptions>('chat', async (app, options) 
     return reply.html(
       <>
         <ChatForm action={action} nick={nick} maxLength={MAX_MESSAGE_LENGTH} />
-        <Oob id={ERROR_ID} tag='p' class='form-error'></Oob>
+        <Replace id={ERROR_ID} tag='p' class='form-error'></Replace>
       </>
     )
   })
 
-  app.get<{ Params: { room: string } }>('/:room/stream', { schema: { params: roomParams } }, (request, reply) =>
-    reply.sse({ topics: [chatTopic(request.params.room, prefix)] }))
-
   app.get<{ Params: { room: string } }>('/:room', { schema: { params: roomParams } }, async (request, reply) => {
     const { room } = request.params
-    const cursor = await pageCursor(app.sseHub)
+    const live = await reply.live([chatTopic(room, prefix)])
     return reply.html(
-      <RoutePage app={app} htmx={htmx} title={`#${room} · chat`}>
+      <RoutePage title={`#${room} · chat`} live={live}>
         <header class='app'><h1 safe>{`#${room}`}</h1><a href={base || '/'}>All rooms</a></header>
         <main class='app'>
-          <ChatPanel hub={app.sseHub} room={room} cursor={cursor} action={`${base}/${room}/messages`} topicPrefix={prefix} initial={options.initial} />
-          <PageConnect app={app} htmx={htmx} url={`${base}/${room}/stream`} lastEventId={cursor} />
+          <ChatPanel hub={app.sseHub} room={room} action={`${base}/${room}/messages`} topicPrefix={prefix} initial={limit} />
+          {live.element}
         </main>
       </RoutePage>
     )
@@ -170,7 +171,7 @@ export const chatRoutes = routeModule<ChatOptions>('chat', async (app, options) 
   app.get('/', async (_request, reply) => {
     const rooms = options.rooms ?? ['lobby', 'random']
     return reply.html(
-      <RoutePage app={app} htmx={htmx} title='Chat'>
+      <RoutePage title='Chat'>
         <header class='app'><h1>Chat rooms</h1></header>
         <main class='app'>
           <ul class='card room-list'>

@@ -2,13 +2,13 @@
  * `fastify-htmx-sse/routes`: route modules (Fastify plugins) that feed the
  * views from samplers and the hub. Each registers alone under a prefix:
  *
- *   await app.register(htmxSse)
- *   await app.register(clientAssetsRoutes, { prefix: '/assets' })   // htmx + sse.js for Layout
+ *   await app.register(htmxSse, { htmx: 2, secret: process.env.SSE_SECRET })
  *   await app.register(metricsRoutes, { prefix: '/metrics' })
  *
- * Registering a module without `htmxSse` first fails at registration. Each
- * exposes its state object (feed / runner) so a dashboard can embed its
- * panel (from `fastify-htmx-sse/views`) in a page with one SSE connection.
+ * Registering a module without `htmxSse` first fails at registration. Pages
+ * are live through `reply.live` in the app's htmx major. Each module exposes
+ * its state object (feed / runner) so a dashboard can embed its panel in a
+ * page with one connection (`reply.live` of all the panels' topics).
  * Jobs and agent runs are kept in a `RunStore`: `MemoryRunStore` by default,
  * `RedisRunStore` (`fastify-htmx-sse/routes/redis`) to share them between
  * instances and keep them across restarts.
@@ -27,7 +27,6 @@ export { MemoryRunStore, instanceId, type RunStore, type StoredRun, type NewRun,
 export { RunLeases, type RunLeaseOptions, type RunLeaseHandlers } from './run-lease.js'
 export { logsRoutes, LogFeed, formatLogRecord, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
 export { hubStatsRoutes, HubStatsFeed, HubStatsCard, topicLabel, type HubStatsOptions } from './stats.js'
-export { clientAssetsRoutes, type ClientAssetsOptions } from './assets.js'
-export { Watchers, pageCursor, upTo, trusted, acceptForms, wantsJson, resumeScriptOf, htmxOf, RoutePage, PageConnect, RouteStyles, type HtmxOption } from './util.js'
+export { acceptForms, wantsJson, RoutePage, RouteStyles } from './util.js'
 export { routeStyles } from './styles.js'
 export { sameOrigin, sameOriginHook, crossOriginProblem, type SameOriginOptions } from './same-origin.js'

@@ -3,17 +3,18 @@
  * POST starts a job and answers with its page; each tick is an unnamed event
  * on `job:<id>` that replaces the run's body out of band; the last one
  * replaces the whole run with its static form (badge, result banner), then
- * `done` closes the stream. A job page is live only while the job's stored
- * status is running, on whichever instance renders it; a reload mid-job
- * resumes, and a job whose instance died shows as interrupted.
+ * `done` closes the page's connection. A job page is live only while the
+ * job's stored status is running, on whichever instance renders it; a reload
+ * mid-job resumes, and a job whose instance died shows as interrupted.
  */
 import type { Children } from '@kitajs/html'
-import type { FastifyInstance } from 'fastify'
-import { JobActions, JobFinished, JobList, JobRun, SSE_CLOSE_EVENT, type HtmxVersion } from '../views/index.js'
+import { SSE_CLOSE_EVENT } from '../views/sse.js'
+import { JobActions, JobList, JobRun } from '../views/jobs.js'
+import type { LayoutLive } from '../views/layout.js'
 import { JobRunner, type JobsOptions } from './job-runner.js'
-import { acceptForms, htmxOf, isHtmx, pageCursor, RoutePage, routeModule, wantsJson, type HtmxOption } from './util.js'
+import { acceptForms, isHtmx, RoutePage, routeModule, wantsJson } from './util.js'
 
-export interface JobsRoutesOptions extends JobsOptions, HtmxOption {
+export interface JobsRoutesOptions extends JobsOptions {
   runner?: JobRunner
 }
 
@@ -27,9 +28,9 @@ const startBody = {
 } as const
 
 /**
- * `GET /` jobs page with a start form, `POST /` start (303 to the job page; 202
- * for htmx; 201 JSON for clients that prefer it, see `wantsJson`), `GET /:id`
- * job page (live while running), `GET /:id/stream`, `POST /:id/cancel`.
+ * `GET /` jobs page with a start form and the recent jobs (live), `POST /`
+ * start (303 to the job page; 202 for htmx; 201 JSON for clients that prefer
+ * it, see `wantsJson`), `GET /:id` job page (live while running), `POST /:id/cancel`.
  */
 export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, options) => {
   const runner = options.runner ?? new JobRunner(options)
@@ -38,7 +39,6 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
   app.addHook('onClose', async () => await runner.close())
   await acceptForms(app)
   const base = app.prefix
-  const htmx = htmxOf(options)
 
   app.post<{ Body: { title?: string, fail?: string } | null }>('/', { schema: { body: startBody } }, async (request, reply) => {
     const job = await runner.start({ title: request.body?.title, fail: request.body?.fail === '1' })
@@ -47,16 +47,6 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
     if (isHtmx(request.headers)) return reply.code(202).header('location', href).send()
     if (wantsJson(request)) return reply.code(201).header('location', href).send({ id: job.id, url: href })
     return reply.redirect(href, 303)
-  })
-
-  app.get<{ Params: { id: string } }>('/:id/stream', async (request, reply) => {
-    // A job that is gone or over still gets a stream, with the close event: a
-    // 404 would make htmx 4 retry a reconnect forever.
-    const job = await runner.get(request.params.id)
-    if (job === undefined) return reply.sse([{ event: SSE_CLOSE_EVENT, data: 'gone' }])
-    // Over (here or on the instance that ran it): the static form, then close.
-    if (job.status !== 'running') return reply.sse([{ data: <JobFinished job={job} base={base} /> }, { event: SSE_CLOSE_EVENT, data: job.status }])
-    return reply.sse({ topics: [runner.topicOf(job.id)] })
   })
 
   /**
@@ -81,25 +71,26 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
   })
 
   app.get<{ Params: { id: string } }>('/:id', async (request, reply) => {
-    // The cursor first, then the state: whatever is published after the cursor is
-    // replayed on connect, and progress events replace the body, so replaying one
-    // the page already shows is harmless.
-    const cursor = await pageCursor(app.sseHub)
+    // Live first, then the state: whatever is published after its cursor is
+    // replayed on connect, and progress events replace the body, so replaying
+    // one the page already shows is harmless. A finished job renders static
+    // (the element is not put in the page); the scripts serve its links.
+    const live = await reply.live([runner.topicOf(request.params.id)], { closeOn: SSE_CLOSE_EVENT })
     const job = await runner.get(request.params.id)
-    if (job === undefined) return reply.code(404).html(<JobsLayout app={app} htmx={htmx} title='No such job'><p class='card'>This job does not exist (or was dropped: the store keeps the newest {runner.maxJobs}). <a href={base}>All jobs</a></p></JobsLayout>)
-    const refresh = app.htmxSse.refreshPath
+    if (job === undefined) return reply.code(404).html(<JobsLayout title='No such job'><p class='card'>This job does not exist (or was dropped: the store keeps the newest {runner.maxJobs}). <a href={base}>All jobs</a></p></JobsLayout>)
     return reply.html(
-      <JobsLayout app={app} htmx={htmx} title={job.title}>
-        <JobRun job={job} base={base} htmx={htmx} cursor={cursor} resetUrl={htmx === 4 && refresh !== false ? refresh : undefined} />
+      <JobsLayout title={job.title} live={live}>
+        <JobRun job={job} base={base} live={live.element} />
         <JobActions job={job} base={base} />
       </JobsLayout>
     )
   })
 
   app.get('/', async (_request, reply) => {
+    const live = await reply.live([runner.listTopic])
     const jobs = await runner.recent()
     return reply.html(
-      <JobsLayout app={app} htmx={htmx} title='Jobs'>
+      <JobsLayout title='Jobs' live={live}>
         <section class='card'>
           <form method='post' action={base} class='stack-form'>
             <div class='row'>
@@ -111,16 +102,17 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
         </section>
         <section class='card'>
           <h2>Recent jobs</h2>
-          <ol class='job-list'><JobList jobs={jobs} base={base} /></ol>
+          <ol id='jobs-list' class='job-list'><JobList jobs={jobs} base={base} /></ol>
         </section>
+        {live.element}
       </JobsLayout>
     )
   })
 })
 
-function JobsLayout (props: { app: FastifyInstance, htmx: HtmxVersion, title: string, children?: Children }): JSX.Element {
+function JobsLayout (props: { title: string, live?: LayoutLive, children?: Children }): JSX.Element {
   return (
-    <RoutePage app={props.app} htmx={props.htmx} title={props.title}>
+    <RoutePage title={props.title} live={props.live}>
       <header class='app'><h1 safe>{props.title}</h1></header>
       <main class='app stack'>{props.children}</main>
     </RoutePage>

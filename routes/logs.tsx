@@ -8,9 +8,9 @@
  * visitor's data: query strings are cut, and id-like tokens (a private agent
  * run's URL is its only key) are replaced, in paths and messages alike.
  */
-import type { SseHub } from '../plugin/index.js'
-import { LogTail, LogTailEntry, type LogLevel, type SequencedLogLine } from '../views/index.js'
-import { htmxOf, PageConnect, pageCursor, RoutePage, routeModule, type HtmxOption } from './util.js'
+import type { SseHub } from '../plugin/hub.js'
+import { LogTail, LogTailEntry, type LogLevel, type SequencedLogLine } from '../views/logs.js'
+import { RoutePage, routeModule } from './util.js'
 
 const LEVELS: Record<number, LogLevel> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }
 
@@ -142,37 +142,33 @@ export class LogFeed {
     })
   }
 
-  /** The tail as it stands. The page's `<SseConnect>` subscribes to `topic`. */
+  /** The tail as it stands; the page is live on `topic`. */
   Panel (props: { title?: string } = {}): JSX.Element {
     return <LogTail id={this.tailId} size={this.size} lines={this.#ring} title={props.title ?? 'Server log'} />
   }
 }
 
-export interface LogsRoutesOptions extends HtmxOption {
+export interface LogsRoutesOptions {
   /** The feed that receives the app's log lines (its `stream` must be the logger's destination). */
   feed: LogFeed
 }
 
-/** `GET /` a log tail page, `GET /stream` its SSE. */
+/** `GET /` a live log tail page. */
 export const logsRoutes = routeModule<LogsRoutesOptions>('logs', async (app, options) => {
   const feed = options.feed
   if (!(feed instanceof LogFeed)) throw new TypeError('logsRoutes: option feed must be a LogFeed (and its stream the logger destination)')
   feed.bind(app.sseHub)
   app.addHook('preClose', async () => feed.unbind())
-  const base = app.prefix
-  const htmx = htmxOf(options)
-
-  app.get('/stream', { logLevel: 'warn' }, (_request, reply) => reply.sse({ topics: [feed.topic] }))
 
   app.get('/', async (_request, reply) => {
-    // Lines replace their slot by sequence number, so replaying one the page shows is harmless.
-    const cursor = await pageCursor(app.sseHub)
+    // Lines replace their slot by sequence number, so a line both rendered and replayed shows once.
+    const live = await reply.live([feed.topic])
     return reply.html(
-      <RoutePage app={app} htmx={htmx} title='Log'>
+      <RoutePage title='Log' live={live}>
         <header class='app'><h1>Server log</h1></header>
         <main class='app'>
           {feed.Panel()}
-          <PageConnect app={app} htmx={htmx} url={`${base}/stream`} lastEventId={cursor} />
+          {live.element}
         </main>
       </RoutePage>
     )

@@ -1,14 +1,15 @@
 /**
- * Live system metrics: ONE sampling loop for every client, started with the
- * first watcher and stopped after the last, publishing all cards as one
- * out-of-band event per tick (rendered and encoded once, whatever the number
- * of pages open).
+ * Live system metrics: ONE sampling loop for every client, running while this
+ * instance has a subscriber to the topic (`sseHub.watch`), publishing all
+ * cards as one event of `<Update>`s per tick (rendered and encoded once,
+ * whatever the number of pages open).
  */
 import os from 'node:os'
 import type { FastifyBaseLogger } from 'fastify'
-import type { SseHub } from '../plugin/index.js'
-import { CoreBars, MetricCard, Oob, type Thresholds } from '../views/index.js'
-import { htmxOf, PageConnect, pageCursor, RoutePage, routeModule, Watchers, watchedStreamRoute, type HtmxOption } from './util.js'
+import type { SseHub } from '../plugin/hub.js'
+import { Update } from '../views/fragments.js'
+import { CoreBars, MetricCard, type Thresholds } from '../views/metrics.js'
+import { RoutePage, routeModule } from './util.js'
 
 /** One reading of the machine. Percentages are 0..100, sizes in bytes, rates in bytes/s. */
 export interface MetricsSample {
@@ -114,7 +115,7 @@ export interface MetricsOptions {
   intervalMs?: number
   /** Span of the sparklines. Default 60 000 ms (the last minute). */
   windowMs?: number
-  /** Keep sampling this long after the last watcher left (a reload does not re-warm). Default 5 000 ms. */
+  /** Keep sampling this long after the last subscriber left (a reload does not re-warm). Default 5 000 ms. */
   lingerMs?: number
   sampler?: Sampler
   /** Prefix of the card ids. Default 'metric'. */
@@ -143,10 +144,13 @@ export class MetricsFeed {
   readonly idPrefix: string
   readonly sampler: Sampler
   readonly #size: number
-  readonly #watchers: Watchers
+  readonly #lingerMs: number
   #hub: SseHub | undefined
   #log: FastifyBaseLogger | undefined
+  #unwatch: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
+  #linger: NodeJS.Timeout | undefined
+  #running = false
   #generation = 0
   #latest: MetricsSample | undefined
   readonly #series = { cpu: [] as number[], memory: [] as number[], load: [] as number[], disk: [] as number[], rx: [] as number[], tx: [] as number[] }
@@ -157,30 +161,48 @@ export class MetricsFeed {
     this.idPrefix = options.idPrefix ?? 'metric'
     this.sampler = options.sampler ?? systemSampler()
     this.#size = Math.max(2, Math.round((options.windowMs ?? 60_000) / this.intervalMs))
-    this.#watchers = new Watchers(() => this.#start(), () => this.#stop(), options.lingerMs ?? 5_000)
+    this.#lingerMs = options.lingerMs ?? 5_000
   }
 
-  /** @internal Connects the feed to an app's hub (done by `metricsRoutes`). */
+  /** @internal Connects the feed to an app's hub (done by `metricsRoutes`): it samples while the hub has a subscriber to `topic`. */
   bind (hub: SseHub, log: FastifyBaseLogger): void {
+    this.#unwatch?.()
     this.#hub = hub
     this.#log = log
+    this.#unwatch = hub.watch(this.topic, { start: () => this.#watched(), stop: () => this.#unwatched() })
   }
 
-  /** Samples while at least one signal is not aborted: pass each SSE stream's `stream.signal`. */
-  watch (signal: AbortSignal): void {
-    this.#watchers.watch(signal)
-  }
-
-  /** Whether the loop is running, and how many streams are watching. */
-  get state (): { running: boolean, watchers: number } {
-    return { running: this.#watchers.running, watchers: this.#watchers.count }
-  }
+  /** Whether the loop is running. */
+  get running (): boolean { return this.#running }
 
   get latest (): MetricsSample | undefined { return this.#latest }
 
   close (): void {
-    this.#watchers.close()
+    this.#unwatch?.()
+    this.#unwatch = undefined
+    if (this.#linger !== undefined) clearTimeout(this.#linger)
+    this.#linger = undefined
+    this.#running = false
     this.#stop()
+  }
+
+  #watched (): void {
+    if (this.#linger !== undefined) clearTimeout(this.#linger)
+    this.#linger = undefined
+    if (this.#running) return
+    this.#running = true
+    this.#start()
+  }
+
+  #unwatched (): void {
+    const stop = (): void => {
+      this.#linger = undefined
+      this.#running = false
+      this.#stop()
+    }
+    if (this.#lingerMs <= 0) return stop()
+    this.#linger = setTimeout(stop, this.#lingerMs)
+    this.#linger.unref()
   }
 
   #start (): void {
@@ -265,12 +287,12 @@ export class MetricsFeed {
     ]
   }
 
-  /** One (unnamed) event's data: every card as an out-of-band replacement of its slot. */
+  /** One (unnamed) event's data: every card as the new content of its slot. */
   Updates (): JSX.Element {
-    return <>{this.cards().map(([slot, card]) => <Oob id={slot} swap='innerHTML'>{card}</Oob>)}</>
+    return <>{this.cards().map(([slot, card]) => <Update id={slot}>{card}</Update>)}</>
   }
 
-  /** The cards in their slots. The page's `<SseConnect>` subscribes to `topic`. */
+  /** The cards in their slots; the page is live on `topic`. */
   Panel (): JSX.Element {
     return (
       <>
@@ -280,33 +302,25 @@ export class MetricsFeed {
   }
 }
 
-export interface MetricsRoutesOptions extends MetricsOptions, HtmxOption {
+export interface MetricsRoutesOptions extends MetricsOptions {
   /** Share a feed with other pages (e.g. a dashboard that embeds the cards). */
   feed?: MetricsFeed
 }
 
-/**
- * `GET /` a metrics page, `GET /stream` its SSE stream. The loop samples only
- * while some stream watches (`feed.watch(stream.signal)`).
- */
+/** `GET /` a live metrics page. The loop samples only while some page is connected. */
 export const metricsRoutes = routeModule<MetricsRoutesOptions>('metrics', async (app, options) => {
   const feed = options.feed ?? new MetricsFeed(options)
   feed.bind(app.sseHub, app.log)
   app.addHook('onClose', async () => feed.close())
-  const base = app.prefix
-  const htmx = htmxOf(options)
-
-  watchedStreamRoute(app, feed)
 
   app.get('/', async (_request, reply) => {
-    // Metric cards are replaced whole, so no cursor is needed: the next tick repaints.
-    const cursor = await pageCursor(app.sseHub)
+    const live = await reply.live([feed.topic])
     return reply.html(
-      <RoutePage app={app} htmx={htmx} title='Metrics'>
+      <RoutePage title='Metrics' live={live}>
         <header class='app'><h1>Metrics</h1></header>
         <main class='app'>
           <div class='grid'>{feed.Panel()}</div>
-          <PageConnect app={app} htmx={htmx} url={`${base}/stream`} lastEventId={cursor} />
+          {live.element}
         </main>
       </RoutePage>
     )

@@ -1,21 +1,24 @@
 /**
  * Notifications: a form posts (level, text); valid ones are published to every
  * open page, invalid ones come back as the form with an inline error and a 422.
- * The feed is pre-rendered from the hub's history, and the page connects with
- * the id that history ended at, so nothing published in between is lost.
+ * The feed's state is the hub's history: a page renders it with `snapshot` and
+ * `Items`, and each notification is a `<Prepend>` (idempotent, so one both
+ * rendered and replayed shows once).
  */
 import { randomUUID } from 'node:crypto'
-import type { SseHub } from '../plugin/index.js'
-import { NotificationFeed, NotificationItem, Oob, oobContent, swap422, type NotificationLevel } from '../views/index.js'
-import { acceptForms, charCount, compileSchema, field, fieldProblems, htmxOf, isHtmx, PageConnect, pageCursor, RoutePage, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type HtmxOption, type SchemaError } from './util.js'
+import type { SseHub } from '../plugin/hub.js'
+import { Items, Prepend } from '../views/fragments.js'
+import { swap422 } from '../views/layout.js'
+import { NotificationContent, NotificationFeed, noteClass, type NotificationLevel } from '../views/notifications.js'
+import { acceptForms, charCount, compileSchema, field, fieldProblems, isHtmx, RoutePage, routeModule, trimFields, trimmedCopy, wantsJson, type SchemaError } from './util.js'
 
 export const NOTIFICATION_LEVELS: readonly NotificationLevel[] = ['info', 'success', 'warning', 'error']
 export const MAX_NOTIFICATION_LENGTH = 500
 
-export interface NotificationsOptions extends HtmxOption {
+export interface NotificationsOptions {
   /** Hub topic. Default 'notifications'. */
   topic?: string
-  /** Items rendered into a fresh page. Default 50. */
+  /** Items a page shows (rendered, and kept by each published item's `limit`). Default 50. */
   initial?: number
   /** Id of the feed list. Default 'notifications'. */
   feedId?: string
@@ -91,40 +94,41 @@ export function NotificationForm (props: NotificationFormProps): JSX.Element {
 
 /**
  * Publishes one notification as an unnamed event that prepends its item to
- * the feed (`#<feedId>`, out of band), for htmx 2 and htmx 4 pages alike;
- * resolves with its hub id.
+ * the feed (`#<feedId>`), keeping at most `limit` items; resolves with its hub id.
  */
-export async function publishNotification (hub: SseHub, input: NotificationInput, options: { topic?: string, feedId?: string } = {}): Promise<string> {
-  const item = { id: `note-${randomUUID().slice(0, 8)}`, level: input.level, text: input.text, at: Date.now() }
-  const data = <Oob id={options.feedId ?? 'notifications'} swap='afterbegin'><NotificationItem {...item} /></Oob>
+export async function publishNotification (hub: SseHub, input: NotificationInput, options: { topic?: string, feedId?: string, limit?: number } = {}): Promise<string> {
+  const id = `note-${randomUUID().slice(0, 8)}`
+  const data = (
+    <Prepend to={options.feedId ?? 'notifications'} id={id} tag='li' class={noteClass(input.level)} limit={options.limit ?? 50}>
+      <NotificationContent level={input.level} text={input.text} at={Date.now()} />
+    </Prepend>
+  )
   return await hub.publish(options.topic ?? 'notifications', { data })
 }
 
-/** The feed as it stands at `cursor`: items newest first, pre-rendered from hub history. */
-export async function NotificationsPanel (props: { hub: SseHub, cursor: string | undefined, action: string, topic?: string, initial?: number, feedId?: string }): Promise<string> {
-  const history = upTo(await props.hub.history(props.topic ?? 'notifications', { limit: props.initial ?? 50 }), props.cursor)
-  // Each event is an out-of-band prepend: the page shows the items themselves.
-  const items = history.reverse().map(m => trusted(oobContent(m.data)))
-  const feedId = props.feedId ?? 'notifications'
+/** The feed as the hub keeps it (newest first), with the post form. Call it after the page's `reply.live([topic])`. */
+export async function NotificationsPanel (props: { hub: SseHub, action: string, topic?: string, initial?: number, feedId?: string }): Promise<string> {
+  const { items } = await props.hub.snapshot(props.topic ?? 'notifications', { limit: props.initial ?? 50 })
   return (
     <section class='card notifications-card' aria-label='Notifications'>
       <header><h2>Notifications</h2><span class='muted small'>to every open page</span></header>
       <NotificationForm action={props.action} />
-      <NotificationFeed id={feedId}>{items}</NotificationFeed>
-      {items.length === 0 ? <p class='muted small empty-hint'>No notifications yet.</p> : ''}
+      <NotificationFeed id={props.feedId ?? 'notifications'}><Items of={items} /></NotificationFeed>
+      {/* Hidden by the route styles once the feed has an item, live ones included. */}
+      <p class='muted small empty-hint'>No notifications yet.</p>
     </section>
   )
 }
 
 /**
- * `GET /` page, `GET /stream` SSE, `POST /` publish (form or JSON). 422 with the
+ * `GET /` the live page, `POST /` publish (form or JSON). 422 with the
  * form and inline errors on bad input (the Layout head carries the htmx config
  * that swaps 422s); JSON answers for clients that prefer JSON (see `wantsJson`).
  */
 export const notificationsRoutes = routeModule<NotificationsOptions>('notifications', async (app, options) => {
   const topic = options.topic ?? 'notifications'
   const feedId = options.feedId ?? 'notifications'
-  const htmx = htmxOf(options)
+  const limit = options.initial ?? 50
   const base = app.prefix
   const action = base === '' ? '/' : base
   await acceptForms(app)
@@ -141,22 +145,20 @@ export const notificationsRoutes = routeModule<NotificationsOptions>('notificati
       return reply.code(422).html(<NotificationForm action={action} level={field(request.body, 'level')} text={field(request.body, 'text')} errors={errors} />)
     }
     const { level, text } = request.body
-    const id = await publishNotification(app.sseHub, { level, text }, { topic, feedId })
+    const id = await publishNotification(app.sseHub, { level, text }, { topic, feedId, limit })
     if (fromHtmx) return reply.html(<NotificationForm action={action} level={level} sent />)
     if (wantsJson(request)) return reply.code(201).send({ id })
     return reply.redirect(action, 303)
   })
 
-  app.get('/stream', (_request, reply) => reply.sse({ topics: [topic] }))
-
   app.get('/', async (_request, reply) => {
-    const cursor = await pageCursor(app.sseHub)
+    const live = await reply.live([topic])
     return reply.html(
-      <RoutePage app={app} htmx={htmx} title='Notifications'>
+      <RoutePage title='Notifications' live={live}>
         <header class='app'><h1>Notifications</h1></header>
         <main class='app'>
-          <NotificationsPanel hub={app.sseHub} cursor={cursor} action={action} topic={topic} initial={options.initial} feedId={feedId} />
-          <PageConnect app={app} htmx={htmx} url={`${base}/stream`} lastEventId={cursor} />
+          <NotificationsPanel hub={app.sseHub} action={action} topic={topic} initial={limit} feedId={feedId} />
+          {live.element}
         </main>
       </RoutePage>
     )

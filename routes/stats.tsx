@@ -1,10 +1,11 @@
 /**
- * A hub stats card: `app.sseHub.stats()` every 2 s, only while some stream watches.
+ * A hub stats card: `app.sseHub.stats()` every 2 s, only while this instance
+ * has a subscriber to its topic (`sseHub.watch`).
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { HubStats, SseHub } from '../plugin/index.js'
-import { Oob } from '../views/index.js'
-import { htmxOf, PageConnect, RoutePage, routeModule, Watchers, watchedStreamRoute, type HtmxOption } from './util.js'
+import type { HubStats, SseHub } from '../plugin/hub.js'
+import { Update } from '../views/fragments.js'
+import { RoutePage, routeModule } from './util.js'
 
 export interface HubStatsOptions {
   /** Hub topic. Default 'hub-stats'. */
@@ -64,8 +65,8 @@ export class HubStatsFeed {
   readonly topic: string
   readonly intervalMs: number
   readonly label: (topic: string) => string
-  readonly #watchers: Watchers
   #hub: SseHub | undefined
+  #unwatch: (() => void) | undefined
   #log: FastifyBaseLogger | undefined
   #timer: NodeJS.Timeout | undefined
   #last: { at: number, published: number } | undefined
@@ -74,17 +75,23 @@ export class HubStatsFeed {
     this.topic = options.topic ?? 'hub-stats'
     this.intervalMs = options.intervalMs ?? 2_000
     this.label = options.label ?? topicLabel
-    this.#watchers = new Watchers(() => this.#start(), () => this.#stop())
   }
 
+  /** @internal Connects the feed to an app's hub (done by `hubStatsRoutes`): it publishes while the hub has a subscriber to `topic`. */
   bind (hub: SseHub, log: FastifyBaseLogger): void {
+    this.#unwatch?.()
     this.#hub = hub
     this.#log = log
+    this.#unwatch = hub.watch(this.topic, { start: () => this.#start(), stop: () => this.#stop() })
   }
 
-  watch (signal: AbortSignal): void { this.#watchers.watch(signal) }
-  get running (): boolean { return this.#watchers.running }
-  close (): void { this.#watchers.close() }
+  get running (): boolean { return this.#timer !== undefined }
+
+  close (): void {
+    this.#unwatch?.()
+    this.#unwatch = undefined
+    this.#stop()
+  }
 
   /** The current card body (also what the page renders first). */
   Card (): JSX.Element {
@@ -94,7 +101,7 @@ export class HubStatsFeed {
     return <HubStatsCard stats={stats} rate={rate} label={this.label} />
   }
 
-  /** The card (`#hub-stats-body`, replaced by each update). The page's `<SseConnect>` subscribes to `topic`. */
+  /** The card (`#hub-stats-body`, updated by each event); the page is live on `topic`. */
   Panel (): JSX.Element {
     return (
       <section class='card hub-stats' aria-label='Hub'>
@@ -105,11 +112,12 @@ export class HubStatsFeed {
   }
 
   #start (): void {
+    if (this.#timer !== undefined) return
     const publish = (): void => {
       const card = this.Card()
       const stats = this.#hub?.stats()
       if (stats !== undefined) this.#last = { at: Date.now(), published: stats.published }
-      this.#hub?.publish(this.topic, { data: <Oob id='hub-stats-body' swap='innerHTML'>{card}</Oob> }).catch((err: unknown) => this.#log?.debug({ err }, 'hub stats: publish failed'))
+      this.#hub?.publish(this.topic, { data: <Update id='hub-stats-body'>{card}</Update> }).catch((err: unknown) => this.#log?.debug({ err }, 'hub stats: publish failed'))
     }
     publish()
     this.#timer = setInterval(publish, this.intervalMs)
@@ -122,22 +130,21 @@ export class HubStatsFeed {
   }
 }
 
-/** `GET /` a stats page, `GET /stream` its SSE. */
-export const hubStatsRoutes = routeModule<HubStatsOptions & HtmxOption & { feed?: HubStatsFeed }>('stats', async (app, options) => {
+/** `GET /` a live stats page. */
+export const hubStatsRoutes = routeModule<HubStatsOptions & { feed?: HubStatsFeed }>('stats', async (app, options) => {
   const feed = options.feed ?? new HubStatsFeed(options)
   feed.bind(app.sseHub, app.log)
   app.addHook('onClose', async () => feed.close())
-  const base = app.prefix
-  const htmx = htmxOf(options)
 
-  watchedStreamRoute(app, feed)
-
-  app.get('/', async (_request, reply) => reply.html(
-    <RoutePage app={app} htmx={htmx} title='SSE hub'>
-      <main class='app'>
-        {feed.Panel()}
-        <PageConnect app={app} htmx={htmx} url={`${base}/stream`} />
-      </main>
-    </RoutePage>
-  ))
+  app.get('/', async (_request, reply) => {
+    const live = await reply.live([feed.topic])
+    return reply.html(
+      <RoutePage title='SSE hub' live={live}>
+        <main class='app'>
+          {feed.Panel()}
+          {live.element}
+        </main>
+      </RoutePage>
+    )
+  })
 })

@@ -1,8 +1,6 @@
 /**
- * Small pieces shared by the route modules: a ref-count of watchers that
- * starts and stops a loop, the page "cursor" (which hub id a pre-rendered page
- * reflects), a guard for trusted HTML from the hub, and the Fastify plugins
- * and helpers the modules' forms and pages use.
+ * Small pieces shared by the route modules: the Fastify plugins and helpers
+ * their forms use, and their page shell.
  */
 import fastifyAccepts from '@fastify/accepts'
 import fastifyFormbody from '@fastify/formbody'
@@ -11,119 +9,10 @@ import { Ajv } from 'ajv'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, FastifyReply, FastifyRequest } from 'fastify'
 import { sameOriginHook } from './same-origin.js'
 import fp from 'fastify-plugin'
-import { parseId, type HubMessage, type SseHub } from '../plugin/index.js'
+import { assetScripts } from '../plugin/assets.js'
 import { routeStyles } from './styles.js'
 import type { Children } from '@kitajs/html'
-import { htmxVersion, Layout, SseConnect, type HtmxVersion } from '../views/index.js'
-
-/**
- * Counts live watchers (SSE streams) and runs `start` with the first and
- * `stop` after the last. Each watcher is identified by its stream's abort
- * signal: the count drops when the signal aborts (client gone, eviction,
- * shutdown), so nothing leaks if a handler forgets to clean up.
- */
-export class Watchers {
-  #count = 0
-  #stopTimer: NodeJS.Timeout | undefined
-  #running = false
-  #closed = false
-
-  /**
-   * @param start called when the first watcher arrives
-   * @param stop called when the last watcher has left (after `lingerMs`)
-   * @param lingerMs keep running this long after the last watcher left, so a page
-   *   reload does not restart (and re-warm) the loop. Default 0.
-   */
-  constructor (
-    readonly start: () => void,
-    readonly stop: () => void,
-    readonly lingerMs = 0
-  ) {}
-
-  get count (): number { return this.#count }
-  get running (): boolean { return this.#running }
-
-  /** Adds a watcher for as long as `signal` is not aborted. */
-  watch (signal: AbortSignal): void {
-    if (this.#closed || signal.aborted) return
-    this.#count++
-    if (this.#stopTimer !== undefined) {
-      clearTimeout(this.#stopTimer)
-      this.#stopTimer = undefined
-    }
-    if (!this.#running) {
-      this.#running = true
-      this.start()
-    }
-    signal.addEventListener('abort', () => this.#release(), { once: true })
-  }
-
-  /** Stops for good (app close). */
-  close (): void {
-    this.#closed = true
-    if (this.#stopTimer !== undefined) clearTimeout(this.#stopTimer)
-    this.#stopTimer = undefined
-    if (this.#running) {
-      this.#running = false
-      this.stop()
-    }
-  }
-
-  #release (): void {
-    this.#count--
-    if (this.#count > 0 || !this.#running) return
-    if (this.lingerMs <= 0) {
-      this.#running = false
-      this.stop()
-      return
-    }
-    this.#stopTimer = setTimeout(() => {
-      this.#stopTimer = undefined
-      if (this.#count === 0 && this.#running) {
-        this.#running = false
-        this.stop()
-      }
-    }, this.lingerMs)
-    this.#stopTimer.unref()
-  }
-}
-
-/**
- * The id a pre-rendered page reflects. Read it BEFORE reading any state:
- * every event published after it is replayed on connect, so the page can
- * only miss nothing. Append-style lists must then render only events with an
- * id at or below the cursor (see `upTo`), or the replay would duplicate them.
- */
-export async function pageCursor (hub: SseHub): Promise<string | undefined> {
-  return await hub.head()
-}
-
-/** Messages with an id at or below `cursor` (all of them when there is no cursor). */
-export function upTo (messages: readonly HubMessage[], cursor: string | undefined): HubMessage[] {
-  const limit = parseId(cursor)
-  if (limit === undefined) return [...messages]
-  return messages.filter(m => (parseId(m.id) ?? Infinity) <= limit)
-}
-
-/**
- * HTML that this app rendered itself and stored in the hub (history). It was
- * escaped when it was rendered, so it is inserted as is.
- */
-export function trusted (html: string): JSX.Element {
-  return html
-}
-
-/**
- * `GET /stream` for a feed that samples only while watched: subscribes the
- * connection to the feed's topic and counts it as a watcher until it closes.
- */
-export function watchedStreamRoute (app: FastifyInstance, feed: { topic: string, watch: (signal: AbortSignal) => void }): void {
-  app.get('/stream', (_request, reply) => {
-    const stream = reply.sse({ topics: [feed.topic] })
-    feed.watch(stream.signal)
-    return stream
-  })
-}
+import { Layout, type LayoutLive } from '../views/layout.js'
 
 /**
  * Wraps a route module: it must be registered after the core plugin (a clear
@@ -246,47 +135,34 @@ export function isHtmx (headers: Record<string, unknown>): boolean {
   return headers['hx-request'] === 'true'
 }
 
-/** The resume script `Layout` should load: the core plugin's `resumeScriptPath`, or none when it is off. */
-export function resumeScriptOf (app: FastifyInstance): string | undefined {
-  const path = app.htmxSse.resumeScriptPath
-  return path === false ? undefined : path
-}
-
 /** The route modules' extra stylesheet (a constant of this package, not user input). */
 export function RouteStyles (props: { nonce?: string }): JSX.Element {
-  return <style nonce={props.nonce}>{trusted(routeStyles)}</style>
+  return <style nonce={props.nonce}>{routeStylesElement()}</style>
 }
 
-/** What every route module takes to pick the htmx major of its pages (2 by default). */
-export interface HtmxOption {
-  /** The htmx major the module's pages load and speak: 2 (htmx 2.0.x + htmx-ext-sse, default) or 4 (htmx 4.0.x + hx-sse). */
-  htmx?: HtmxVersion
-}
-
-/** The htmx major of a module's options, checked. */
-export function htmxOf (options: HtmxOption): HtmxVersion {
-  return htmxVersion(options.htmx ?? 2, 'option htmx')
+function routeStylesElement (): JSX.Element {
+  return routeStyles
 }
 
 /**
- * A route module's page: `Layout` for the module's htmx version, with the
- * resume script (htmx 2, at the plugin's `resumeScriptPath`) and the route styles.
+ * A route module's page: `Layout` with the page's live scripts and the route
+ * styles. `live` is the page's `reply.live(…)` (its element goes where the
+ * page puts it), or `htmxScripts(app)` for a page that posts with htmx but
+ * follows no topic, or nothing for a static page.
  */
-export function RoutePage (props: { app: FastifyInstance, htmx: HtmxVersion, title: string, head?: Children, children?: Children }): JSX.Element {
+export function RoutePage (props: { title: string, live?: LayoutLive, head?: Children, children?: Children }): JSX.Element {
   return (
-    <Layout htmx={props.htmx} title={props.title} resumeScript={props.htmx === 2 ? resumeScriptOf(props.app) : undefined} head={<><RouteStyles />{props.head}</>}>
+    <Layout title={props.title} live={props.live} head={<><RouteStyles />{props.head}</>}>
       {props.children}
     </Layout>
   )
 }
 
-/** The page's connection element for the module's htmx version (htmx 4: `reset` reloads through the plugin's `refreshPath`). */
-export function PageConnect (props: { app: FastifyInstance, htmx: HtmxVersion, url: string, lastEventId?: string | undefined, closeOn?: string, id?: string }): JSX.Element {
-  const refresh = props.app.htmxSse.refreshPath
-  return (
-    <SseConnect
-      htmx={props.htmx} id={props.id} url={props.url} lastEventId={props.lastEventId} closeOn={props.closeOn}
-      resetUrl={props.htmx === 4 && refresh !== false ? refresh : undefined}
-    />
-  )
+/** htmx and its SSE extension (htmx 2: and the resume script) for the app's major, for a page with forms but no live topic. */
+export function htmxScripts (app: FastifyInstance): LayoutLive {
+  const { htmx, assetsPath, resumeScriptPath } = app.htmxSse
+  const [main, extension] = assetScripts(htmx)
+  const src = (path: string): JSX.Element => <script src={path}></script>
+  const resume = htmx === 2 ? src(resumeScriptPath === false ? '/_sse/resume.js' : resumeScriptPath) : ''
+  return { scripts: <>{src(`${assetsPath}/${main}`)}{resume}{src(`${assetsPath}/${extension}`)}</>, element: '', htmx }
 }

@@ -2,7 +2,7 @@
 import { swap422 } from './layout.js'
 import { ResultBanner } from './progress.js'
 import type { RunStatus } from './run.js'
-import { Oob, SSE_CLOSE_EVENT, type HtmxVersion } from './sse.js'
+import { Oob, SSE_CLOSE_EVENT } from './sse.js'
 import { assertDomId, escAttr, oneOf, urlAttr } from './util.js'
 
 export interface MessageChunkProps {
@@ -189,26 +189,23 @@ export function AgentTranscript (props: AgentTranscriptProps): JSX.Element {
 }
 
 export interface AgentFormProps {
-  htmx: HtmxVersion
   /** Where the form posts (`POST /runs` of the module). */
   action: string
-  /** htmx 2: the element the answer (a connect element for the run) goes into. Default 'agent-run-conn'. */
+  /** Where an answer that is markup goes (htmx 2's connect element for the run, a 422). Default 'agent-run-conn'. */
   connId?: string
 }
 
 /**
- * The prompt form. htmx 4: the POST answers with the run's stream itself;
- * the request is held (button disabled) until `done` closes it. htmx 2: the
- * answer is a connect element for the run's stream, swapped into `#connId`.
- * A 422 answer (empty prompt) is swapped into `#connId` in both.
+ * The prompt form, the same markup for both majors: htmx 4's POST answers
+ * with the run's stream itself (the request is held, button disabled, until
+ * `done` closes it); htmx 2's answers with a connect element for the run and
+ * `HX-Reswap: innerHTML`, which puts it in `#connId` (the route knows the
+ * app's major, the form need not). A 422 (empty prompt) lands there too.
  */
 export function AgentForm (props: AgentFormProps): JSX.Element {
   const connId = props.connId ?? 'agent-run-conn'
-  const stream = props.htmx === 4
-    ? { 'hx-swap': 'none', 'hx-sse:close': SSE_CLOSE_EVENT, 'hx-disabled-elt': 'find button' }
-    : { 'hx-swap': 'innerHTML' }
   return (
-    <form class='row agent-form' method='post' action={props.action} hx-post={props.action} hx-target={`#${connId}`} {...stream} {...swap422('innerHTML')}>
+    <form class='row agent-form' method='post' action={props.action} hx-post={props.action} hx-target={`#${connId}`} hx-swap='none' hx-sse:close={SSE_CLOSE_EVENT} hx-disabled-elt='find button' {...swap422('innerHTML')}>
       <input name='prompt' aria-label='Prompt' value='Is the server healthy?' maxlength='500' required />
       <button type='submit'>Run</button>
     </form>
@@ -216,11 +213,11 @@ export function AgentForm (props: AgentFormProps): JSX.Element {
 }
 
 /** The dashboard panel: prompt form, the run slot (filled by a run's first event), and where htmx 2 connects a run. */
-export function AgentPanel (props: { htmx?: HtmxVersion, action: string, slotId?: string }): JSX.Element {
+export function AgentPanel (props: { action: string, slotId?: string }): JSX.Element {
   return (
     <section class='card agent-card' aria-label='Agent'>
       <header><h2>Agent</h2><span class='muted small'>offline simulator · tools update out of band</span></header>
-      <AgentForm htmx={props.htmx ?? 2} action={props.action} />
+      <AgentForm action={props.action} />
       <div id='agent-run-conn'></div>
       <div id={props.slotId ?? 'agent-run'} class='agent-slot'><p class='muted small'>No run yet. Ask something.</p></div>
     </section>

@@ -15,10 +15,19 @@ export interface MessageCardProps {
 export function MessageCard (props: MessageCardProps): JSX.Element {
   return (
     <li id={escAttr(props.id)} class='msg'>
+      <MessageContent nick={props.nick} text={props.text} at={props.at} />
+    </li>
+  )
+}
+
+/** What is inside a message's `<li class='msg'>`: nick, time, text (escaped), for `<Append tag='li' class='msg'>`. */
+export function MessageContent (props: Omit<MessageCardProps, 'id'>): JSX.Element {
+  return (
+    <>
       <span class='nick' safe>{props.nick}</span>
       <time datetime={isoTime(props.at)} safe>{clockTime(props.at)}</time>
       <p class='text' safe>{props.text}</p>
-    </li>
+    </>
   )
 }
 

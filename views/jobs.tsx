@@ -6,7 +6,8 @@
 import { INTERRUPTED_TEXT } from './agent.js'
 import { ProgressBar, ResultBanner, type ResultOutcome } from './progress.js'
 import { RunDetail, RunStatusBadge, type RunStatus } from './run.js'
-import { Oob, type HtmxVersion } from './sse.js'
+import type { Children } from '@kitajs/html'
+import { Oob } from './sse.js'
 
 export interface JobStage {
   name: string
@@ -84,11 +85,10 @@ export function JobProgress (props: { job: Job }): JSX.Element {
 
 export interface JobRunProps {
   job: Job
-  /** Base URL of the job pages (`${base}/${id}/stream` is its stream). */
+  /** Base URL of the job pages. */
   base: string
-  htmx?: HtmxVersion
-  cursor?: string | undefined
-  resetUrl?: string | undefined
+  /** The page's connect element for `job:<id>` (`live.element`), shown while the job runs. */
+  live?: Children
   /** The last update of a finished job: the whole run, out of band. */
   oob?: boolean
 }
@@ -99,7 +99,7 @@ export function JobRun (props: JobRunProps): JSX.Element {
   return (
     <RunDetail
       run={{ id: job.id, status: job.status, title: job.title, startedAt: job.startedAt, finishedAt: job.finishedAt }}
-      htmx={props.htmx} streamUrl={`${props.base}/${job.id}/stream`} lastEventId={props.cursor} resetUrl={props.resetUrl} oob={props.oob}
+      live={props.live} oob={props.oob}
     >
       <JobBody job={job} />
     </RunDetail>

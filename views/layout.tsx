@@ -1,35 +1,8 @@
-/** The page shell: doctype, htmx + SSE extension from local assets, the inline stylesheet. */
-import { createRequire } from 'node:module'
+/** The page shell: doctype, the live page's scripts, the inline stylesheet. */
 import type { Children } from '@kitajs/html'
 import { styles } from './styles.js'
 import { htmxVersion, type HtmxVersion } from './sse.js'
-import { assertSafeUrl, escAttr, urlAttr, withDoctype } from './util.js'
-
-/**
- * The client files a page needs, keyed by the path `<Layout>` requests under
- * `assetsPrefix`, as absolute paths inside node_modules (never a CDN):
- * htmx 2.0.x + htmx-ext-sse (`htmx.min.js`, `sse.js`), and htmx 4.0.x + its
- * `hx-sse` extension (`htmx4/htmx.min.js`, `htmx4/hx-sse.js`). Without a
- * version, both sets.
- *
- * `clientAssetsRoutes` (`fastify-htmx-sse/routes`) serves exactly these with `@fastify/static`:
- *
- * @example
- *   await app.register(clientAssetsRoutes, { prefix: '/assets' })
- */
-export function assetFiles (htmx?: HtmxVersion): Record<string, string> {
-  const require = createRequire(import.meta.url)
-  const two = {
-    'htmx.min.js': require.resolve('htmx.org/dist/htmx.min.js'),
-    'sse.js': require.resolve('htmx-ext-sse/dist/sse.js')
-  }
-  const four = {
-    'htmx4/htmx.min.js': require.resolve('htmx.org-4/dist/htmx.min.js'),
-    'htmx4/hx-sse.js': require.resolve('htmx.org-4/dist/ext/hx-sse.js')
-  }
-  if (htmx === undefined) return { ...two, ...four }
-  return htmxVersion(htmx) === 2 ? two : four
-}
+import { escAttr, withDoctype } from './util.js'
 
 /**
  * The `htmx-config` each version needs for the route modules' forms: answer
@@ -59,8 +32,10 @@ export function swap422 (style: 'outerHTML' | 'innerHTML'): Record<'hx-status:42
 
 const TAG = /<([a-zA-Z][\w:-]*)((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)\s*\/?>/g
 const ATTR = /\s+([^\s"'>/=]+)(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?/g
-const HTMX2_ONLY = new Set(['sse-connect', 'sse-swap', 'sse-close'])
-const HTMX4_ONLY = new Set(['hx-sse:connect', 'hx-sse:close'])
+// Connection markup only: a close attribute of the other major on a form is
+// ignored by this one (the agent form carries `hx-sse:close` for htmx 4).
+const HTMX2_ONLY = new Set(['sse-connect', 'sse-swap'])
+const HTMX4_ONLY = new Set(['hx-sse:connect'])
 
 /**
  * The SSE dialects a page's markup uses, read from attribute names in tags
@@ -81,46 +56,61 @@ export function sseDialects (html: string): Set<HtmxVersion> {
 function assertDialect (html: string, htmx: HtmxVersion): string {
   const other = htmx === 2 ? 4 : 2
   if (sseDialects(html).has(other)) {
-    throw new TypeError(`Layout htmx={${htmx}}: the page contains htmx ${other} SSE markup (${other === 2 ? 'sse-connect/sse-swap/sse-close' : 'hx-sse:connect/hx-sse:close'}); render its connection with <SseConnect htmx={${htmx}}>`)
+    throw new TypeError(`Layout: the page loads htmx ${htmx} but contains htmx ${other} SSE markup (${other === 2 ? 'sse-connect/sse-swap' : 'hx-sse:connect'}); render its connection with live.element`)
   }
   return html
+}
+
+/** What `Layout` needs of a live page (`await reply.live(topics)`): its scripts, and its element to tell its htmx major. */
+export interface LayoutLive {
+  readonly scripts: Children
+  readonly element: Children
+  /** The major, when `element` is empty (scripts for a page that follows no topic). */
+  readonly htmx?: HtmxVersion
 }
 
 export interface LayoutProps {
   /** Page title (escaped). */
   title: string
-  /** The htmx major the page loads: 2 (htmx 2.0.x + htmx-ext-sse, the default) or 4 (htmx 4.0.x + hx-sse). */
-  htmx?: HtmxVersion
+  /**
+   * The page's `reply.live(…)`: its scripts (htmx, its SSE extension, and for
+   * htmx 2 the resume script) go in `<head>`. Put `live.element` in the body
+   * yourself. Without it the page loads no script (a static page).
+   */
+  live?: LayoutLive
+  /** No dashboard stylesheet and no `htmx-config` unless `config` is given: the shell and the scripts only. */
+  bare?: boolean
   /** Extra trusted markup for `<head>`. */
   head?: Children
-  /** Where the client files of `assetFiles()` are served. Default '/assets'. */
-  assetsPrefix?: string
-  /** htmx 2 only: URL of the resume script (sets `htmx.createEventSource` for lossless reconnects, reloads on `reset`). */
-  resumeScript?: string
-  /** `htmx-config` (merged over `htmxConfig(htmx)`), or false for none. */
+  /** `htmx-config` (merged over `htmxConfig(htmx)`; bare pages: this alone), or false for none. */
   config?: Record<string, unknown> | false
-  /** CSP nonce for the inline `<style>` and the scripts. */
+  /** CSP nonce for the inline `<style>`. */
   nonce?: string
   /** `lang` of the document. Default 'en'. */
   lang?: string
   children?: Children
 }
 
+/** The htmx major of a live page's markup (its connect element), or undefined for none. */
+function liveMajor (live: LayoutLive | undefined): HtmxVersion | undefined {
+  if (live === undefined) return undefined
+  if (live.htmx !== undefined) return htmxVersion(live.htmx, 'live.htmx')
+  const found = sseDialects(String(live.element))
+  if (found.size !== 1) throw new TypeError('Layout: live must be what reply.live() returned')
+  return [...found][0]
+}
+
 /**
- * `<!doctype html>` + html/head/body, with local htmx and its SSE extension
- * for the chosen version. A page that mixes in the other version's SSE
- * markup is a render error, not a page that silently never updates.
+ * `<!doctype html>` + html/head/body with the live page's scripts. A page
+ * that mixes in the other major's SSE markup is a render error, not a page
+ * that silently never updates.
  */
 export function Layout (props: LayoutProps): JSX.Element {
-  const htmx = htmxVersion(props.htmx ?? 2)
-  const prefix = assertSafeUrl(props.assetsPrefix ?? '/assets', 'assetsPrefix').replace(/\/+$/, '')
-  const [htmxFile, sseFile] = htmx === 2 ? ['htmx.min.js', 'sse.js'] : ['htmx4/htmx.min.js', 'htmx4/hx-sse.js']
-  const htmxSrc = urlAttr(`${prefix}/${htmxFile}`, 'assetsPrefix')
-  const sseSrc = urlAttr(`${prefix}/${sseFile}`, 'assetsPrefix')
+  const htmx = liveMajor(props.live)
   const nonce = escAttr(props.nonce)
-  if (htmx === 4 && props.resumeScript !== undefined) throw new TypeError('Layout htmx={4}: no resumeScript (htmx 4 resumes with Last-Event-ID by itself; the script is for htmx 2)')
-  const resume = props.resumeScript === undefined ? undefined : urlAttr(props.resumeScript, 'resumeScript')
-  const config = props.config === false ? undefined : escAttr(JSON.stringify({ ...htmxConfig(htmx), ...props.config }))
+  const base = htmx === undefined || props.bare === true ? {} : htmxConfig(htmx)
+  const merged = props.config === false ? undefined : { ...base, ...props.config }
+  const config = merged === undefined || Object.keys(merged).length === 0 ? undefined : escAttr(JSON.stringify(merged))
   const page = withDoctype(
     <html lang={escAttr(props.lang ?? 'en')}>
       <head>
@@ -128,16 +118,13 @@ export function Layout (props: LayoutProps): JSX.Element {
         <meta name='viewport' content='width=device-width, initial-scale=1' />
         <title safe>{props.title}</title>
         {config === undefined ? '' : <meta name='htmx-config' content={config} />}
-        <style nonce={nonce}>{styles}</style>
-        <script src={htmxSrc} nonce={nonce}></script>
-        {/* htmx 2: the resume script goes between htmx and the extension: sse.js
-            keeps an htmx.createEventSource that is already set when it initialises. */}
-        {resume === undefined ? '' : <script src={resume} nonce={nonce}></script>}
-        <script src={sseSrc} nonce={nonce}></script>
+        {props.bare === true ? '' : <style nonce={nonce}>{styles}</style>}
+        {props.live?.scripts ?? ''}
         {props.head}
       </head>
       <body>{props.children}</body>
     </html>
   )
+  if (htmx === undefined) return page
   return typeof page === 'string' ? assertDialect(page, htmx) : page.then(html => assertDialect(html, htmx))
 }

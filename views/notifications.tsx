@@ -17,11 +17,26 @@ export interface NotificationItemProps {
 export function NotificationItem (props: NotificationItemProps): JSX.Element {
   const level = oneOf(props.level, NOTIFICATION_LEVEL_NAMES, 'level')
   return (
-    <li id={escAttr(props.id)} class={`note note-${level}`} data-level={level}>
+    <li id={escAttr(props.id)} class={noteClass(level)} data-level={level}>
+      <NotificationContent level={level} text={props.text} at={props.at} />
+    </li>
+  )
+}
+
+/** The class of a notification's `<li>` (for a `<Prepend tag='li' class=…>` that wraps `<NotificationContent>`). */
+export function noteClass (level: NotificationLevel): string {
+  return `note note-${oneOf(level, NOTIFICATION_LEVEL_NAMES, 'level')}`
+}
+
+/** What is inside a notification's `<li>`: level, time, text (escaped). */
+export function NotificationContent (props: Omit<NotificationItemProps, 'id'>): JSX.Element {
+  const level = oneOf(props.level, NOTIFICATION_LEVEL_NAMES, 'level')
+  return (
+    <>
       <span class='level'>{level}</span>
       <time datetime={isoTime(props.at)} safe>{clockTime(props.at)}</time>
       <span class='text' safe>{props.text}</span>
-    </li>
+    </>
   )
 }
 

@@ -3,7 +3,6 @@
  * is in progress. A finished run renders plain markup, so reloading it opens no stream.
  */
 import type { Children } from '@kitajs/html'
-import { SSE_CLOSE_EVENT, SseConnect, type HtmxVersion } from './sse.js'
 import { assertDomId, clockTime, isoTime, oneOf } from './util.js'
 
 /** `interrupted`: the instance running it stopped (its lease ran out) before it finished. */
@@ -38,16 +37,12 @@ export function RunStatusBadge (props: RunStatusBadgeProps): JSX.Element {
 
 export interface RunDetailProps {
   run: RunInfo
-  /** The htmx major of the page (as its Layout). Default 2. */
-  htmx?: HtmxVersion
-  /** The run's SSE stream (http(s) or relative). */
-  streamUrl: string
-  /** Newest event id the page was rendered from (lossless connect). */
-  lastEventId?: string
-  /** Event after which the browser closes the stream. Default 'done'. */
-  closeOn?: string
-  /** htmx 4: where a `reset` event reloads the page from (the plugin's refreshPath). */
-  resetUrl?: string
+  /**
+   * The page's connect element (`live.element` of `reply.live([topic], { closeOn: 'done' })`),
+   * rendered only while the run is running, inside the run: the last update
+   * replaces the run, and the element goes with it.
+   */
+  live?: Children
   /**
    * Render as an out-of-band replacement of the whole run (`hx-swap-oob`):
    * the last update of a run that finished turns a live page into exactly the
@@ -82,7 +77,7 @@ export function RunDetail (props: RunDetailProps): JSX.Element {
       </header>
       <div id={`${id}-body`} class='run-body'>{props.children}</div>
       {status === 'running'
-        ? <SseConnect htmx={props.htmx} url={props.streamUrl} lastEventId={props.lastEventId} closeOn={props.closeOn ?? SSE_CLOSE_EVENT} resetUrl={props.resetUrl} />
+        ? props.live ?? ''
         : ''}
     </section>
   )
