@@ -9,7 +9,8 @@ import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { chromium } from 'playwright-core'
 import { buildApp } from '../example-app/app.js'
-import { publishNotification, publishMessage } from '../routes/index.js'
+import { publishMessage } from '../routes/chat.js'
+import { publishNotification } from '../routes/notifications.js'
 import { CHROMIUM, CHROMIUM_ARGS } from '../test/helpers/browser.js'
 
 const args = process.argv.slice(2)
@@ -26,6 +27,9 @@ const url = `http://127.0.0.1:${address.port}/`
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
 try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1, colorScheme: dark ? 'dark' : 'light' })
+  // What a reader of the picture cannot see: the page's console errors and warnings.
+  page.on('console', m => { if (m.type() === 'error' || m.type() === 'warning') console.error(`console ${m.type()}: ${m.text()}`) })
+  page.on('pageerror', e => console.error(`pageerror: ${e.message}`))
   await page.goto(url)
   // Some activity, the way users would make it (all of it arrives over SSE).
   await publishNotification(app.sseHub, { level: 'success', text: 'Deploy 2024.11.3 finished on all 6 nodes' })

@@ -8,8 +8,8 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Page } from 'playwright-core'
-import { clientAssetsRoutes } from '../routes/index.js'
-import { Append, Layout, Oob, Prepend, Remove, Replace, SseConnect, Update, type HtmxVersion } from '../views/index.js'
+import type { LivePage } from '../plugin/live.js'
+import { Append, Layout, Oob, Prepend, Remove, Replace, Update, type HtmxVersion } from '../views/index.js'
 import { browserForFile } from './helpers/browser.js'
 import { startApp } from './helpers/app.js'
 import { waitUntil } from './helpers/sse-client.js'
@@ -17,14 +17,13 @@ import { waitUntil } from './helpers/sse-client.js'
 const VERSIONS: HtmxVersion[] = [2, 4]
 const chromium = browserForFile(t)
 
-const opened: Record<string, number> = {}
 let app: FastifyInstance
 let url: string
 
 /** The page a server renders from its own database: two orders, one row, a few widgets. */
-function page (htmx: HtmxVersion): JSX.Element {
+function page (htmx: HtmxVersion, live: LivePage): JSX.Element {
   return Layout({
-    htmx,
+    live,
     title: `fragments htmx ${htmx}`,
     config: false,
     head: '<link rel="icon" href="data:,">',
@@ -36,23 +35,18 @@ function page (htmx: HtmxVersion): JSX.Element {
       '<div id="stat" data-keep="yes"><b>old stat</b></div>',
       '<div id="gone">to be removed</div>',
       '<p id="marker">0</p>',
-      SseConnect({ htmx, url: `/stream/${htmx}` })
+      String(live.element)
     ].join('')
   })
 }
 
 t.before(async () => {
   ({ app, url } = await startApp({ heartbeatMs: false }, async app => {
-    await app.register(clientAssetsRoutes, { prefix: '/assets' })
+    // One app, both majors: each page picks its own (reply.live's per-page option).
     app.get('/page/:v', async (request, reply) => {
       const v = Number((request.params as { v: string }).v) as HtmxVersion
-      return await reply.type('text/html; charset=utf-8').send(await page(v))
-    })
-    app.get('/stream/:v', async (request, reply) => {
-      const v = (request.params as { v: string }).v
-      const stream = await reply.sse({ topics: [`t${v}`] })
-      opened[v] = (opened[v] ?? 0) + 1
-      return stream
+      const live = await reply.live([`t${v}`], { htmx: v })
+      return await reply.type('text/html; charset=utf-8').send(await page(v, live))
     })
   }))
 })
@@ -76,9 +70,10 @@ async function open (htmx: HtmxVersion): Promise<Watched> {
   const problems: string[] = []
   page.on('console', m => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`) })
   page.on('pageerror', e => problems.push(`pageerror: ${e.message}`))
-  const before = opened[htmx] ?? 0
+  const subscribers = (): number => app.sseHub.stats().topics[`t${htmx}`] ?? 0
+  const before = subscribers()
   await page.goto(`${url}/page/${htmx}`)
-  await waitUntil(() => (opened[htmx] ?? 0) > before, 5000, `htmx ${htmx} page connected`)
+  await waitUntil(() => subscribers() > before, 5000, `htmx ${htmx} page connected`)
   return { page, problems, htmxErrors: async () => await page.evaluate(() => (window as unknown as { __htmxErrors: string[] }).__htmxErrors) }
 }
 

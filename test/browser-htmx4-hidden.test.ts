@@ -5,9 +5,9 @@
  * the browser does it: document.hidden and a `visibilitychange` event.
  */
 import t from 'tap'
-import { publishNotification } from '../routes/index.js'
+import { publishNotification } from '../routes/notifications.js'
 import { launch, startDashboard } from './helpers/browser.js'
-import { watch } from './helpers/dashboard-suite.js'
+import { STREAM_PATH, watch } from './helpers/dashboard-suite.js'
 import { waitUntil } from './helpers/sse-client.js'
 
 t.test('htmx 4: a hidden tab shows every notification published while hidden exactly once', async t => {
@@ -17,7 +17,7 @@ t.test('htmx 4: a hidden tab shows every notification published while hidden exa
   const w = await watch(browser, server)
   const { page } = w
   const lastEventIds: Array<string | undefined> = []
-  page.on('request', r => { if (new URL(r.url()).pathname === '/stream') lastEventIds.push(r.headers()['last-event-id']) })
+  page.on('request', r => { if (new URL(r.url()).pathname === STREAM_PATH) lastEventIds.push(r.headers()['last-event-id']) })
   await page.goto(server.url + '/')
   await page.waitForFunction(() => document.querySelector('#metric-cpu .value')?.textContent !== '—')
   await publishNotification(server.app.sseHub, { level: 'info', text: 'before 1' })

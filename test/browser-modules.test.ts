@@ -1,14 +1,15 @@
 /**
  * Each route module's own page in Chromium, under htmx 2 and htmx 4: it loads
  * its major, shows live data over one connection element, and logs no console
- * errors or htmx warnings. The agent's standalone page runs a prompt over a
- * stream of its own (htmx 2: a connect element it fetches; htmx 4: the form's
- * GET answers with the stream).
+ * errors or htmx warnings. The agent's standalone page runs a prompt as a hub
+ * run (htmx 2: the POST answers with the run's live element; htmx 4: with the
+ * run's stream).
  */
 import t from 'tap'
-import { publishMessage, publishNotification } from '../routes/index.js'
+import { publishMessage } from '../routes/chat.js'
+import { publishNotification } from '../routes/notifications.js'
 import { launch, startDashboard, type LaunchedBrowser } from './helpers/browser.js'
-import { connectElements, pageHtmx, watch } from './helpers/dashboard-suite.js'
+import { connectElements, pageHtmx, STREAM_PATH, watch } from './helpers/dashboard-suite.js'
 
 let browser: LaunchedBrowser
 t.before(async () => { browser = await launch() })
@@ -23,7 +24,8 @@ for (const htmx of [2, 4] as const) {
       ['/notifications', async () => { await publishNotification(server.app.sseHub, { level: 'info', text: `module ${htmx}` }) }, async page => await page.waitForSelector(`#notifications >> text=module ${htmx}`)],
       ['/chat/lobby', async () => { await publishMessage(server.app.sseHub, 'lobby', { nick: 'ann', text: `hello ${htmx}` }) }, async page => await page.waitForSelector(`#chat-messages >> text=hello ${htmx}`)],
       ['/logs/', async () => { server.app.log.warn(`a warning ${htmx}`) }, async page => await page.waitForSelector(`.log-tail >> text=a warning ${htmx}`)],
-      ['/hub/', async () => {}, async page => await page.waitForSelector('#hub-stats-body .num')]
+      ['/hub/', async () => {}, async page => await page.waitForSelector('#hub-stats-body .num')],
+      ['/jobs/', async () => { await server.jobs.start({ title: `listed ${htmx}` }) }, async page => await page.waitForSelector(`#jobs-list >> text=listed ${htmx}`)]
     ]
     for (const [path, act, check] of pages) {
       const w = await watch(browser, server)
@@ -33,6 +35,7 @@ for (const htmx of [2, 4] as const) {
       await act()
       await check(w.page)
       t.equal(await connectElements(w.page), 1, `${path}: one connection element`)
+      t.equal(w.streams(), 1, `${path}: one stream request`)
       t.same(w.problems, [], `${path}: no console errors, no htmx warnings`)
       await w.page.close()
     }
@@ -41,12 +44,13 @@ for (const htmx of [2, 4] as const) {
     await w.page.goto(server.url + '/agent/')
     await w.page.fill('input[name=prompt]', 'status <please>')
     await w.page.click('button')
-    await w.page.waitForSelector('#agent-session-run .agent-status.state-done', { timeout: 10_000 })
-    t.match(await w.page.locator('#agent-session-run .prompt q').innerText(), 'status <please>', 'the prompt, as text')
-    t.equal(await w.page.locator('#agent-session-run .tool .badge-ok').count(), 2)
-    const streams = w.requests.filter(r => r.path === '/agent/stream')
-    t.equal(streams.length, 1, 'one stream for the run')
-    t.match(await streams[0]!.type, /^text\/event-stream/)
+    await w.page.waitForSelector('#agent-run .agent-status.state-done', { timeout: 10_000 })
+    t.match(await w.page.locator('#agent-run .prompt q').innerText(), 'status <please>', 'the prompt, as text')
+    t.same(await w.page.locator('#agent-run .tool .badge').allInnerTexts(), ['done', 'done'])
+    const posts = w.requests.filter(r => r.method === 'POST' && r.path === '/agent/runs')
+    t.equal(posts.length, 1, 'one POST for the run')
+    t.match(await posts[0]!.type, htmx === 4 ? /^text\/event-stream/ : /^text\/html/)
+    t.equal(w.streams(), htmx === 4 ? 0 : 1, htmx === 4 ? 'answered with the run stream itself' : 'whose live element opened the run stream once')
     t.same(w.problems, [], '/agent/: no console errors, no htmx warnings')
     await w.page.close()
   })

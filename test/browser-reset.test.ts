@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { MemoryTransport } from '../plugin/index.js'
-import { publishNotification } from '../routes/index.js'
+import { publishNotification } from '../routes/notifications.js'
 import { browserForFile } from './helpers/browser.js'
 
 const fixture = browserForFile(t)

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import type { Test } from 'tap'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { buildApp, type BuildAppOptions, type DashboardApp } from '../../example-app/app.js'
-import { fakeSampler } from '../../routes/index.js'
+import { fakeSampler } from '../../routes/metrics.js'
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 export const CHROMIUM_ARGS = [
@@ -52,7 +52,10 @@ export interface RunningApp extends DashboardApp {
   close: () => Promise<void>
 }
 
-/** The dashboard with test-friendly defaults: fake sampler, fast intervals, quiet logs, a fast agent. */
+/** Signs the test dashboards' live pages: one value for every app of a test, so a page open across a restart stays valid. */
+export const TEST_SECRET = 'dashboard-test-secret-0123456789'
+
+/** The dashboard with test-friendly defaults: fake sampler, fast intervals, quiet logs, a fast agent, a fixed secret. */
 export async function startDashboard (options: BuildAppOptions & { port?: number, beforeListen?: (d: DashboardApp) => Promise<void> } = {}): Promise<RunningApp> {
   const dashboard = await buildApp({
     sampler: fakeSampler(),
@@ -63,6 +66,7 @@ export async function startDashboard (options: BuildAppOptions & { port?: number
     retryMs: 300,
     agent: { tokenMs: 5, toolMs: 150, thinkMs: 50 },
     jobs: { tickMs: 50, stages: [{ name: 'Prepare', durationMs: 300 }, { name: 'Work', durationMs: 600 }, { name: 'Finish', durationMs: 300 }] },
+    secret: TEST_SECRET,
     ...options
   })
   await dashboard.app.ready()

@@ -7,10 +7,12 @@
  */
 import t, { type Test } from 'tap'
 import type { Page } from 'playwright-core'
-import type { HtmxVersion } from '../../views/index.js'
 import { launch, startDashboard, type LaunchedBrowser, type RunningApp } from './browser.js'
 
-/** Requests a page made to the dashboard's stream, and its console errors and warnings. */
+/** The plugin's one stream route: every live page (and an htmx 2 agent run) connects there. */
+export const STREAM_PATH = '/_sse/stream'
+
+/** Requests a page made to the live stream route, and its console errors and warnings. */
 export interface Watched {
   page: Page
   streams: () => number
@@ -26,7 +28,7 @@ export async function watch (browser: LaunchedBrowser, server: RunningApp): Prom
   const requests: Watched['requests'] = []
   page.on('request', r => {
     const path = new URL(r.url()).pathname
-    if (path === '/stream') streams++
+    if (path === STREAM_PATH) streams++
     requests.push({ method: r.method(), path, type: r.response().then(res => res?.headers()['content-type'] ?? '', () => '') })
   })
   page.on('console', m => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`) })
@@ -45,7 +47,7 @@ export async function connectElements (page: Page): Promise<number> {
   return await page.locator('[sse-connect], [hx-sse\\:connect]').count()
 }
 
-export function dashboardSuite (htmx: HtmxVersion): void {
+export function dashboardSuite (htmx: 2 | 4): void {
   let browser: LaunchedBrowser
   let server: RunningApp
 
@@ -180,14 +182,13 @@ export function dashboardSuite (htmx: HtmxVersion): void {
     await page.waitForTimeout(300)
     t.equal(server.app.sseHub.stats().connections, 1, 'the run stream closed on done; only the page stream is left')
     const posts = w.requests.filter(r => r.method === 'POST' && r.path === '/agent/runs')
-    const runStreams = w.requests.filter(r => /^\/agent\/runs\/[^/]+\/stream$/.test(r.path))
     t.equal(posts.length, 1, 'one POST')
     if (htmx === 4) {
       t.match(await posts[0]!.type, /^text\/event-stream/, 'htmx 4: the POST answered with the run stream itself')
-      t.equal(runStreams.length, 0, 'and no separate connect')
+      t.equal(w.streams(), 1, 'and no separate connect: the page\'s own stream only')
     } else {
-      t.match(await posts[0]!.type, /^text\/html/, 'htmx 2: the POST answered with a connect element')
-      t.equal(runStreams.length, 1, 'which opened the run stream once')
+      t.match(await posts[0]!.type, /^text\/html/, 'htmx 2: the POST answered with the run\'s live connect element')
+      t.equal(w.streams(), 2, 'which opened the run stream once, beside the page\'s')
     }
 
     const runPage = await page.locator('#agent-run .run-link').getAttribute('href')
