@@ -1,9 +1,10 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { fakeSampler, MetricsFeed, metricsRoutes, Watchers, HubStatsCard, HubStatsFeed, hubStatsRoutes, topicLabel } from '../routes/index.js'
+import { fakeSampler, MetricsFeed, metricsRoutes, HubStatsCard, HubStatsFeed, hubStatsRoutes, topicLabel } from '../routes/index.js'
 import { render } from './helpers/html.js'
-import { connect, waitUntil } from './helpers/sse-client.js'
+import { openPage } from './helpers/live-page.js'
+import { waitUntil } from './helpers/sse-client.js'
 
 async function start (sampler = fakeSampler(), extra: { intervalMs?: number, lingerMs?: number } = {}) {
   const app = Fastify({ logger: false })
@@ -15,41 +16,6 @@ async function start (sampler = fakeSampler(), extra: { intervalMs?: number, lin
   return { app, feed, sampler, url: `http://127.0.0.1:${port}` }
 }
 
-t.test('Watchers: start with the first, stop after the last, linger', async t => {
-  const log: string[] = []
-  const w = new Watchers(() => log.push('start'), () => log.push('stop'))
-  const a = new AbortController()
-  const b = new AbortController()
-  w.watch(a.signal)
-  w.watch(b.signal)
-  t.same(log, ['start'])
-  t.equal(w.count, 2)
-  a.abort()
-  t.same(log, ['start'], 'still one watcher')
-  b.abort()
-  t.same(log, ['start', 'stop'])
-  t.equal(w.running, false)
-  const aborted = new AbortController()
-  aborted.abort()
-  w.watch(aborted.signal)
-  t.same(log, ['start', 'stop'], 'an aborted signal does not start it')
-
-  const lingering = new Watchers(() => log.push('start2'), () => log.push('stop2'), 40)
-  const c = new AbortController()
-  lingering.watch(c.signal)
-  c.abort()
-  t.equal(lingering.running, true, 'lingers')
-  const d = new AbortController()
-  lingering.watch(d.signal)
-  await new Promise(resolve => setTimeout(resolve, 60))
-  t.equal(lingering.running, true, 'a watcher back within the linger keeps it running, no restart')
-  t.same(log.filter(x => x.endsWith('2')), ['start2'])
-  d.abort()
-  await new Promise(resolve => setTimeout(resolve, 60))
-  t.same(log.filter(x => x.endsWith('2')), ['start2', 'stop2'])
-  lingering.close()
-})
-
 t.test('metrics: sampler starts with the first subscriber and stops after the last', async t => {
   const { app, feed, sampler, url } = await start()
   t.teardown(() => app.close())
@@ -57,36 +23,55 @@ t.test('metrics: sampler starts with the first subscriber and stops after the la
   t.equal(sampler.calls, 0, 'no sampling without subscribers')
   t.equal(sampler.warmUps, 0)
 
-  const one = await connect(`${url}/metrics/stream`)
-  const two = await connect(`${url}/metrics/stream`)
+  const page = await openPage(url, '/metrics')
+  t.equal(sampler.calls, 0, 'rendering the page does not sample')
+  const one = await page.connect()
+  const two = await page.connect()
   await one.waitFor(3)
   t.equal(sampler.warmUps, 1, 'warmed up once before the first sample')
-  t.same(feed.state, { running: true, watchers: 2 })
+  t.equal(feed.running, true)
+  t.equal(app.sseHub.stats().topics.metrics, 2, 'two subscribers')
   const values = one.events.slice(0, 3).map(e => /id="metric-cpu"[\s\S]*?class="value">([^<]+)</.exec(e.data)?.[1])
   t.equal(new Set(values).size, 3, 'values change every tick')
   t.ok(one.events.every(e => e.event === undefined), 'unnamed events (htmx 2 and 4 both swap them)')
-  t.match(one.events[0]!.data, /hx-swap-oob="innerHTML:#metric-cpu-slot"/)
+  t.match(one.events[0]!.data, /hx-swap-oob="innerHTML: #metric-cpu-slot"/)
   t.match(one.events[0]!.data, /<svg class="sparkline"/)
-  t.match(one.events[0]!.data, /hx-swap-oob="innerHTML:#metric-cores-slot"/)
+  t.match(one.events[0]!.data, /hx-swap-oob="innerHTML: #metric-cores-slot"/)
 
   await two.waitFor(3)
   const sameBytes = two.events.find(e => e.id === one.events[2]!.id)
   t.equal(sameBytes?.data, one.events[2]!.data, 'one loop: both clients get the same sample')
 
   one.close()
-  await waitUntil(() => feed.state.watchers === 1, 2000, 'one watcher')
-  t.equal(feed.state.running, true, 'still sampling for the second client')
+  await waitUntil(() => app.sseHub.stats().topics.metrics === 1, 2000, 'one subscriber')
+  t.equal(feed.running, true, 'still sampling for the second client')
   two.close()
-  await waitUntil(() => !feed.state.running, 2000, 'loop stopped')
+  await waitUntil(() => !feed.running, 2000, 'loop stopped')
   const calls = sampler.calls
   await new Promise(resolve => setTimeout(resolve, 120))
   t.ok(sampler.calls <= calls + 1, 'no more samples after the last subscriber left')
 
-  const three = await connect(`${url}/metrics/stream`)
+  const three = await page.connect()
   await three.waitFor(1)
   t.ok(sampler.calls > calls, 'restarts with a new subscriber')
   three.close()
-  await waitUntil(() => !feed.state.running, 2000, 'loop stopped again')
+  await waitUntil(() => !feed.running, 2000, 'loop stopped again')
+})
+
+t.test('metrics: lingerMs keeps the loop across a reload, then stops it', async t => {
+  const { app, feed, sampler, url } = await start(fakeSampler(), { lingerMs: 300 })
+  t.teardown(() => app.close())
+  const page = await openPage(url, '/metrics')
+  const first = await page.connect()
+  await first.waitFor(1)
+  first.close()
+  await waitUntil(() => (app.sseHub.stats().topics.metrics ?? 0) === 0, 2000, 'no subscriber')
+  t.equal(feed.running, true, 'lingers after the last subscriber left')
+  const again = await page.connect()
+  await again.waitFor(1)
+  t.equal(sampler.warmUps, 1, 'a subscriber back within the linger: no restart, no second warm-up')
+  again.close()
+  await waitUntil(() => !feed.running, 3000, 'stopped once the linger ran out')
 })
 
 t.test('metrics: sparklines keep the last minute; page renders the cards and the sink', async t => {
@@ -96,16 +81,16 @@ t.test('metrics: sparklines keep the last minute; page renders the cards and the
   await app.register(htmxSse)
   await app.register(metricsRoutes, { feed })
   t.teardown(() => app.close())
-  const page = await app.inject('/')
-  t.equal(page.statusCode, 200)
-  t.match(page.body, /<div hidden hx-ext="sse" sse-connect="\/stream\?lastEventId=\d+" sse-swap="message" hx-swap="none"><\/div>/, 'one hidden sink')
-  t.match(page.body, /id="metric-cpu-slot"/)
-  t.match(page.body, /<span class="value">—<\/span>/, 'no sample yet: an em dash, not 0')
-  // drive the loop by hand through its watcher
-  const ac = new AbortController()
-  feed.watch(ac.signal)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const page = await openPage(url, '/')
+  t.equal(page.status, 200)
+  t.match(page.html, /<div hidden hx-ext="sse" sse-connect="\/_sse\/stream\?t=[^"]+" sse-swap="message" hx-swap="none"><\/div>/, 'one hidden connect element')
+  t.match(page.html, /id="metric-cpu-slot"/)
+  t.match(page.html, /<span class="value">—<\/span>/, 'no sample yet: an em dash, not 0')
+  const c = await page.connect()
   await waitUntil(() => sampler.calls >= 2, 5000, 'two samples')
-  ac.abort()
+  c.close()
   const cards = await (feed.Updates() as Promise<string> | string)
   t.match(cards, /<polyline points="[^"]+"/)
   t.ok(feed.latest !== undefined)
@@ -117,11 +102,11 @@ t.test('metrics: a failing sampler logs and keeps going', async t => {
   const flaky = { sample: async () => { if (n++ % 2 === 0) throw new Error('boom'); return await base.sample() } }
   const { app, feed, url } = await start(flaky as never)
   t.teardown(() => app.close())
-  const c = await connect(`${url}/metrics/stream`)
+  const c = await (await openPage(url, '/metrics')).connect()
   await c.waitFor(2)
   t.pass('events still flow')
   c.close()
-  await waitUntil(() => !feed.state.running, 2000)
+  await waitUntil(() => !feed.running, 2000)
 })
 
 t.test('hub stats: published while watched, stops after', async t => {
@@ -133,24 +118,25 @@ t.test('hub stats: published while watched, stops after', async t => {
   t.teardown(() => app.close())
   const { port } = app.server.address() as { port: number }
   t.equal(feed.running, false)
-  const c = await connect(`http://127.0.0.1:${port}/hub/stream`)
+  const page = await openPage(`http://127.0.0.1:${port}`, '/hub/')
+  t.match(page.html, /id="hub-stats-body"/)
+  t.match(page.html, /sse-connect="\/_sse\/stream\?t=[^"]*" sse-swap="message" hx-swap="none"/)
+  t.equal(feed.running, false, 'rendering the page starts nothing')
+  const c = await page.connect()
   await c.waitFor(2)
   t.equal(c.events[0]!.event, undefined)
-  t.match(c.events[0]!.data, /^<div hx-swap-oob="innerHTML:#hub-stats-body">/)
+  t.match(c.events[0]!.data, /^<div hx-swap-oob="innerHTML: #hub-stats-body">/)
   t.match(c.events[1]!.data, /Connections<\/dt><dd><span class="num">1</)
   c.close()
   await waitUntil(() => !feed.running, 2000, 'stats timer stopped')
-  const page = await app.inject('/hub/')
-  t.match(page.body, /id="hub-stats-body"/)
-  t.match(page.body, /sse-connect="\/hub\/stream[^"]*" sse-swap="message" hx-swap="none"/)
 })
 
 t.test('app.close() stops the loop', async t => {
   const { app, feed, url } = await start()
-  const c = await connect(`${url}/metrics/stream`)
+  const c = await (await openPage(url, '/metrics')).connect()
   await c.waitFor(1)
   await app.close()
-  t.equal(feed.state.running, false)
+  t.equal(feed.running, false)
   await c.ended
 })
 

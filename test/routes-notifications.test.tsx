@@ -2,7 +2,8 @@ import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
 import { chatRoutes, notificationsRoutes, publishNotification, validateNotification } from '../routes/index.js'
-import { connect, request } from './helpers/sse-client.js'
+import { openPage } from './helpers/live-page.js'
+import { request } from './helpers/sse-client.js'
 
 async function start () {
   const app = Fastify({ logger: false })
@@ -55,7 +56,7 @@ t.test('notifications: invalid posts get 422 and the form with an inline error',
   t.match(json.json(), { fields: { level: String, text: String } })
 })
 
-t.test('notifications: the page pre-renders history and asks for the 422 swap', async t => {
+t.test('notifications: the page renders the hub\'s history and asks for the 422 swap', async t => {
   const { app } = await start()
   t.teardown(() => app.close())
   await publishNotification(app.sseHub, { level: 'warning', text: 'first <b>' })
@@ -63,16 +64,17 @@ t.test('notifications: the page pre-renders history and asks for the 422 swap', 
   const page = await app.inject('/notifications')
   t.equal(page.statusCode, 200)
   t.match(page.body, /<meta name="htmx-config" content="[^"]*422/)
-  t.match(page.body, /second[\s\S]*first &lt;b>/, 'newest first, escaped')
+  t.match(page.body, /<ol id="notifications"[^>]*><li id="note-[0-9a-f]{8}" class="note note-success">[\s\S]*second[\s\S]*first &lt;b>/, 'the items themselves, newest first, escaped')
   const head = await app.sseHub.head()
-  t.match(page.body, new RegExp(`sse-connect="/notifications/stream\\?lastEventId=${head}"`))
+  t.match(page.body, new RegExp(`sse-connect="/_sse/stream\\?t=[^"]+&amp;lastEventId=${head}"`), 'live at the hub\'s head')
+  t.equal((page.body.match(/sse-connect=/g) ?? []).length, 1, 'one connect element')
 })
 
 t.test('notifications: a valid post reaches every open stream, and nothing between render and connect is lost', async t => {
   const { app, url } = await start()
   t.teardown(() => app.close())
-  const a = await connect(`${url}/notifications/stream`)
-  const b = await connect(`${url}/notifications/stream`)
+  const a = await (await openPage(url, '/notifications')).connect()
+  const b = await (await openPage(url, '/notifications')).connect()
   const res = await request(`${url}/notifications`, { method: 'POST', ...{ headers: form({}).headers, body: new URLSearchParams({ level: 'error', text: 'disk <full>' }).toString() } })
   t.equal(res.status, 200)
   t.match(res.body, /Published\./)
@@ -80,18 +82,18 @@ t.test('notifications: a valid post reaches every open stream, and nothing betwe
   for (const c of [a, b]) {
     const [ev] = await c.waitFor(1)
     t.equal(ev!.event, undefined, 'unnamed: both htmx versions swap it')
-    t.match(ev!.data, /^<div hx-swap-oob="afterbegin:#notifications">/)
+    t.match(ev!.data, /^<div hx-swap-oob="afterbegin: #notifications:not\(:has\(> #note-[0-9a-f]{8}\)\), #notifications > #note-[0-9a-f]{8}">/, 'a Prepend')
     t.match(ev!.data, /class="note note-error"/)
+    t.match(ev!.data, /delete: #notifications > :nth-child\(n\+50 of/, 'keeping the page\'s 50')
     t.match(ev!.data, /disk &lt;full>/)
   }
   a.close()
   b.close()
 
   // render, then something is published, then the page connects with its cursor
-  const page = await request(`${url}/notifications`)
-  const connectUrl = /sse-connect="([^"]+)"/.exec(page.body)![1]!.replace(/&amp;/g, '&')
+  const page = await openPage(url, '/notifications')
   await publishNotification(app.sseHub, { level: 'info', text: 'published in between' })
-  const late = await connect(url + connectUrl)
+  const late = await page.connect()
   const [missed] = await late.waitFor(1)
   t.match(missed!.data, /published in between/, 'replayed from the cursor')
   t.equal(late.events.filter(e => /disk/.test(e.data)).length, 0, 'what the page already shows is not sent again')
@@ -107,14 +109,14 @@ t.test('notifications: a valid post reaches every open stream, and nothing betwe
 t.test('chat: user text is escaped, bad input is a 422 with an inline error, room names are checked', async t => {
   const { app, url } = await start()
   t.teardown(() => app.close())
-  const c = await connect(`${url}/chat/lobby/stream`)
+  const c = await (await openPage(url, '/chat/lobby')).connect()
   const res = await app.inject({ method: 'POST', url: '/chat/lobby/messages', ...form({ nick: '<i>eve</i>', text: '<img src=x onerror=alert(1)>' }) })
   t.equal(res.statusCode, 200)
   t.match(res.body, /<form id="chat-form"/)
   t.match(res.body, /value="&lt;i>eve&lt;\/i>"|value="<i>eve<\/i>"/, 'nick kept in the fresh form')
   const [ev] = await c.waitFor(1)
   t.equal(ev!.event, undefined)
-  t.match(ev!.data, /^<div hx-swap-oob="beforeend:#chat-messages">/)
+  t.match(ev!.data, /^<div hx-swap-oob="beforeend: #chat-messages:not\(:has\(> #msg-[0-9a-f]{8}-[0-9a-f]{3}\)\)/, 'an Append')
   t.notMatch(ev!.data, /<img/)
   t.match(ev!.data, /&lt;img src=x onerror=alert\(1\)>/)
   t.match(ev!.data, /&lt;i>eve&lt;\/i>/)
@@ -122,7 +124,7 @@ t.test('chat: user text is escaped, bad input is a 422 with an inline error, roo
 
   const empty = await app.inject({ method: 'POST', url: '/chat/lobby/messages', ...form({ nick: 'eve', text: ' ' }) })
   t.equal(empty.statusCode, 422)
-  t.match(empty.body, /hx-swap-oob="true"[^>]*>|id="chat-messages-error"/)
+  t.match(empty.body, /<p id="chat-messages-error" class="form-error" hx-swap-oob="outerHTML: #chat-messages-error">/)
   t.match(empty.body, /Write a message/)
   const long = await app.inject({ method: 'POST', url: '/chat/lobby/messages', ...form({ nick: 'eve', text: 'x'.repeat(501) }) })
   t.equal(long.statusCode, 422)
@@ -139,7 +141,8 @@ t.test('chat: user text is escaped, bad input is a 422 with an inline error, roo
   t.equal(page.statusCode, 200)
   t.match(page.body, /&lt;img src=x onerror=alert\(1\)>/, 'history pre-rendered, still escaped')
   t.notMatch(page.body, /<img/)
-  t.match(page.body, /sse-connect="\/chat\/lobby\/stream\?lastEventId=\d+"/)
+  t.match(page.body, /<li id="msg-[0-9a-f-]{12}" class="msg"><span class="nick">&lt;i>eve&lt;\/i><\/span>/, 'the message itself, as the Append put it')
+  t.match(page.body, /sse-connect="\/_sse\/stream\?t=[^"]+&amp;lastEventId=\d+"/)
   const index = await app.inject('/chat/')
   t.match(index.body, /href="\/chat\/lobby"/)
 })
