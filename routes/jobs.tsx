@@ -18,6 +18,8 @@ export interface JobsRoutesOptions extends JobsOptions {
   runner?: JobRunner
 }
 
+const JOB_ID = /^[\w-]{1,48}$/
+
 /** The start form or JSON body: both fields optional (a form with only a button posts nothing). */
 const startBody = {
   type: ['object', 'null'],
@@ -75,6 +77,8 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
     // replayed on connect, and progress events replace the body, so replaying
     // one the page already shows is harmless. A finished job renders static
     // (the element is not put in the page); the scripts serve its links.
+    // An id that cannot be part of a topic is no job of ours (ids are 8 hex digits).
+    if (!JOB_ID.test(request.params.id)) return reply.code(404).html(<JobsLayout title='No such job'><p class='card'>No such job. <a href={base}>All jobs</a></p></JobsLayout>)
     const live = await reply.live([runner.topicOf(request.params.id)], { closeOn: SSE_CLOSE_EVENT })
     const job = await runner.get(request.params.id)
     if (job === undefined) return reply.code(404).html(<JobsLayout title='No such job'><p class='card'>This job does not exist (or was dropped: the store keeps the newest {runner.maxJobs}). <a href={base}>All jobs</a></p></JobsLayout>)

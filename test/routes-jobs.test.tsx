@@ -2,7 +2,8 @@ import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
 import { JobRunner, jobsRoutes, MemoryRunStore, type NewRun } from '../routes/index.js'
-import { connect, until } from './helpers/sse-client.js'
+import { openPage } from './helpers/live-page.js'
+import { until } from './helpers/sse-client.js'
 
 const stages = [{ name: 'One', durationMs: 40 }, { name: 'Two', durationMs: 80 }]
 
@@ -24,15 +25,14 @@ t.test('jobs: POST starts a job and redirects to its live page; it streams to 10
   const href = res.headers.location as string
   t.match(href, /^\/jobs\/[0-9a-f]{8}$/)
   const id = href.split('/').pop()!
-  const page = await app.inject(href)
-  t.equal(page.statusCode, 200)
-  t.match(page.body, new RegExp(`sse-connect="/jobs/${id}/stream\\?lastEventId=\\d+" sse-swap="message" hx-swap="none" sse-close="done"`), 'live while running')
-  t.match(page.body, /Nightly &lt;export>/)
-  t.match(page.body, /role="progressbar"/)
-  t.match(page.body, /Cancel job/)
+  const page = await openPage(url, href)
+  t.equal(page.status, 200)
+  t.match(page.html, /<div hidden hx-ext="sse" sse-connect="\/_sse\/stream\?t=[^"]+&amp;lastEventId=\d+" sse-swap="message" hx-swap="none" sse-close="done"><\/div><\/section>/, 'live while running, its element inside the run')
+  t.match(page.html, /Nightly &lt;export>/)
+  t.match(page.html, /role="progressbar"/)
+  t.match(page.html, /Cancel job/)
 
-  const cursor = /lastEventId=(\d+)/.exec(page.body)![1]
-  const c = await connect(`${url}/jobs/${id}/stream?lastEventId=${cursor}`)
+  const c = await page.connect()
   await c.waitUntil(() => c.events.some(e => e.event === 'done'), 5000)
   t.ok(c.events.slice(0, -1).every(e => e.event === undefined), 'every update is unnamed (htmx 2 and 4 both swap it)')
   const progress = c.events.filter(e => e.data.startsWith(`<div hx-swap-oob="innerHTML:#run-${id}-body">`))
@@ -50,6 +50,7 @@ t.test('jobs: POST starts a job and redirects to its live page; it streams to 10
   t.equal((await runner.get(id))!.status, 'done')
   const after = await app.inject(href)
   t.notMatch(after.body, /sse-connect/, 'a finished job page is static')
+  t.match(after.body, /<script src="\/_sse\/assets\/htmx\.min\.js">/, 'and still loads htmx (its links and forms)')
   t.match(after.body, /banner banner-success/)
   t.match(after.body, /aria-valuenow="100"/)
   const cancel = await app.inject({ method: 'POST', url: `${href}/cancel` })
@@ -61,12 +62,11 @@ t.test('jobs: reload mid-job shows the progress so far and continues live', asyn
   t.teardown(() => app.close())
   const job = (await runner.start({ title: 'slow' }))!
   await until('first stage done', async () => (await runner.get(job.id))!.elapsed[0]! >= 40, 2000)
-  const page = await app.inject(`/jobs/${job.id}`)
-  const shown = Number(/aria-valuenow="(\d+)"/.exec(page.body)![1])
+  const page = await openPage(url, `/jobs/${job.id}`)
+  const shown = Number(/aria-valuenow="(\d+)"/.exec(page.html)![1])
   t.ok(shown > 0 && shown < 100, `page shows progress so far (${shown}%)`)
-  t.match(page.body, /stage stage-done/)
-  const connectUrl = /sse-connect="([^"]+)"/.exec(page.body)![1]!.replace(/&amp;/g, '&')
-  const c = await connect(url + connectUrl)
+  t.match(page.html, /stage stage-done/)
+  const c = await page.connect()
   await c.waitUntil(() => c.events.some(e => e.event === 'done'), 5000)
   const first = Number(/aria-valuenow="(\d+)"/.exec(c.events[0]!.data)![1])
   t.ok(first >= shown, 'continues from where the page was, not from 0')
@@ -80,7 +80,7 @@ t.test('jobs: cancel mid-run, failure, JSON API, htmx start, bounded store, unkn
   t.equal(api.statusCode, 201)
   t.equal(api.headers.location, (api.json() as { url: string }).url, 'Location is the job page')
   const { id } = api.json() as { id: string }
-  const c = await connect(`${url}/jobs/${id}/stream`)
+  const c = await (await openPage(url, `/jobs/${id}`)).connect()
   const cancel = await app.inject({ method: 'POST', url: `/jobs/${id}/cancel`, headers: { 'hx-request': 'true' } })
   t.equal(cancel.statusCode, 204)
   await c.waitUntil(() => c.events.some(e => e.event === 'done'), 3000)
@@ -105,10 +105,10 @@ t.test('jobs: cancel mid-run, failure, JSON API, htmx start, bounded store, unkn
   const full = await app.inject({ method: 'POST', url: '/jobs', headers: { accept: 'application/json' }, payload: {} })
   t.equal(full.statusCode, 503, 'all running: refused, not unbounded')
 
-  t.equal((await app.inject('/jobs/nope')).statusCode, 404)
-  const gone = await connect(`${url}/jobs/nope/stream`)
-  await gone.ended
-  t.same(gone.events.map(e => [e.event, e.data]), [['done', 'gone']], 'an unknown job\'s stream closes at once (a 404 would make htmx 4 reconnect forever)')
+  const unknown = await openPage(url, '/jobs/nope')
+  t.equal(unknown.status, 404)
+  t.notMatch(unknown.html, /sse-connect/, 'an unknown job\'s page does not connect')
+  t.equal((await app.inject('/jobs/a%20b')).statusCode, 404, 'nor does an id that cannot be a topic')
   t.equal((await app.inject({ method: 'POST', url: '/jobs/nope/cancel' })).statusCode, 404)
   const index = await app.inject('/jobs/')
   t.match(index.body, new RegExp(`href="/jobs/${third.id}"`))
@@ -138,12 +138,11 @@ t.test('jobs: a job whose owner stopped renewing shows as interrupted, live page
     id: 'deadbeef', kind: 'job', title: 'Orphan <b>job</b>', owner: 'ghost-1', startedAt: Date.now() - 1000, data: { stages, elapsed: [40, 20] }
   }
   await store.create(ghost, 50, 400)
-  const live = await app.inject('/jobs/deadbeef')
-  t.match(live.body, /data-status="running"/, 'while its lease holds, it is running')
-  t.match(live.body, /sse-connect=/)
-  t.match(live.body, /Orphan &lt;b>job&lt;\/b>/, 'its title is escaped')
-  const cursor = /lastEventId=(\d+)/.exec(live.body)![1]
-  const c = await connect(`${url}/jobs/deadbeef/stream?lastEventId=${cursor}`)
+  const live = await openPage(url, '/jobs/deadbeef')
+  t.match(live.html, /data-status="running"/, 'while its lease holds, it is running')
+  t.match(live.html, /sse-connect=/)
+  t.match(live.html, /Orphan &lt;b>job&lt;\/b>/, 'its title is escaped')
+  const c = await live.connect()
   await c.waitUntil(() => c.events.some(e => e.event === 'done'), 5000)
   c.close()
   const final = c.events.at(-2)!.data
@@ -158,9 +157,6 @@ t.test('jobs: a job whose owner stopped renewing shows as interrupted, live page
   t.notMatch(page.body, /sse-connect/, 'static')
   t.match(page.body, /It had reached 50%/)
   t.equal((await store.get('job', 'deadbeef'))?.status, 'interrupted')
-  const again = await connect(`${url}/jobs/deadbeef/stream`)
-  await again.ended
-  t.same(again.events.map(e => e.event), [undefined, 'done'], 'the stream of an ended job: its static form, then close')
   t.equal((await app.inject({ method: 'POST', url: '/jobs/deadbeef/cancel' })).statusCode, 409)
 })
 
