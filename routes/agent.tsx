@@ -81,7 +81,7 @@ export const agentRoutes = routeModule<AgentRoutesOptions>('agent', async (app, 
   app.get<{ Querystring: { prompt: string } }>('/stream', { ...promptRoute, schema: { querystring: promptSchema } }, (request, reply) => {
     if (request.validationError !== undefined) return reply.code(400).send({ error: PROMPT_ERROR })
     const { prompt } = request.query
-    return reply.sse(signal => agentEvents(source, prompt, signal))
+    return reply.sse(signal => agentEvents(source, prompt, signal, { slotId: runner.slotId }))
   })
 
   app.post<{ Body: { prompt: string } }>('/runs', { ...promptRoute, schema: { body: promptSchema } }, async (request, reply) => {

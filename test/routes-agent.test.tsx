@@ -4,6 +4,7 @@ import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
 import { agentEvents, AgentRunner, coalesceWhitespace, agentRoutes, simulatedAgent, type AgentEvent, type AgentSource, LogFeed, logsRoutes, formatLogRecord, MemoryRunStore } from '../routes/index.js'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { liveUrl, openPage } from './helpers/live-page.js'
 import { connect, until, waitUntil } from './helpers/sse-client.js'
 
 const fast = simulatedAgent({ tokenMs: 1, toolMs: 10, thinkMs: 1 })
@@ -41,7 +42,7 @@ t.test('agent: per-connection stream (reply.sse(signal => …)): unnamed out-of-
   t.same(names.slice(0, -1).filter(n => n !== undefined), [], 'every update is unnamed (both htmx versions swap it)')
   t.equal(names.at(-1), 'done')
   t.equal(c.events.at(-1)!.data, 'end', 'done carries data (EventSource drops an event without)')
-  t.match(c.events[0]!.data, /^<div hx-swap-oob="innerHTML:#agent-session-run"><article id="agent-r[0-9a-f]{16}"/)
+  t.match(c.events[0]!.data, /^<div hx-swap-oob="innerHTML:#agent-run"><article id="agent-r[0-9a-f]{16}"/, 'into the module\'s run slot')
   t.match(c.events[0]!.data, /&lt;b>hi&lt;\/b>/, 'prompt escaped')
   const data = c.events.map(e => e.data).join('\n')
   t.match(data, /hx-swap-oob="beforeend:#agent-r[0-9a-f]+-output"><div id="agent-r[0-9a-f]+-tool-1" class="tool">/)
@@ -49,9 +50,6 @@ t.test('agent: per-connection stream (reply.sse(signal => …)): unnamed out-of-
   t.match(data, /cpu_avg_pct/)
   t.match(data, /state-done/)
   t.equal((await app.inject('/agent/stream')).statusCode, 400)
-  const session = await app.inject('/agent/session?prompt=hello')
-  t.match(session.body, /sse-connect="\/agent\/stream\?prompt=hello" sse-swap="message" hx-swap="none" sse-close="done"/)
-  t.equal((await app.inject('/agent/session?prompt=')).statusCode, 422)
 })
 
 t.test('coalesceWhitespace: no event carries only whitespace, and no whitespace is lost', async t => {
@@ -106,16 +104,24 @@ t.test('agent: hub runs on their own topic; run pages live while running, static
   t.teardown(() => app.close())
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 
-  const before = await app.sseHub.head() ?? '0'
   const res = await fetch(`${base}/agent/runs`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ prompt: 'make it fail' }) })
   t.equal(res.status, 202)
-  const { id, url } = await res.json() as { id: string, url: string }
-  t.match(id, /^r[0-9a-f]{16}$/)
-  t.equal(url, `/agent/runs/${id}`)
-  t.equal(res.headers.get('location'), url)
-  const c = await connect(`${base}${url}/stream?lastEventId=${before}`)
+  const json = await res.json() as { id: string, url: string }
+  t.match(json.id, /^r[0-9a-f]{16}$/)
+  t.equal(json.url, `/agent/runs/${json.id}`)
+  t.equal(res.headers.get('location'), json.url)
+  await until('the JSON run ended', async () => (await runner.get(json.id))?.status !== 'running', 5000)
+
+  // htmx 2: the answer is the run's live connect element, from before its start, for the form's target.
+  const htmx2 = await fetch(`${base}/agent/runs`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'hx-request': 'true' }, body: 'prompt=make+it+fail' })
+  const element = await htmx2.text()
+  t.match(element, /^<div hidden hx-ext="sse" sse-connect="\/_sse\/stream\?t=[^"]+&amp;lastEventId=\d+" sse-swap="message" hx-swap="none" sse-close="done"><\/div>$/, 'htmx 2: the run\'s live connect element')
+  t.equal(htmx2.headers.get('hx-reswap'), 'innerHTML', 'swapped into the form\'s target (the form itself swaps nothing)')
+  const c = await connect(liveUrl(base, element)!)
   await c.waitUntil(() => c.events.some(e => e.event === 'done'), 5000)
   c.close()
+  const id = /<article id="agent-(r[0-9a-f]{16})"/.exec(c.events[0]!.data)![1]!
+  const url = `/agent/runs/${id}`
   t.equal(c.events.at(-1)?.event, 'done', 'the run ends its stream with done (the client closes on it)')
   t.match(c.events[0]!.data, /^<div hx-swap-oob="innerHTML:#agent-run">/, 'the first event fills the run slot')
   const all = c.events.map(e => e.data).join('\n')
@@ -126,16 +132,14 @@ t.test('agent: hub runs on their own topic; run pages live while running, static
   t.notMatch(page, /sse-connect|hx-sse/, 'a finished run is static')
   t.equal((await fetch(`${base}/agent/runs/r0000000000000000`)).status, 404)
   t.equal((await fetch(`${base}/agent/runs/nope`)).status, 400)
-  const gone = await connect(`${base}/agent/runs/r0000000000000000/stream`)
-  await gone.ended
-  t.same(gone.events.map(e => [e.event, e.data]), [['done', 'gone']], 'an unknown run closes at once (no reconnect loop)')
 
   const plain = await fetch(`${base}/agent/runs`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'prompt=hi' })
   t.equal(plain.status, 303, 'a plain form post goes to the run page')
   t.match(plain.headers.get('location'), /^\/agent\/runs\/r[0-9a-f]{16}$/)
-  const htmx2 = await fetch(`${base}/agent/runs`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'hx-request': 'true' }, body: 'prompt=hi' })
-  t.match(await htmx2.text(), /^<div hidden hx-ext="sse" sse-connect="\/agent\/runs\/r[0-9a-f]{16}\/stream\?lastEventId=\d+" sse-swap="message" hx-swap="none" sse-close="done"><\/div>$/, 'htmx 2: a connect element for the run, from before its start')
   t.equal((await app.inject({ method: 'POST', url: '/agent/runs', payload: { prompt: '' } })).statusCode, 422)
+  const empty = await app.inject({ method: 'POST', url: '/agent/runs', headers: { 'content-type': 'application/x-www-form-urlencoded', 'hx-request': 'true' }, payload: 'prompt=' })
+  t.equal(empty.statusCode, 422)
+  t.equal(empty.headers['hx-reswap'], 'innerHTML', 'htmx 2: the 422 lands in the form\'s target too')
 
   // a cursor in the middle of a run: the snapshot holds exactly the events up to it
   let release!: () => void
@@ -155,7 +159,9 @@ t.test('agent: hub runs on their own topic; run pages live while running, static
   t.match(midView?.run.items, [{ kind: 'text', text: 'partial ' }], 'the page shows the stored transcript, up to the last entry known published')
   const entries = await r2.store.entries('agent', rid) as Array<{ after: number }>
   t.equal(midView?.cursor, String(entries.at(-1)!.after), 'and continues after it (where the newest entry was published)')
-  const resumed = await connect(`${base}/agent/runs/${rid}/stream?lastEventId=${midView!.cursor!}`)
+  const runPage = await openPage(base, `/agent/runs/${rid}`)
+  t.match(runPage.html, new RegExp(`sse-connect="/_sse/stream\\?t=[^"]+&amp;lastEventId=${midView!.cursor!}" sse-swap="message" hx-swap="none" sse-close="done"`), 'the run page continues after that cursor, not the hub\'s head')
+  const resumed = await runPage.connect()
   release()
   await until('run errored', async () => (await r2.get(rid))?.status === 'failed', 2000)
   await resumed.waitUntil(() => resumed.events.some(e => e.event === 'done'), 3000)
@@ -178,8 +184,8 @@ t.test('agent: hub runs on their own topic; run pages live while running, static
 
 t.test('agent, htmx 4: the form post answers with the run stream itself, from before the run started', async t => {
   const app = Fastify({ logger: false })
-  await app.register(htmxSse, { heartbeatMs: false })
-  await app.register(agentRoutes, { prefix: '/agent', source: fast, htmx: 4 })
+  await app.register(htmxSse, { heartbeatMs: false, htmx: 4 })
+  await app.register(agentRoutes, { prefix: '/agent', source: fast })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
@@ -223,7 +229,7 @@ t.test('logs: pino lines become bounded slot updates', async t => {
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
   const { port } = app.server.address() as { port: number }
-  const c = await connect(`http://127.0.0.1:${port}/logs/stream`)
+  const c = await (await openPage(`http://127.0.0.1:${port}`, '/logs/')).connect()
   app.log.warn('disk <almost> full')
   await c.waitUntil(() => c.events.some(e => e.data.includes('almost')), 3000)
   for (let i = 0; i < 5; i++) app.log.info(`line ${i}`)
@@ -256,11 +262,11 @@ t.test('agent: a run whose owner stopped renewing shows its transcript as interr
   await store.append('agent', id, 'ghost', { id: 2, ev: { type: 'text', text: 'Checking <b>now</b>. ' } })
   await store.append('agent', id, 'ghost', { id: 3, ev: { type: 'tool_use', id: 'c1', name: 'get_metrics', input: { window: '1m' } } })
   const live = await (await fetch(`${base}/agent/runs/${id}`)).text()
-  t.match(live, /sse-connect="\/agent\/runs\/r00000000000000aa\/stream\?lastEventId=3"/, 'live, continuing after its last stored entry')
+  t.match(live, /sse-connect="\/_sse\/stream\?t=[^"]+&amp;lastEventId=3"/, 'live, continuing after its last stored entry')
   t.match(live, /Checking &lt;b>now&lt;\/b>\./, 'the stored transcript, escaped')
   t.match(live, /why &lt;script>\?/)
   t.match(live, /badge badge-pending/, 'the tool card as it stood')
-  const c = await connect(`${base}/agent/runs/${id}/stream?lastEventId=3`)
+  const c = await connect(liveUrl(base, live)!)
   await c.waitUntil(() => c.events.some(e => e.event === 'done'), 5000)
   c.close()
   const final = c.events.at(-2)!.data
