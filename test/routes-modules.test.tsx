@@ -1,8 +1,8 @@
 /**
  * Route-module hygiene: each module needs the core plugin (a clear error at
  * registration), keeps its scope (prefix, parsers, decorators), reuses the
- * app's own html/formbody plugins, honours `resumeScriptPath`, and answers in
- * the format `Accept` asks for. Plus `clientAssetsRoutes`.
+ * app's own html/formbody plugins, loads the scripts the core plugin serves
+ * for the app's htmx major, and answers in the format `Accept` asks for.
  */
 import t from 'tap'
 import { fastifyFormbody } from '@fastify/formbody'
@@ -10,9 +10,10 @@ import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
 import Fastify, { type FastifyPluginAsync } from 'fastify'
 import htmxSse, { type HtmxSseOptions } from '../plugin/index.js'
 import {
-  agentRoutes, chatRoutes, clientAssetsRoutes, fakeSampler, hubStatsRoutes, jobsRoutes, LogFeed, logsRoutes,
+  agentRoutes, chatRoutes, fakeSampler, hubStatsRoutes, jobsRoutes, LogFeed, logsRoutes,
   MetricsFeed, metricsRoutes, notificationsRoutes, simulatedAgent
 } from '../routes/index.js'
+import { connect } from './helpers/sse-client.js'
 
 const modules: Array<[string, FastifyPluginAsync<any>, object]> = [
   ['metrics', metricsRoutes, { feed: new MetricsFeed({ sampler: fakeSampler() }) }],
@@ -50,7 +51,7 @@ t.test('modules stay encapsulated: prefix works, the same module twice, nothing 
   await app.ready()
   t.match((await app.inject('/chat/')).body, /href="\/chat\/lobby"/)
   t.match((await app.inject('/support/')).body, /href="\/support\/help"/)
-  t.match((await app.inject('/support/help')).body, /sse-connect="\/support\/help\/stream\?lastEventId=/)
+  t.match((await app.inject('/support/help')).body, /sse-connect="\/_sse\/stream\?t=/)
   t.equal(app.hasReplyDecorator('html'), false, 'reply.html stays inside the modules')
   t.equal(app.hasContentTypeParser('application/x-www-form-urlencoded'), false, 'the form parser too')
   t.equal(app.hasRequestDecorator('accepts'), false, 'and request.accepts')
@@ -75,23 +76,41 @@ t.test('an app that registered @kitajs/fastify-html-plugin and @fastify/formbody
   t.equal(refused.statusCode, 413, 'alone, a module parses forms up to 16 KiB')
 })
 
-t.test('pages load the resume script the core plugin serves (resumeScriptPath), or none', async t => {
-  const pages = ['/notifications', '/jobs/', '/jobs/nope', '/chat/lobby', '/metrics/', '/logs/']
-  for (const [resumeScriptPath, expected] of [['/custom/resume.js', '/custom/resume.js'], [undefined, '/_sse/resume.js'], [false, undefined]] as const) {
-    const app = await appWith({ heartbeatMs: false, resumeScriptPath })
+t.test('pages load the scripts the core plugin serves for the app\'s major (htmx 2: with the resume script at resumeScriptPath)', async t => {
+  const pages = ['/notifications', '/jobs/', '/chat/lobby', '/metrics/', '/logs/', '/hub/', '/agent/']
+  const register = async (app: Awaited<ReturnType<typeof appWith>>): Promise<void> => {
     await app.register(notificationsRoutes, { prefix: '/notifications' })
     await app.register(jobsRoutes, { prefix: '/jobs' })
     await app.register(chatRoutes, { prefix: '/chat' })
     await app.register(metricsRoutes, { prefix: '/metrics', feed: new MetricsFeed({ sampler: fakeSampler() }) })
     await app.register(logsRoutes, { prefix: '/logs', feed: new LogFeed({ echo: false }) })
+    await app.register(hubStatsRoutes, { prefix: '/hub' })
+    await app.register(agentRoutes, { prefix: '/agent', source: simulatedAgent() })
+  }
+  const scriptsOf = (body: string): string[] => [...body.matchAll(/<script src="([^"]+)"/g)].map(m => m[1]!)
+  // resumeScriptPath false: the plugin does not serve it, pages still load it where the app serves it.
+  for (const [resumeScriptPath, expected, served] of [['/custom/resume.js', '/custom/resume.js', true], [undefined, '/_sse/resume.js', true], [false, '/_sse/resume.js', false]] as const) {
+    const app = await appWith({ heartbeatMs: false, resumeScriptPath })
+    await register(app)
     for (const url of pages) {
       const body = (await app.inject(url)).body
-      const scripts = [...body.matchAll(/<script src="([^"]+)"/g)].map(m => m[1])
-      t.same(scripts, ['/assets/htmx.min.js', ...(expected === undefined ? [] : [expected]), '/assets/sse.js'], `${url} with resumeScriptPath ${String(resumeScriptPath)}`)
+      t.same(scriptsOf(body), ['/_sse/assets/htmx.min.js', expected, '/_sse/assets/sse.js'], `${url} with resumeScriptPath ${String(resumeScriptPath)}`)
+      t.notMatch(body, /hx-sse:connect/, `${url}: no htmx 4 markup`)
     }
-    if (expected !== undefined) t.equal((await app.inject(expected)).statusCode, 200, `${expected} is served`)
+    t.equal((await app.inject(expected)).statusCode, served ? 200 : 404, `${expected} ${served ? 'is' : 'is not'} served`)
+    for (const file of ['/_sse/assets/htmx.min.js', '/_sse/assets/sse.js']) t.equal((await app.inject(file)).statusCode, 200, `${file} is served`)
     await app.close()
   }
+  const four = await appWith({ heartbeatMs: false, htmx: 4 })
+  t.teardown(() => four.close())
+  await register(four)
+  for (const url of pages) {
+    const body = (await four.inject(url)).body
+    t.same(scriptsOf(body), ['/_sse/assets/htmx4/htmx.min.js', '/_sse/assets/htmx4/hx-sse.js'], `htmx 4: ${url} loads htmx 4, no resume script`)
+    t.notMatch(body, /sse-connect=/, `htmx 4: ${url} has no htmx 2 markup`)
+    t.match(body, /<meta name="htmx-config" content="[^"]*noSwap/, `htmx 4: ${url} has the config its forms need`)
+  }
+  t.match((await four.inject('/notifications')).body, /hx-sse:connect="\/_sse\/stream\?t=/)
 })
 
 t.test('responses follow Accept; a JSON post with a wildcard Accept gets JSON, a form gets HTML', async t => {
@@ -168,8 +187,12 @@ t.test('text is trimmed before it is measured; every field error is reported', a
   t.match(nick.body, /Nicknames are at most 32 characters\./, 'the nickname problem first')
   t.equal((await app.inject({ method: 'POST', url: '/chat/lobby/messages', headers: hx, payload: 'nick=%20ann%20&text=%20hi%20' })).statusCode, 200)
 
-  t.equal((await app.inject('/agent/session?prompt=%20%20')).statusCode, 422, 'a blank prompt')
-  t.match((await app.inject('/agent/session?prompt=%20hello%20')).body, /sse-connect="\/agent\/stream\?prompt=hello"/, 'trimmed')
+  t.equal((await app.inject('/agent/stream?prompt=%20%20')).statusCode, 400, 'a blank prompt')
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const run = await connect(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/agent/stream?prompt=%20hello%20`)
+  const [first] = await run.waitFor(1)
+  run.close()
+  t.match(first!.data, /<q>hello<\/q>/, 'trimmed')
   const tooLong = await app.inject(`/agent/stream?prompt=${'p'.repeat(501)}`)
   t.same([tooLong.statusCode, tooLong.json()], [400, { error: 'prompt must be 1-500 characters' }])
   const runs = await app.inject({ method: 'POST', url: '/agent/runs', headers: hx, payload: 'prompt=' })
@@ -177,30 +200,4 @@ t.test('text is trimmed before it is measured; every field error is reported', a
   t.match(runs.body, /^<p class="form-error" role="alert">Write a prompt/, 'a form gets the inline error')
   const json = await app.inject({ method: 'POST', url: '/agent/runs', headers: { accept: 'application/json' }, payload: { prompt: ' ' } })
   t.same([json.statusCode, json.json()], [422, { error: 'prompt must be 1-500 characters' }])
-})
-
-t.test('clientAssetsRoutes serves exactly what Layout asks for, cached, from node_modules', async t => {
-  const app = Fastify({ logger: false })
-  t.teardown(() => app.close())
-  await app.register(clientAssetsRoutes, { prefix: '/assets' })
-  for (const name of ['htmx.min.js', 'sse.js', 'htmx4/htmx.min.js', 'htmx4/hx-sse.js']) {
-    const res = await app.inject(`/assets/${name}`)
-    t.equal(res.statusCode, 200, name)
-    t.match(res.headers['content-type'], /javascript/)
-    t.equal(res.headers['cache-control'], 'public, max-age=3600')
-    t.ok(res.headers.etag, 'with an ETag')
-    t.ok(res.body.length > 1000)
-    const again = await app.inject({ url: `/assets/${name}`, headers: { 'if-none-match': String(res.headers.etag) } })
-    t.equal(again.statusCode, 304, 'revalidates')
-    t.equal((await app.inject({ method: 'HEAD', url: `/assets/${name}` })).statusCode, 200)
-  }
-  t.match((await app.inject('/assets/htmx.min.js')).body, /htmx/)
-  t.match((await app.inject('/assets/sse.js')).body, /sse-connect/)
-  t.match((await app.inject('/assets/htmx4/htmx.min.js')).body, /version="4\.0\./, 'htmx 4 under htmx4/')
-  t.match((await app.inject('/assets/htmx4/hx-sse.js')).body, /hx-sse:connect/)
-  const gz = await app.inject({ url: '/assets/htmx.min.js', headers: { 'accept-encoding': 'gzip' } })
-  t.equal(gz.headers['content-encoding'], 'gzip', 'the .gz htmx ships')
-  for (const url of ['/assets/htmx.js', '/assets/htmx.min.js.gz', '/assets/ext/sse.js', '/assets/../package.json', '/assets/%2e%2e/package.json', '/assets/']) {
-    t.equal((await app.inject(url)).statusCode, 404, `${url}: not served`)
-  }
 })
