@@ -4,12 +4,13 @@
  */
 import t from 'tap'
 import type { ChildProcess } from 'node:child_process'
+import { liveUrl } from './helpers/live-page.js'
 import { connect, request } from './helpers/sse-client.js'
 import { startRedisServer } from './helpers/redis-server.js'
 import { freePort, spawnTsx, waitForHttp } from './helpers/process.js'
 
 async function startServer (port: number, redisUrl: string): Promise<ChildProcess> {
-  const child = spawnTsx('example-app/server.tsx', { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, LOG_LEVEL: 'warn' })
+  const child = spawnTsx('example-app/server.tsx', { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, SSE_SECRET: 'example-test-secret-0123456789', LOG_LEVEL: 'warn' })
   const status = await waitForHttp(`http://127.0.0.1:${port}/`, child)
   if (status !== 200) throw new Error(`dashboard on ${port} answered ${status}`)
   return child
@@ -28,13 +29,21 @@ t.test('two dashboard instances with REDIS_URL show the same notifications', asy
     await redis.stop()
   })
   const [portA, portB] = [await freePort(), await freePort()]
+  // Without a shared secret, neither instance could verify the pages the other signed: refused at start.
+  const unsigned = spawnTsx('example-app/server.tsx', { PORT: String(portA), HOST: '127.0.0.1', REDIS_URL: redis.url, SSE_SECRET: '', LOG_LEVEL: 'warn' }, { capture: true })
+  let said = ''
+  unsigned.stderr!.on('data', (chunk: Buffer) => { said += chunk.toString() })
+  const code = await new Promise(resolve => unsigned.once('exit', resolve))
+  t.equal(code, 1, 'REDIS_URL without SSE_SECRET: exits')
+  t.match(said, /REDIS_URL needs SSE_SECRET/, 'saying what to set')
   servers.push(await startServer(portA, redis.url))
   servers.push(await startServer(portB, redis.url))
 
   const page = (await request(`http://127.0.0.1:${portB}/`)).body
-  const connectUrl = /sse-connect="([^"]+)"/.exec(page)?.[1]?.replaceAll('&amp;', '&')
+  const connectUrl = liveUrl(`http://127.0.0.1:${portB}`, page)
   t.ok(connectUrl, 'the page on B carries its one sse-connect URL')
-  const stream = await connect(`http://127.0.0.1:${portB}${connectUrl!}`)
+  t.equal(page.match(/sse-connect=/g)?.length, 1, 'one')
+  const stream = await connect(connectUrl!)
   t.teardown(() => stream.close())
 
   const posted = await request(`http://127.0.0.1:${portA}/notifications`, {

@@ -9,6 +9,7 @@ import t, { type Test } from 'tap'
 import type { ChildProcess } from 'node:child_process'
 import { connect, request, until, type SseClient } from './helpers/sse-client.js'
 import { startRedisServer } from './helpers/redis-server.js'
+import { liveUrl } from './helpers/live-page.js'
 import { freePort, spawnTsx, waitForHttp } from './helpers/process.js'
 import { launchBrowser } from './helpers/browser.js'
 
@@ -16,7 +17,7 @@ interface Instance { port: number, url: string, child: ChildProcess }
 
 async function startInstance (redisUrl: string): Promise<Instance> {
   const port = await freePort()
-  const child = spawnTsx('example-app/server.tsx', { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, LOG_LEVEL: 'warn' })
+  const child = spawnTsx('example-app/server.tsx', { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, SSE_SECRET: 'example-test-secret-0123456789', LOG_LEVEL: 'warn' })
   const status = await waitForHttp(`http://127.0.0.1:${port}/`, child)
   if (status !== 200) throw new Error(`dashboard on ${port} answered ${status}`)
   return { port, url: `http://127.0.0.1:${port}`, child }
@@ -37,9 +38,9 @@ async function postJson (url: string, body: unknown): Promise<{ status: number, 
 
 /** The live page's connection, opened as the browser would (its cursor included). */
 async function follow (base: string, page: string): Promise<SseClient> {
-  const connectUrl = /sse-connect="([^"]+)"/.exec(page)?.[1]?.replaceAll('&amp;', '&')
-  if (connectUrl === undefined) throw new Error('the page is not live')
-  return await connect(base + connectUrl)
+  const url = liveUrl(base, page)
+  if (url === undefined) throw new Error('the page is not live')
+  return await connect(url)
 }
 
 /** A redis-server and two instances on it, all stopped (instances first: they quit their clients) at the end of `t`. */

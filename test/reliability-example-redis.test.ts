@@ -50,7 +50,7 @@ t.test('(c) npm start with REDIS_URL: Redis going away is one log line, not "Unh
   const server = await startRedisServer()
   t.teardown(() => server.stop())
   const port = await freePort()
-  const child = spawnTsx('example-app/server.tsx', { PORT: String(port), REDIS_URL: server.url, LOG_LEVEL: 'info' }, { capture: true })
+  const child = spawnTsx('example-app/server.tsx', { PORT: String(port), REDIS_URL: server.url, SSE_SECRET: 'example-test-secret-0123456789', LOG_LEVEL: 'info' }, { capture: true })
   let out = ''
   child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr!.on('data', (d: Buffer) => { out += d.toString() })

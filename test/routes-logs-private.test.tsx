@@ -6,6 +6,7 @@
 import t from 'tap'
 import { buildApp } from '../example-app/app.js'
 import { fakeSampler, formatLogRecord, LogFeed } from '../routes/index.js'
+import { liveUrl, openPage } from './helpers/live-page.js'
 import { connect, request } from './helpers/sse-client.js'
 
 t.test('a request for a private run URL never reaches another client\'s log tail; the request line does, redacted', async t => {
@@ -19,17 +20,18 @@ t.test('a request for a private run URL never reaches another client\'s log tail
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const tail = await connect(`${base}/logs/stream`)
+  const tail = await (await openPage(base, '/logs/')).connect()
   t.teardown(() => tail.close())
 
-  // Visitor A: a run of their own, its page, its stream, a mistyped URL under it.
-  const started = await request(`${base}/agent/runs`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ prompt: 'my secret plan' }) })
-  t.equal(started.status, 202)
-  const { id, url } = JSON.parse(started.body) as { id: string, url: string }
-  t.equal((await request(base + url)).status, 200)
-  const stream = await connect(`${base}${url}/stream`)
+  // Visitor A: a run of their own (from the form: its live element), its page, a mistyped URL under it.
+  const started = await request(`${base}/agent/runs`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'hx-request': 'true' }, body: 'prompt=my+secret+plan' })
+  t.equal(started.status, 200)
+  const stream = await connect(liveUrl(base, started.body)!)
   await stream.waitUntil(() => stream.events.some(e => e.event === 'done'), 10_000)
   stream.close()
+  const id = /<article id="agent-(r[0-9a-f]{16})"/.exec(stream.events[0]!.data)![1]!
+  const url = `/agent/runs/${id}`
+  t.equal((await request(base + url)).status, 200)
   t.equal((await request(`${base}${url}/oops`)).status, 404)
   app.log.warn('end of visitor traffic')
 

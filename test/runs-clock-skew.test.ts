@@ -18,7 +18,7 @@ interface Instance { url: string, child: ChildProcess }
 
 async function startInstance (redisUrl: string, env: Record<string, string> = {}): Promise<Instance> {
   const port = await freePort()
-  const child = spawnTsx('example-app/server.tsx', { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, LOG_LEVEL: 'warn', ...env })
+  const child = spawnTsx('example-app/server.tsx', { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, SSE_SECRET: 'example-test-secret-0123456789', LOG_LEVEL: 'warn', ...env })
   const status = await waitForHttp(`http://127.0.0.1:${port}/`, child)
   if (status !== 200) throw new Error(`dashboard on ${port} answered ${status}`)
   return { url: `http://127.0.0.1:${port}`, child }
