@@ -6,25 +6,30 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { notificationsRoutes } from '../routes/index.js'
 import { NotificationItem, Oob } from '../views/index.js'
+import { liveUrl } from './helpers/live-page.js'
 import { connect } from './helpers/sse-client.js'
 
 t.test('an htmx 2 and an htmx 4 subscriber of one topic: one render, byte-identical frames', async t => {
   const app = Fastify({ logger: false })
   await app.register(htmxSse, { heartbeatMs: false })
-  await app.register(notificationsRoutes, { prefix: '/two', topic: 'notifications', htmx: 2 })
-  await app.register(notificationsRoutes, { prefix: '/four', topic: 'notifications', htmx: 4 })
+  // An app moving page by page: each page picks its major (reply.live's htmx option).
+  for (const htmx of [2, 4] as const) {
+    app.get(htmx === 2 ? '/two' : '/four', async (_request, reply) => {
+      const live = await reply.live(['notifications'], { htmx })
+      return await reply.type('text/html').send(`<!doctype html><html><head>${String(live.scripts)}</head><body><ol id="notifications"></ol>${String(live.element)}</body></html>`)
+    })
+  }
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 
   const pages = [await (await fetch(`${base}/two`)).text(), await (await fetch(`${base}/four`)).text()]
-  t.match(pages[0], /sse-connect="\/two\/stream/, 'the htmx 2 page')
-  t.match(pages[1], /hx-sse:connect="\/four\/stream/, 'the htmx 4 page')
+  t.match(pages[0], /sse-connect="\/_sse\/stream/, 'the htmx 2 page')
+  t.match(pages[1], /hx-sse:connect="\/_sse\/stream/, 'the htmx 4 page')
   // What each client sends: EventSource (htmx-ext-sse), and htmx 4's fetch.
-  const two = await connect(`${base}/two/stream`, { headers: { accept: 'text/event-stream' } })
-  const four = await connect(`${base}/four/stream`, { headers: { accept: 'text/html, text/event-stream', 'hx-request': 'true' } })
+  const two = await connect(liveUrl(base, pages[0]!)!, { headers: { accept: 'text/event-stream' } })
+  const four = await connect(liveUrl(base, pages[1]!)!, { headers: { accept: 'text/html, text/event-stream', 'hx-request': 'true' } })
   t.equal(app.sseHub.stats().topics.notifications, 2)
 
   let renders = 0

@@ -4,25 +4,36 @@ import { isAbsolute } from 'node:path'
 import {
   AgentError, AgentStatus, ChatForm, ChatRoom, CoreBars, Gauge, Layout, LogLine, LogTail, LogTailEntry, MessageCard,
   MessageChunk, MetricCard, NotificationFeed, NotificationItem, ProgressBar, ProgressContainer, ResultBanner, RunDetail,
-  RunStatusBadge, Sparkline, ToolResult, ToolUseCard, assetFiles, logSlotId, metricStatus, sparklinePoints, styles,
+  RunStatusBadge, Sparkline, ToolResult, ToolUseCard, logSlotId, metricStatus, sparklinePoints, styles,
 } from '../views/index.js'
 import { render, attr, count } from './helpers/html.js'
 
-t.test('Layout: doctype, local htmx + sse scripts in order, inline styles, no CDN, no inline handlers', async (t) => {
-  const html = await render(<Layout title='Dash' resumeScript='/sse/resume.js' head={<meta name='x' content='y' />}>body</Layout>)
+/** What `reply.live` returns, as far as Layout reads it (the element tells the major). */
+const live2 = { scripts: '<script src="/_sse/assets/htmx.min.js"></script><script src="/_sse/resume.js"></script><script src="/_sse/assets/sse.js"></script>', element: '<div hidden hx-ext="sse" sse-connect="/_sse/stream?t=x" sse-swap="message" hx-swap="none"></div>' }
+const live4 = { scripts: '<script src="/_sse/assets/htmx4/htmx.min.js"></script><script src="/_sse/assets/htmx4/hx-sse.js"></script>', element: '<div hidden data-sse-connect hx-sse:connect="/_sse/stream?t=x" hx-swap="none"></div>' }
+
+t.test('Layout: doctype, the live page\'s scripts, inline styles, the config its forms need; bare mode', async (t) => {
+  const html = await render(<Layout title='Dash' live={live2} head={<meta name='x' content='y' />}>body</Layout>)
   t.ok(html.startsWith('<!doctype html><html lang="en"><head>'))
   const scripts = [...html.matchAll(/<script src="([^"]+)"><\/script>/g)].map((m) => m[1])
-  t.same(scripts, ['/assets/htmx.min.js', '/sse/resume.js', '/assets/sse.js'], 'resume script sits between htmx and sse.js')
+  t.same(scripts, ['/_sse/assets/htmx.min.js', '/_sse/resume.js', '/_sse/assets/sse.js'], 'live.scripts, as given')
   t.match(html, '<title>Dash</title>')
   t.match(html, '<meta name="x" content="y"/>')
   t.match(html, `<style>${styles}</style>`)
+  t.match(html, /<meta name="htmx-config" content="[^"]*422/, 'htmx 2: 422s swap (the forms)')
   t.match(html, '<body>body</body></html>')
   t.notMatch(html, /https?:\/\//, 'no CDN')
   t.notMatch(html, /\son[a-z]+=/, 'no inline event handlers')
-  const custom = await render(<Layout title='x' assetsPrefix='/static/' nonce='abc' />)
-  t.match(custom, '<script src="/static/htmx.min.js" nonce="abc"></script>')
-  t.throws(() => Layout({ title: 'x', assetsPrefix: 'javascript:' }), { message: /assetsPrefix/ })
-  t.throws(() => Layout({ title: 'x', resumeScript: 'data:text/javascript,alert(1)' }), { message: /resumeScript/ })
+  t.match(await render(<Layout title='x' live={live4} />), /<meta name="htmx-config" content="[^"]*noSwap/, 'htmx 4: its own config')
+  const bare = await render(<Layout title='x' live={live4} bare />)
+  t.notMatch(bare, /<style|htmx-config/, 'bare: no stylesheet, no config')
+  t.match(bare, /<script src="\/_sse\/assets\/htmx4\/htmx\.min\.js">/, 'only the scripts')
+  t.match(await render(<Layout title='x' live={live4} bare config={{ defaultSwapStyle: 'outerHTML' }} />), /htmx-config" content="\{&#34;defaultSwapStyle/, 'bare with an explicit config: that alone')
+  const staticPage = await render(<Layout title='x' nonce='abc' />)
+  t.notMatch(staticPage, /<script|htmx-config/, 'no live page: no script, no config')
+  t.match(staticPage, '<style nonce="abc">')
+  t.throws(() => Layout({ title: 'x', live: live2, children: live4.element }), { message: /loads htmx 2 but contains htmx 4 SSE markup/ }, 'a page mixing majors is a render error')
+  t.throws(() => Layout({ title: 'x', live: { scripts: '', element: '<p>not a live page</p>' } }), { message: /reply\.live/ })
   t.match(await render(Layout({ title: 'x', children: Promise.resolve('async') })), /^<!doctype html>.*async/s)
 })
 
@@ -31,22 +42,6 @@ t.test('styles: light/dark, grid, status colours', async (t) => {
   t.match(styles, 'grid-template-columns:repeat(auto-fill')
   for (const s of ['ok', 'warn', 'crit']) t.match(styles, `.status-${s}`)
   t.notMatch(styles, /<\/style/i)
-})
-
-t.test('assetFiles resolves htmx and the SSE extension from node_modules', async (t) => {
-  const files = assetFiles()
-  t.same(Object.keys(files).sort(), ['htmx.min.js', 'htmx4/htmx.min.js', 'htmx4/hx-sse.js', 'sse.js'], 'both majors by default (the asset route serves every page)')
-  for (const file of Object.values(files)) {
-    t.ok(isAbsolute(file) && existsSync(file), file)
-  }
-  t.match(files['htmx.min.js'], /htmx\.org[\\/]dist[\\/]htmx\.min\.js$/)
-  t.match(files['sse.js'], /htmx-ext-sse[\\/]dist[\\/]sse\.js$/)
-  t.match(files['htmx4/htmx.min.js'], /htmx\.org-4[\\/]dist[\\/]htmx\.min\.js$/)
-  t.match(files['htmx4/hx-sse.js'], /htmx\.org-4[\\/]dist[\\/]ext[\\/]hx-sse\.js$/)
-  t.same(Object.keys(assetFiles(2)).sort(), ['htmx.min.js', 'sse.js'])
-  t.same(Object.keys(assetFiles(4)).sort(), ['htmx4/htmx.min.js', 'htmx4/hx-sse.js'])
-  const v4 = (await import('node:fs')).readFileSync(files['htmx4/htmx.min.js']!, 'utf8')
-  t.match(v4, /version="4\.0\./, 'htmx 4.0.x')
 })
 
 t.test('metricStatus and MetricCard status classes', async (t) => {
@@ -200,20 +195,18 @@ t.test('Logs: bounded slots, OOB outerHTML entry, order by seq, sink', async (t)
   t.match(styles, /\.log-tail\{[^}]*display:flex;flex-direction:column/)
 })
 
-t.test('RunDetail: live wiring only while running, in the htmx dialect of the page', async (t) => {
-  const live = await render(<RunDetail run={{ id: 'r1', status: 'running', startedAt: 0 }} streamUrl='/runs/r1/stream' lastEventId='9'>step 1</RunDetail>)
+t.test('RunDetail: the page\'s connect element only while running, inside the run', async (t) => {
+  const element = '<div hidden hx-ext="sse" sse-connect="/_sse/stream?t=x" sse-swap="message" hx-swap="none" sse-close="done"></div>'
+  const live = await render(<RunDetail run={{ id: 'r1', status: 'running', startedAt: 0 }} live={element}>step 1</RunDetail>)
   t.match(live, /^<section id="run-r1" class="card run" data-status="running">/)
   t.match(live, '<div id="run-r1-body" class="run-body">step 1</div>')
-  t.match(live, '<div hidden hx-ext="sse" sse-connect="/runs/r1/stream?lastEventId=9" sse-swap="message" hx-swap="none" sse-close="done"></div></section>')
+  t.match(live, `${element}</section>`, 'the element goes with the run when its last update replaces it')
   t.match(live, '<span id="run-r1-status" class="badge badge-running" role="status">running</span>')
   t.match(live, 'started <time datetime="1970-01-01T00:00:00.000Z">')
-  const four = await render(<RunDetail htmx={4} run={{ id: 'r2', status: 'running' }} streamUrl='/s' closeOn='end' resetUrl='/_sse/refresh' />)
-  t.match(four, '<div hidden data-sse-connect hx-sse:connect="/s" hx-swap="none" hx-sse:close="end">')
-  t.notMatch(four, /sse-connect=|hx-ext/)
-  const oob = await render(<RunDetail oob run={{ id: 'r3', status: 'done' }} streamUrl='/s' />)
+  const oob = await render(<RunDetail oob run={{ id: 'r3', status: 'done' }} live={element} />)
   t.match(oob, /^<section id="run-r3" class="card run" data-status="done" hx-swap-oob="true">/)
   for (const status of ['done', 'failed', 'cancelled'] as const) {
-    const html = await render(<RunDetail run={{ id: 'r1', status, title: 'Nightly', finishedAt: 0 }} streamUrl='/runs/r1/stream'>final</RunDetail>)
+    const html = await render(<RunDetail run={{ id: 'r1', status, title: 'Nightly', finishedAt: 0 }} live={element}>final</RunDetail>)
     t.notMatch(html, /hx-ext|sse-connect|sse-swap|sse-close|hx-swap|hx-sse/, `${status}: static`)
     t.match(html, `<section id="run-r1" class="card run" data-status="${status}">`)
     t.match(html, `badge-${status}`)
@@ -221,6 +214,5 @@ t.test('RunDetail: live wiring only while running, in the htmx dialect of the pa
     t.match(html, '<h2>Nightly</h2>')
   }
   t.equal(await render(<RunStatusBadge runId='r1' status='done' oob />), '<span id="run-r1-status" class="badge badge-done" role="status" hx-swap-oob="true">done</span>')
-  t.throws(() => RunDetail({ run: { id: 'a b', status: 'done' }, streamUrl: '/s' }), TypeError)
-  t.throws(() => RunDetail({ run: { id: 'r', status: 'running' }, streamUrl: 'javascript:x' }), { message: /^url:/ })
+  t.throws(() => RunDetail({ run: { id: 'a b', status: 'done' } }), TypeError)
 })

@@ -33,7 +33,7 @@ export function mistakes (): JSX.Element[] {
     // @ts-expect-error progress value is a number (clamped), not a string
     <ProgressBar value='50%' label='x' />,
     // @ts-expect-error run status is a closed set
-    <RunDetail run={{ id: 'r', status: 'queued' }} streamUrl='/s' />,
+    <RunDetail run={{ id: 'r', status: 'queued' }} />,
   ]
 }
 
