@@ -9,7 +9,7 @@ import t from 'tap'
 import { publishMessage } from '../routes/chat.js'
 import { publishNotification } from '../routes/notifications.js'
 import { launch, startDashboard, type LaunchedBrowser } from './helpers/browser.js'
-import { connectElements, pageHtmx, STREAM_PATH, watch } from './helpers/dashboard-suite.js'
+import { connectElements, pageHtmx, watch } from './helpers/dashboard-suite.js'
 
 let browser: LaunchedBrowser
 t.before(async () => { browser = await launch() })

@@ -1,6 +1,4 @@
 import t from 'tap'
-import { existsSync } from 'node:fs'
-import { isAbsolute } from 'node:path'
 import {
   AgentError, AgentStatus, ChatForm, ChatRoom, CoreBars, Gauge, Layout, LogLine, LogTail, LogTailEntry, MessageCard,
   MessageChunk, MetricCard, NotificationFeed, NotificationItem, ProgressBar, ProgressContainer, ResultBanner, RunDetail,
