@@ -57,7 +57,8 @@ async function measure (pages: number): Promise<{ pages: number, cpuPct: number,
       const html = await get(`${base}/`)
       const connect = /sse-connect="([^"]+)"/.exec(html)?.[1]?.replaceAll('&amp;', '&')
       if (connect === undefined) throw new Error('no sse-connect on the page')
-      streams.push(openStream(base + connect))
+      // What the resume script adds to an htmx 2 page's connection (the stream route refuses one without it).
+      streams.push(openStream(`${base}${connect}&sseResume=1`))
     }
     await sleep(3000) // let samplers warm up
     const t0 = cpuTicks(server.pid!)

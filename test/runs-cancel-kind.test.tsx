@@ -45,6 +45,8 @@ function gated (): { source: AgentSource, release: () => void } {
 async function serve (t: Test, register: (app: FastifyInstance) => Promise<void>): Promise<{ app: FastifyInstance, url: string }> {
   const app = Fastify({ logger: false })
   await app.register(htmxSse, { heartbeatMs: false })
+  // A run's topic from a given id, as its page's connection reads it (the modules have no stream routes of their own).
+  app.get<{ Params: { topic: string } }>('/topic/:topic', (request, reply) => reply.sse({ topics: [request.params.topic] }))
   await register(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
@@ -126,7 +128,7 @@ t.test('an agent owner that stalls past its lease publishes nothing after the in
 
   const cursor = await app.sseHub.head() ?? '0'
   const id = await owner.start('stall')
-  const watch = await connect(`${url}/agent/runs/${id}/stream?lastEventId=${cursor}`)
+  const watch = await connect(`${url}/topic/${encodeURIComponent(owner.topicOf(id))}?lastEventId=${cursor}`)
   t.teardown(() => watch.close())
   await watch.waitUntil(() => watch.events.some(e => e.data.includes('before')), 5000)
   frozen = true
@@ -137,7 +139,7 @@ t.test('an agent owner that stalls past its lease publishes nothing after the in
   await owner.settled()
   // Everything the topic holds, replayed from before the run, up to a marker published now.
   await app.sseHub.publish(owner.topicOf(id), { event: 'marker', data: 'end of test' })
-  const replay = await connect(`${url}/agent/runs/${id}/stream?lastEventId=${cursor}`)
+  const replay = await connect(`${url}/topic/${encodeURIComponent(owner.topicOf(id))}?lastEventId=${cursor}`)
   t.teardown(() => replay.close())
   await replay.waitUntil(() => replay.events.some(e => e.event === 'marker'), 5000)
   const names = replay.events.map(e => e.event ?? 'update')

@@ -44,6 +44,8 @@ async function start (t: Test, runners: { jobs: JobRunner, agent?: AgentRunner }
   const stream = new Writable({ write (chunk, _enc, done) { lines.push(String(chunk)); done() } })
   const app = Fastify({ logger: { level: 'warn', stream } })
   await app.register(htmxSse, { heartbeatMs: false })
+  // A run's topic from a given id, as its page's connection reads it (the modules have no stream routes of their own).
+  app.get<{ Params: { topic: string } }>('/topic/:topic', (request, reply) => reply.sse({ topics: [request.params.topic] }))
   await app.register(jobsRoutes, { prefix: '/jobs', runner: runners.jobs })
   if (runners.agent !== undefined) await app.register(agentRoutes, { prefix: '/agent', runner: runners.agent })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -60,7 +62,7 @@ t.test('a job that finishes during a stall is stored as done once Redis answers;
   const jobs = new JobRunner({ store: store(), tickMs: 50, stages: [{ name: 'Work', durationMs: 100 }] })
   const { url, lines } = await start(t, { jobs })
   const job = (await jobs.start({ title: 'finishes in a stall' }))!
-  const watch = await connect(`${url}/jobs/${job.id}/stream`)
+  const watch = await connect(`${url}/topic/${encodeURIComponent(jobs.topicOf(job.id))}`)
   t.teardown(() => watch.close())
   await stall(800)
   await watch.waitUntil(() => watch.events.some(e => e.event === 'done'), 10_000)
@@ -102,7 +104,7 @@ t.test('an agent run that ends during a stall: its last event is recorded once, 
   const { app, url } = await start(t, { jobs, agent })
   const cursor = await app.sseHub.head() ?? '0'
   const before = await (await fetch(`${url}/agent/runs`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ prompt: 'stall me' }) })).json() as { id: string, url: string }
-  const watch = await connect(`${url}${before.url}/stream?lastEventId=${cursor}`)
+  const watch = await connect(`${url}/topic/${encodeURIComponent(agent.topicOf(before.id))}?lastEventId=${cursor}`)
   t.teardown(() => watch.close())
   // Published, so recorded (an event is recorded before it is published).
   await watch.waitUntil(() => watch.events.some(e => e.data.includes('first words')), 5000)
