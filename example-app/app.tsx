@@ -12,7 +12,9 @@ import os from 'node:os'
 import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
 import Fastify, { type FastifyInstance } from 'fastify'
 import htmxSse, { type HubTransport } from 'fastify-htmx-sse'
-import { AgentPanel, htmxVersion, JobsPanel, type HtmxVersion } from 'fastify-htmx-sse/views'
+import { AgentPanel } from '../views/agent.js'
+import { htmxVersion, type HtmxVersion } from '../views/sse.js'
+import { JobsPanel } from '../views/jobs.js'
 import {
   AgentRunner, agentRoutes, ChatPanel, chatRoutes, chatTopic, clientAssetsRoutes, HubStatsFeed, hubStatsRoutes,
   JobRunner, jobsRoutes, LogFeed, logsRoutes, MetricsFeed, metricsRoutes, NotificationsPanel,

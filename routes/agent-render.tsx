@@ -5,10 +5,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { SseEvent } from '../plugin/index.js'
-import {
-  AgentError, AgentStatus, AgentTranscript, MessageChunk, Oob, SSE_CLOSE_EVENT, ToolResult, ToolUseCard,
-  type AgentItem, type AgentState
-} from '../views/index.js'
+import { AgentTranscript, MessageChunk } from '../views/index.js'
+import { AgentError, AgentStatus, ToolResult, ToolUseCard, type AgentItem, type AgentState } from '../views/agent.js'
+import { Oob, SSE_CLOSE_EVENT } from '../views/sse.js'
 import { coalesceWhitespace, type AgentEvent, type AgentSource } from './agent-source.js'
 
 /** What a run's transcript records: the source's events, and how a run ended without them. */

@@ -6,8 +6,10 @@
  * re-exported here).
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { parseId, type SseEvent, type SseHub } from '../plugin/index.js'
-import { agentRunStatus, type RunStatus } from '../views/index.js'
+import type { SseEvent, SseHub } from '../plugin/index.js'
+import { parseId } from '../plugin/transport.js'
+import { agentRunStatus } from '../views/agent.js'
+import type { RunStatus } from '../views/run.js'
 import { retryStore, RunLeases, type RunLeaseOptions } from './run-lease.js'
 import { instanceId, MemoryRunStore, type RunStore, type StoredRun } from './run-store.js'
 import { coalesceWhitespace, simulatedAgent, type AgentSource } from './agent-source.js'

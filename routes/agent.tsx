@@ -15,7 +15,8 @@
  *    POST answers with the run's stream itself; htmx 2: with a connect
  *    element for `GET /runs/:id/stream`.
  */
-import { AgentError, Oob, SSE_CLOSE_EVENT } from '../views/index.js'
+import { AgentError } from '../views/agent.js'
+import { Oob, SSE_CLOSE_EVENT } from '../views/sse.js'
 import { agentEvents, AgentRunner, AgentRunSnapshot, AgentRunsFullError, DONE_EVENT, RUN_ID, type AgentSource } from './agent-runner.js'
 import type { RunStore } from './run-store.js'
 import { acceptForms, htmxOf, isHtmx, pageCursor, PageConnect, RoutePage, routeModule, trimFields, wantsJson, type HtmxOption } from './util.js'

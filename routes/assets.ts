@@ -17,7 +17,7 @@ import { basename, dirname } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { assetFiles } from '../views/index.js'
+import { assetFiles } from '../views/layout.js'
 
 export interface ClientAssetsOptions {
   /** `Cache-Control` max-age, ms. Default 3 600 000 (one hour: the URLs carry no version). */

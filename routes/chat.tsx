@@ -7,7 +7,9 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyReply } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
-import { ChatForm, MessageCard, Oob, oobContent } from '../views/index.js'
+import { MessageCard } from '../views/index.js'
+import { ChatForm } from '../views/chat.js'
+import { Oob, oobContent } from '../views/sse.js'
 import { acceptForms, compileSchema, field, fieldProblems, htmxOf, isHtmx, PageConnect, pageCursor, RoutePage, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type HtmxOption, type SchemaError } from './util.js'
 
 export const ROOM_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/

@@ -16,7 +16,9 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
-import { currentStage, JobFinished, JobListUpdate, JobProgress, SSE_CLOSE_EVENT, type Job, type JobStage, type RunStatus } from '../views/index.js'
+import { currentStage, JobFinished, JobListUpdate, JobProgress, type Job, type JobStage } from '../views/jobs.js'
+import { SSE_CLOSE_EVENT } from '../views/sse.js'
+import type { RunStatus } from '../views/run.js'
 import { retryStore, RunLeases, type RunLeaseOptions } from './run-lease.js'
 import { instanceId, MemoryRunStore, type NewRun, type RunStore, type StoredRun } from './run-store.js'
 

@@ -9,7 +9,8 @@
  */
 import type { Children } from '@kitajs/html'
 import type { FastifyInstance } from 'fastify'
-import { JobActions, JobFinished, JobList, JobRun, SSE_CLOSE_EVENT, type HtmxVersion } from '../views/index.js'
+import { JobActions, JobFinished, JobList, JobRun } from '../views/jobs.js'
+import { SSE_CLOSE_EVENT, type HtmxVersion } from '../views/sse.js'
 import { JobRunner, type JobsOptions } from './job-runner.js'
 import { acceptForms, htmxOf, isHtmx, pageCursor, RoutePage, routeModule, wantsJson, type HtmxOption } from './util.js'
 

@@ -9,7 +9,7 @@
  * run's URL is its only key) are replaced, in paths and messages alike.
  */
 import type { SseHub } from '../plugin/index.js'
-import { LogTail, LogTailEntry, type LogLevel, type SequencedLogLine } from '../views/index.js'
+import { LogTail, LogTailEntry, type LogLevel, type SequencedLogLine } from '../views/logs.js'
 import { htmxOf, PageConnect, pageCursor, RoutePage, routeModule, type HtmxOption } from './util.js'
 
 const LEVELS: Record<number, LogLevel> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }

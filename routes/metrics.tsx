@@ -7,7 +7,9 @@
 import os from 'node:os'
 import type { FastifyBaseLogger } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
-import { CoreBars, MetricCard, Oob, type Thresholds } from '../views/index.js'
+import { MetricCard } from '../views/index.js'
+import { CoreBars, type Thresholds } from '../views/metrics.js'
+import { Oob } from '../views/sse.js'
 import { htmxOf, PageConnect, pageCursor, RoutePage, routeModule, Watchers, watchedStreamRoute, type HtmxOption } from './util.js'
 
 /** One reading of the machine. Percentages are 0..100, sizes in bytes, rates in bytes/s. */

@@ -6,7 +6,10 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { SseHub } from '../plugin/index.js'
-import { NotificationFeed, NotificationItem, Oob, oobContent, swap422, type NotificationLevel } from '../views/index.js'
+import { NotificationItem } from '../views/index.js'
+import { NotificationFeed, type NotificationLevel } from '../views/notifications.js'
+import { Oob, oobContent } from '../views/sse.js'
+import { swap422 } from '../views/layout.js'
 import { acceptForms, charCount, compileSchema, field, fieldProblems, htmxOf, isHtmx, PageConnect, pageCursor, RoutePage, routeModule, trimFields, trimmedCopy, trusted, upTo, wantsJson, type HtmxOption, type SchemaError } from './util.js'
 
 export const NOTIFICATION_LEVELS: readonly NotificationLevel[] = ['info', 'success', 'warning', 'error']

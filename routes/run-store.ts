@@ -10,7 +10,7 @@
  * instances on the Redis the hub already uses, and keeps them across restarts.
  */
 import { hostname } from 'node:os'
-import type { RunStatus } from '../views/index.js'
+import type { RunStatus } from '../views/run.js'
 
 /** One run as stored. `data` is the runner's own JSON state (job progress, an agent's prompt). */
 export interface StoredRun {

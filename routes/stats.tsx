@@ -3,7 +3,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { HubStats, SseHub } from '../plugin/index.js'
-import { Oob } from '../views/index.js'
+import { Oob } from '../views/sse.js'
 import { htmxOf, PageConnect, RoutePage, routeModule, Watchers, watchedStreamRoute, type HtmxOption } from './util.js'
 
 export interface HubStatsOptions {

@@ -11,10 +11,12 @@ import { Ajv } from 'ajv'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, FastifyReply, FastifyRequest } from 'fastify'
 import { sameOriginHook } from './same-origin.js'
 import fp from 'fastify-plugin'
-import { parseId, type HubMessage, type SseHub } from '../plugin/index.js'
+import type { HubMessage, SseHub } from '../plugin/index.js'
+import { parseId } from '../plugin/transport.js'
 import { routeStyles } from './styles.js'
 import type { Children } from '@kitajs/html'
-import { htmxVersion, Layout, SseConnect, type HtmxVersion } from '../views/index.js'
+import { Layout, SseConnect } from '../views/index.js'
+import { htmxVersion, type HtmxVersion } from '../views/sse.js'
 
 /**
  * Counts live watchers (SSE streams) and runs `start` with the first and

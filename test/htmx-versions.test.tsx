@@ -7,7 +7,8 @@ import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
 import { notificationsRoutes } from '../routes/index.js'
-import { NotificationItem, Oob } from '../views/index.js'
+import { NotificationItem } from '../views/index.js'
+import { Oob } from '../views/sse.js'
 import { connect } from './helpers/sse-client.js'
 
 t.test('an htmx 2 and an htmx 4 subscriber of one topic: one render, byte-identical frames', async t => {

@@ -1,11 +1,14 @@
 import t from 'tap'
 import { existsSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
-import {
-  AgentError, AgentStatus, ChatForm, ChatRoom, CoreBars, Gauge, Layout, LogLine, LogTail, LogTailEntry, MessageCard,
-  MessageChunk, MetricCard, NotificationFeed, NotificationItem, ProgressBar, ProgressContainer, ResultBanner, RunDetail,
-  RunStatusBadge, Sparkline, ToolResult, ToolUseCard, assetFiles, logSlotId, metricStatus, sparklinePoints, styles,
-} from '../views/index.js'
+import { Layout, LogLine, MessageCard, MessageChunk, MetricCard, NotificationItem, ProgressBar, RunDetail, RunStatusBadge, styles } from '../views/index.js'
+import { AgentError, AgentStatus, ToolResult, ToolUseCard } from '../views/agent.js'
+import { ChatForm, ChatRoom } from '../views/chat.js'
+import { CoreBars, Gauge, Sparkline, metricStatus, sparklinePoints } from '../views/metrics.js'
+import { LogTail, LogTailEntry, logSlotId } from '../views/logs.js'
+import { NotificationFeed } from '../views/notifications.js'
+import { ProgressContainer, ResultBanner } from '../views/progress.js'
+import { assetFiles } from '../views/layout.js'
 import { render, attr, count } from './helpers/html.js'
 
 t.test('Layout: doctype, local htmx + sse scripts in order, inline styles, no CDN, no inline handlers', async (t) => {

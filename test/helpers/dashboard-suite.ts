@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap'
 import type { Page } from 'playwright-core'
-import type { HtmxVersion } from '../../views/index.js'
+import type { HtmxVersion } from '../../views/sse.js'
 import { launch, startDashboard, type LaunchedBrowser, type RunningApp } from './browser.js'
 
 /** Requests a page made to the dashboard's stream, and its console errors and warnings. */
