@@ -7,6 +7,7 @@
 import os from 'node:os'
 import type { FastifyBaseLogger } from 'fastify'
 import type { SseHub } from '../plugin/index.js'
+import { missingPeer } from '../plugin/errors.js'
 import { MetricCard } from '../views/index.js'
 import { CoreBars, type Thresholds } from '../views/metrics.js'
 import { Oob } from '../views/sse.js'
@@ -37,7 +38,10 @@ export interface Sampler {
 /** Samples the machine with `systeminformation` (CPU, memory, disk, network) and `os.loadavg()`. */
 export function systemSampler (): Sampler {
   let si: typeof import('systeminformation') | undefined
-  const load = async (): Promise<typeof import('systeminformation')> => (si ??= (await import('systeminformation')).default)
+  // An optional peer: only this sampler needs it, and it says so when it is missing.
+  const load = async (): Promise<typeof import('systeminformation')> => (si ??= (await import('systeminformation').catch((err: unknown) => {
+    throw missingPeer(err, 'systeminformation', 'systemSampler() (the metrics routes\' default sampler; or pass a sampler of your own)')
+  })).default)
   let warmed = false
   return {
     async warmUp () {
