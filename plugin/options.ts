@@ -31,7 +31,9 @@ export function onlyKnown (options: unknown, known: readonly string[], where: st
   if (options === null || typeof options !== 'object') throw invalidOption(where, `must be an object, got ${shown(options)}`)
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue
-    const near = known.find(k => k.toLowerCase() === key.toLowerCase())
+    const lower = key.toLowerCase()
+    // A different case or a missing (or extra) tail: `HeartbeatMs`, `heartbeat`, `maxTopic`.
+    const near = known.find(k => k.toLowerCase() === lower) ?? known.find(k => lower.length >= 4 && (k.toLowerCase().startsWith(lower) || lower.startsWith(k.toLowerCase())))
     throw invalidOption(`${key}${where === 'options' ? '' : ` (${where})`}`, `is not an option${near === undefined ? '' : ` (did you mean ${near}?)`}; the options are ${known.join(', ')}`)
   }
 }
