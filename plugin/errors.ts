@@ -48,6 +48,19 @@ export const SseInvalidOptionError = createError('HTMX_SSE_INVALID_OPTION', 'fas
 /** A live page's stream URL whose signed topic list is missing, tampered with, or signed with an unknown secret (403 before any byte). */
 export const SseInvalidTokenError = createError('HTMX_SSE_INVALID_TOKEN', '%s', 403)
 
+/** An optional peer dependency that a feature needs is not installed (e.g. `systeminformation` for the metrics sampler). */
+export const SseMissingPeerError = createError<'HTMX_SSE_MISSING_PEER', 500, [string, string, string, { cause: unknown }?]>('HTMX_SSE_MISSING_PEER', '%s needs the optional peer dependency %s: npm install %s', 500)
+
+/**
+ * What a dynamic import of an optional peer rejected with: the coded error
+ * when the package itself is missing, anything else as it was.
+ */
+export function missingPeer (err: unknown, peer: string, feature: string): unknown {
+  const code = (err as { code?: unknown } | null)?.code
+  const missing = (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && err instanceof Error && err.message.includes(`'${peer}'`)
+  return missing ? new SseMissingPeerError(feature, peer, peer, { cause: err }) : err
+}
+
 /** All of the above, by name: `err instanceof errors.SseForbiddenError`, or match `err.code`. */
 export const errors = {
   SseInvalidEventError,
@@ -63,5 +76,6 @@ export const errors = {
   SseHubClosedError,
   SseRedisUnavailableError,
   SseInvalidOptionError,
-  SseInvalidTokenError
+  SseInvalidTokenError,
+  SseMissingPeerError
 } as const

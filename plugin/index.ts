@@ -11,9 +11,9 @@ import { Admission, type Authorize } from './admission.js'
 import { SseHub } from './hub.js'
 import { PreRequestSockets } from './pre-request-sockets.js'
 import { serveAssets } from './assets.js'
-import { SseInvalidOptionError } from './errors.js'
 import { liveStreamRoute, livePage, type LiveOptions, type LivePage, type LiveSettings } from './live.js'
 import { normalizeSecrets, type LiveSecret } from './live-token.js'
+import * as option from './options.js'
 import { openStream, type ReplyContext, type SseSource, type SseTopicsOptions } from './reply.js'
 import { RESUME_SCRIPT } from './resume.js'
 import { FlushScheduler, Heartbeat } from './scheduler.js'
@@ -48,7 +48,11 @@ export interface HtmxSseOptions {
   retryMs?: number
   /** Unsent bytes per connection before it is closed as a slow consumer. Default 1 MiB. */
   maxBufferedBytes?: number
-  /** Events kept per topic for Last-Event-ID replay (default in-process transport). Default 1 000. */
+  /**
+   * Events kept per topic for Last-Event-ID replay by the default in-process
+   * transport. Default 1 000. With `transport`, which keeps its own history,
+   * it is an error: set it there (`redisTransport({ redis, history })`).
+   */
   history?: number
   /**
    * The largest share of the event loop's time that writing to SSE sockets
@@ -129,44 +133,80 @@ declare module 'fastify' {
   }
 }
 
-function positive (name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`fastify-htmx-sse: option ${name} must be a positive number, got ${String(value)}`)
-  return value
-}
+/** Every key of HtmxSseOptions: the compiler refuses this object when one is missing or extra. */
+const OPTION_KEYS = Object.keys({
+  htmx: 0,
+  secret: 0,
+  liveTtlMs: 0,
+  assetsPath: 0,
+  streamPath: 0,
+  heartbeatMs: 0,
+  retryMs: 0,
+  maxBufferedBytes: 0,
+  history: 0,
+  maxWriteShare: 0,
+  transport: 0,
+  authorize: 0,
+  authorizeTimeoutMs: 0,
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
+  resumeScriptPath: 0,
+  refreshPath: 0,
+  closePreRequestSockets: 0
+} satisfies Record<keyof HtmxSseOptions, 0>)
+/** What Fastify's register() passes along with the plugin's own options. */
+const REGISTER_KEYS = ['prefix', 'logLevel', 'logSerializers']
+const TRANSPORT_METHODS = ['start', 'publish', 'since', 'history', 'head', 'close']
 
-function pathOption (name: string, value: unknown, fallback: string): string {
-  if (value === undefined) return fallback
-  if (typeof value !== 'string' || !/^\/[\w\-./]*[\w-]$/.test(value) || value.includes('//')) {
-    throw new SseInvalidOptionError(name, `must be an absolute URL path like ${fallback}, got ${JSON.stringify(value)}`)
+/** All options, validated before the plugin does anything: a bad one fails registration with HTMX_SSE_INVALID_OPTION. */
+function resolveOptions (options: HtmxSseOptions) {
+  option.onlyKnown(options, [...OPTION_KEYS, ...REGISTER_KEYS], 'options')
+  const transport = options.transport === undefined ? undefined : option.withMethods<HubTransport>('transport', options.transport, TRANSPORT_METHODS)
+  if (transport !== undefined && options.history !== undefined) {
+    throw option.invalidOption('history', 'cannot be used with transport: the transport keeps the history (memoryTransport({ history }), redisTransport({ redis, history }))')
   }
-  return value
+  const shared = transport !== undefined && !(transport instanceof MemoryTransport)
+  if (shared && options.secret === undefined) {
+    throw option.invalidOption('secret', 'is required with a shared transport: every instance must verify the live pages the others signed (e.g. secret: process.env.SSE_SECRET)')
+  }
+  return {
+    htmx: option.oneOf('htmx', options.htmx, [2, 4] as const, 2),
+    secrets: options.secret === undefined ? undefined : normalizeSecrets(options.secret),
+    liveTtlMs: option.duration('liveTtlMs', options.liveTtlMs, 12 * 3600_000, 1000),
+    assetsPath: option.urlPath('assetsPath', options.assetsPath, '/_sse/assets'),
+    streamPath: option.urlPath('streamPath', options.streamPath, '/_sse/stream'),
+    heartbeatMs: options.heartbeatMs === false ? false as const : option.positiveNumber('heartbeatMs', options.heartbeatMs, 15_000),
+    retryMs: option.positiveNumber('retryMs', options.retryMs, 3_000),
+    maxBufferedBytes: option.positiveNumber('maxBufferedBytes', options.maxBufferedBytes, 1 << 20),
+    transport: transport ?? new MemoryTransport({ history: option.integer('history', options.history, 1_000, 0) }),
+    maxWriteShare: option.share('maxWriteShare', options.maxWriteShare, 0.6),
+    authorize: option.optionalFunction<Authorize>('authorize', options.authorize),
+    authorizeTimeoutMs: option.positiveNumber('authorizeTimeoutMs', options.authorizeTimeoutMs, 10_000),
+    maxConnections: option.positiveNumber('maxConnections', options.maxConnections, Infinity),
+    maxConnectionsPerIp: option.positiveNumber('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
+    resumeScriptPath: option.urlPathOrFalse('resumeScriptPath', options.resumeScriptPath, '/_sse/resume.js'),
+    refreshPath: option.urlPathOrFalse('refreshPath', options.refreshPath, '/_sse/refresh'),
+    closePreRequestSockets: option.boolean('closePreRequestSockets', options.closePreRequestSockets, true)
+  }
 }
 
 const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance, options: HtmxSseOptions) => {
-  const heartbeatMs = options.heartbeatMs === false ? false : positive('heartbeatMs', options.heartbeatMs, 15_000)
-  const retryMs = positive('retryMs', options.retryMs, 3_000)
-  const history = options.history ?? 1_000
-  if (!Number.isSafeInteger(history) || history < 0) throw new TypeError('fastify-htmx-sse: option history must be a non-negative integer')
-  if (options.authorize !== undefined && typeof options.authorize !== 'function') throw new TypeError('fastify-htmx-sse: option authorize must be a function')
-
+  const settings = resolveOptions(options)
+  const { heartbeatMs, retryMs, maxBufferedBytes, htmx, liveTtlMs, assetsPath, streamPath } = settings
   const counters = { delivered: 0, writes: 0, evicted: 0 }
-  const maxWriteShare = options.maxWriteShare ?? 0.6
-  if (typeof maxWriteShare !== 'number' || !(maxWriteShare > 0 && maxWriteShare <= 1)) throw new TypeError(`fastify-htmx-sse: option maxWriteShare must be a number in (0, 1], got ${String(maxWriteShare)}`)
-  const scheduler = new FlushScheduler({ maxWriteShare })
-  const maxBufferedBytes = positive('maxBufferedBytes', options.maxBufferedBytes, 1 << 20)
+  const scheduler = new FlushScheduler({ maxWriteShare: settings.maxWriteShare })
   const hub = new SseHub({
-    transport: options.transport ?? new MemoryTransport({ history }),
+    transport: settings.transport,
     scheduler,
     log: app.log,
     maxBufferedBytes,
     counters
   })
   const admission = new Admission({
-    maxConnections: positive('maxConnections', options.maxConnections, Infinity),
-    maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, Infinity),
-    authorize: options.authorize,
-    authorizeTimeoutMs: positive('authorizeTimeoutMs', options.authorizeTimeoutMs, 10_000)
+    maxConnections: settings.maxConnections,
+    maxConnectionsPerIp: settings.maxConnectionsPerIp,
+    authorize: settings.authorize,
+    authorizeTimeoutMs: settings.authorizeTimeoutMs
   })
   const ctx: ReplyContext = {
     log: app.log,
@@ -182,16 +222,8 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
     completion: { warned: false }
   }
 
-  const htmx = options.htmx ?? 2
-  if (htmx !== 2 && htmx !== 4) throw new SseInvalidOptionError('htmx', `must be 2 or 4, got ${JSON.stringify(htmx)}`)
-  if (options.secret === undefined && options.transport !== undefined && !(options.transport instanceof MemoryTransport)) {
-    throw new SseInvalidOptionError('secret', 'is required with a shared transport: every instance must verify the live pages the others signed (e.g. secret: process.env.SSE_SECRET)')
-  }
-  const ownSecret = options.secret === undefined
-  const secrets = ownSecret ? [randomBytes(32)] : normalizeSecrets(options.secret)
-  const liveTtlMs = positive('liveTtlMs', options.liveTtlMs, 12 * 3600_000)
-  const assetsPath = pathOption('assetsPath', options.assetsPath, '/_sse/assets')
-  const streamPath = pathOption('streamPath', options.streamPath, '/_sse/stream')
+  const ownSecret = settings.secrets === undefined
+  const secrets = settings.secrets ?? [randomBytes(32)]
 
   await hub.start()
   app.decorate('sseHub', hub)
@@ -199,8 +231,8 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
     return openStream(this, ctx, source)
   })
 
-  const resumePath = options.resumeScriptPath ?? '/_sse/resume.js'
-  const refreshPath = options.refreshPath ?? '/_sse/refresh'
+  const resumePath = settings.resumeScriptPath
+  const refreshPath = settings.refreshPath
   app.decorate('htmxSse', Object.freeze({ htmx, assetsPath, streamPath, resumeScriptPath: resumePath, refreshPath }))
   const live: LiveSettings = {
     htmx,
@@ -230,7 +262,7 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   }
 
   // http2 sessions are Fastify's to close; plain and TLS HTTP/1 sockets are ours to reap.
-  const preRequest = app.initialConfig.http2 === true || options.closePreRequestSockets === false ? undefined : new PreRequestSockets(app.server as HttpServer)
+  const preRequest = app.initialConfig.http2 === true || !settings.closePreRequestSockets ? undefined : new PreRequestSockets(app.server as HttpServer)
   app.addHook('preClose', async () => {
     preRequest?.close()
     const sessions = admission.shutdown()
@@ -249,16 +281,16 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
 }
 
 export default fp(htmxSse, { fastify: '5.x', name: 'fastify-htmx-sse' })
-export { htmxSse }
-export { SseHub, TOPIC_PATTERN, MAX_TOPICS_PER_CONNECTION, type HubEvent, type HubStats } from './hub.js'
-export { SseStream, type AwaitableSseStream, type SseData, type SseEvent, type SseEventFields, type SseClosed } from './stream.js'
+// Every name below is a promise kept under semver: what a user calls or types,
+// nothing the plugin only uses itself. The hub and streams are made by the
+// plugin, so their classes are types here: `new SseHub()` must not compile.
+export type { SseHub, HubEvent, HubStats } from './hub.js'
+export type { SseStream, AwaitableSseStream, SseData, SseEvent, SseClosed } from './stream.js'
 export type { SseCloseReason } from './session.js'
 export type { SseSource, SseTopicsOptions } from './reply.js'
 export type { Authorize } from './admission.js'
-export { encodeEvent, encodeEventText, encodeComment, eventNameProblem, Frame, type EncodableEvent } from './encode.js'
-export * from './errors.js'
-export { MemoryTransport, memoryTransport, type MemoryTransportOptions } from './transports/memory.js'
-export { parseId, type HubTransport, type HubMessage, type PublishInput, type SincePage, type SinceResult } from './transport.js'
-export { RESUME_SCRIPT } from './resume.js'
 export type { LiveOptions, LivePage } from './live.js'
 export type { LiveSecret } from './live-token.js'
+export type { HubTransport, HubMessage, PublishInput, SincePage, SinceResult } from './transport.js'
+export { memoryTransport, type MemoryTransportOptions } from './transports/memory.js'
+export { errors } from './errors.js'

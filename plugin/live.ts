@@ -21,12 +21,13 @@
 import type { Children } from '@kitajs/html'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { assetScripts } from './assets.js'
-import { SseInvalidOptionError, SseInvalidTokenError } from './errors.js'
+import { SseInvalidTokenError } from './errors.js'
 import type { SseHub } from './hub.js'
 import { signTopics, verifyTopics, type HtmxMajor } from './live-token.js'
 import { RESUME_MARK } from './resume.js'
 import { topicsOf } from './reply.js'
 import { eventNameProblem } from './encode.js'
+import * as option from './options.js'
 
 export interface LiveOptions {
   /** Event name after which the page stops listening for good, e.g. `'done'` for a finished run. */
@@ -63,6 +64,9 @@ export interface LiveSettings {
   readonly refreshPath: string
 }
 
+/** Every key of LiveOptions: the compiler refuses this object when one is missing or extra. */
+const LIVE_OPTION_KEYS = Object.keys({ closeOn: 0, ttlMs: 0, htmx: 0 } satisfies Record<keyof LiveOptions, 0>)
+
 const RESET_EVENT = 'reset'
 const EXPIRED_DATA = 'this page\'s live token expired; reload'
 
@@ -71,19 +75,14 @@ function attr (value: string): string {
   return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 }
 
-function major (value: unknown, where: string): HtmxMajor {
-  if (value !== 2 && value !== 4) throw new SseInvalidOptionError(where, `must be 2 or 4 (the page's htmx major), got ${JSON.stringify(value)}`)
-  return value
-}
-
 export async function livePage (hub: SseHub, settings: LiveSettings, topics: readonly string[], options: LiveOptions = {}): Promise<LivePage> {
   const list = topicsOf({ topics })
-  const htmx = options.htmx === undefined ? settings.htmx : major(options.htmx, 'htmx (reply.live)')
-  const ttlMs = options.ttlMs ?? settings.ttlMs
-  if (typeof ttlMs !== 'number' || !(ttlMs >= 1000) || !Number.isFinite(ttlMs)) throw new SseInvalidOptionError('ttlMs (reply.live)', `must be a number of ms >= 1000, got ${String(ttlMs)}`)
+  option.onlyKnown(options, LIVE_OPTION_KEYS, 'reply.live')
+  const htmx = option.oneOf('htmx (reply.live)', options.htmx, [2, 4] as const, settings.htmx)
+  const ttlMs = option.duration('ttlMs (reply.live)', options.ttlMs, settings.ttlMs, 1000)
   const closeOn = options.closeOn
   const problem = closeOn === undefined ? undefined : eventNameProblem(closeOn)
-  if (problem !== undefined) throw new SseInvalidOptionError('closeOn (reply.live)', problem)
+  if (problem !== undefined) throw option.invalidOption('closeOn (reply.live)', problem)
   // First: whatever is published from now on is replayed to the page.
   const cursor = await hub.head()
   const token = signTopics(settings.secrets, { topics: list, htmx, expires: Date.now() + ttlMs })

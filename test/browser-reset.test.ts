@@ -6,7 +6,7 @@
  * server restarts) while more notifications are published than the history keeps.
  */
 import t from 'tap'
-import { MemoryTransport } from '../plugin/index.js'
+import { MemoryTransport } from '../plugin/transports/memory.js'
 import { publishNotification } from '../routes/notifications.js'
 import { browserForFile } from './helpers/browser.js'
 

@@ -6,7 +6,7 @@
  * Last-Event-ID header).
  */
 import t from 'tap'
-import { MemoryTransport } from '../plugin/index.js'
+import { MemoryTransport } from '../plugin/transports/memory.js'
 import { publishNotification } from '../routes/notifications.js'
 import { browserForFile } from './helpers/browser.js'
 

@@ -6,7 +6,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { NotificationItem, Oob } from '../views/index.js'
+import { NotificationItem, Oob } from './helpers/views.js'
 import { liveUrl } from './helpers/live-page.js'
 import { connect } from './helpers/sse-client.js'
 

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, request, waitUntil, type SseClient } from './helpers/sse-client.js'
 import { activeTimers, startApp } from './helpers/app.js'
-import { MemoryTransport } from '../plugin/index.js'
+import { MemoryTransport } from '../plugin/transports/memory.js'
 
 const topicsRoute = (app: import('fastify').FastifyInstance): void => {
   app.get('/stream', (req, reply) => {

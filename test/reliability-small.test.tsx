@@ -9,9 +9,10 @@
  */
 import t from 'tap'
 import type { SseStream } from '../plugin/index.js'
-import {
-  AgentStatus, LogLine, NotificationItem, Oob, ResultBanner, RunStatusBadge, SseSwap
-} from '../views/index.js'
+import { LogLine, NotificationItem, RunStatusBadge } from '../views/index.js'
+import { AgentStatus } from '../views/agent.js'
+import { Oob, SseSwap } from '../views/sse.js'
+import { ResultBanner } from '../views/progress.js'
 import { startApp } from './helpers/app.js'
 import { connect, request, waitUntil } from './helpers/sse-client.js'
 

@@ -11,7 +11,8 @@
 import t from 'tap'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { MemoryTransport, type MemoryTransportOptions } from '../plugin/index.js'
+import type { MemoryTransportOptions } from '../plugin/index.js'
+import { MemoryTransport } from '../plugin/transports/memory.js'
 import { startApp } from './helpers/app.js'
 
 v8.setFlagsFromString('--expose-gc')

@@ -3,7 +3,7 @@ import {
   AgentError, AgentStatus, ChatForm, ChatRoom, CoreBars, Gauge, Layout, LogLine, LogTail, LogTailEntry, MessageCard,
   MessageChunk, MetricCard, NotificationFeed, NotificationItem, ProgressBar, ProgressContainer, ResultBanner, RunDetail,
   RunStatusBadge, Sparkline, ToolResult, ToolUseCard, logSlotId, metricStatus, sparklinePoints, styles,
-} from '../views/index.js'
+} from './helpers/views.js'
 import { render, attr, count } from './helpers/html.js'
 
 /** What `reply.live` returns, as far as Layout reads it (the element tells the major). */

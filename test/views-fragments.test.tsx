@@ -1,5 +1,6 @@
 import t from 'tap'
-import { Append, FRAGMENT_SINK_ATTR, Items, MAX_LIST_LIMIT, Prepend, Remove, Replace, Update } from '../views/index.js'
+import { Append, Items, Prepend, Remove, Replace, Update } from '../views/index.js'
+import { FRAGMENT_SINK_ATTR, MAX_LIST_LIMIT } from '../views/fragments.js'
 import { decode, render } from './helpers/html.js'
 
 const SINK = `<div hx-swap-oob="beforeend: head"><template ${FRAGMENT_SINK_ATTR}></template></div>`

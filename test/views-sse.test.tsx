@@ -1,5 +1,6 @@
 import t from 'tap'
-import { Htmx2SseConnect, Oob, oobContent, SseConnect, SseSink, SseSwap, sseCloseAttr, sseConnectUrl } from '../views/index.js'
+import { SseConnect } from '../views/index.js'
+import { Htmx2SseConnect, Oob, oobContent, SseSink, SseSwap, sseCloseAttr, sseConnectUrl } from '../views/sse.js'
 import { render, attr } from './helpers/html.js'
 
 t.test('SseConnect htmx 2: a hidden sink with hx-ext, sse-connect with lastEventId, sse-swap="message", hx-swap none', async (t) => {

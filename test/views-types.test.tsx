@@ -4,7 +4,8 @@
  * (an unused `@ts-expect-error` is an error). The function is never called.
  */
 import t from 'tap'
-import { NotificationItem, Oob, ProgressBar, RunDetail, SseConnect, SseSink, SseSwap } from '../views/index.js'
+import { NotificationItem, ProgressBar, RunDetail, SseConnect } from '../views/index.js'
+import { Oob, SseSink, SseSwap } from '../views/sse.js'
 
 export function mistakes (): JSX.Element[] {
   return [

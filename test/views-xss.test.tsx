@@ -5,11 +5,14 @@
  * unknown tag, an `on*` attribute or an unparseable token, and fail here.
  */
 import t, { type Test } from 'tap'
-import {
-  AgentError, AgentStatus, ChatForm, ChatRoom, CoreBars, Gauge, Layout, LogLine, LogTail, LogTailEntry, MessageCard,
-  MessageChunk, MetricCard, NotificationFeed, NotificationItem, Oob, ProgressBar, ProgressContainer, ResultBanner,
-  RunDetail, SseConnect, SseSink, SseSwap, ToolResult, ToolUseCard,
-} from '../views/index.js'
+import { Layout, LogLine, MessageCard, MessageChunk, MetricCard, NotificationItem, ProgressBar, RunDetail, SseConnect } from '../views/index.js'
+import { AgentError, AgentStatus, ToolResult, ToolUseCard } from '../views/agent.js'
+import { ChatForm, ChatRoom } from '../views/chat.js'
+import { CoreBars, Gauge } from '../views/metrics.js'
+import { LogTail, LogTailEntry } from '../views/logs.js'
+import { NotificationFeed } from '../views/notifications.js'
+import { Oob, SseSink, SseSwap } from '../views/sse.js'
+import { ProgressContainer, ResultBanner } from '../views/progress.js'
 import { render, decode } from './helpers/html.js'
 
 interface Tag { name: string; attrs: Array<[string, string]> }

@@ -31,9 +31,9 @@ const app = Fastify({ logger: false })
 const share = process.env.BENCH_WRITE_SHARE
 await app.register(htmxSse, {
   heartbeatMs: false,
-  history: HISTORY,
   maxBufferedBytes: 1 << 20,
-  ...(transport ? { transport } : {}),
+  // The transport keeps the history; the plugin's option is the default transport's.
+  ...(transport ? { transport } : { history: HISTORY }),
   ...(share !== undefined ? { maxWriteShare: Number(share) } : {})
 })
 app.get('/sse', (_request, reply) => reply.sse({ topics: ['bench'] }))

@@ -4,6 +4,7 @@
  */
 import type { HubMessage, HubTransport, PublishInput, SincePage, SinceResult } from '../transport.js'
 import { parseId } from '../transport.js'
+import * as option from '../options.js'
 
 export interface MemoryTransportOptions {
   /** Events kept per topic for replay. Default 1 000. */
@@ -69,11 +70,8 @@ class Ring {
   }
 }
 
-function positiveInt (name: string, value: number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < min) throw new TypeError(`memoryTransport: option ${name} must be an integer >= ${min}, got ${String(value)}`)
-  return value
-}
+/** Every key of MemoryTransportOptions: the compiler refuses this object when one is missing or extra. */
+const OPTION_KEYS = Object.keys({ history: 0, maxTopics: 0 } satisfies Record<keyof MemoryTransportOptions, 0>)
 
 export class MemoryTransport implements HubTransport {
   readonly #history: number
@@ -94,8 +92,9 @@ export class MemoryTransport implements HubTransport {
   #next = this.#floor + 1
 
   constructor (options: MemoryTransportOptions = {}) {
-    this.#history = positiveInt('history', options.history, 1000, 0)
-    this.#maxTopics = positiveInt('maxTopics', options.maxTopics, 10_000, 1)
+    option.onlyKnown(options, OPTION_KEYS, 'memoryTransport')
+    this.#history = option.integer('history (memoryTransport)', options.history, 1000, 0)
+    this.#maxTopics = option.integer('maxTopics (memoryTransport)', options.maxTopics, 10_000, 1)
   }
 
   /** Topics whose history is kept now (at most `maxTopics`). */
