@@ -10,6 +10,7 @@ import type { SseHub } from '../plugin/hub.js'
 import { Update } from '../views/fragments.js'
 import { CoreBars, MetricCard, type Thresholds } from '../views/metrics.js'
 import { RoutePage, routeModule } from './util.js'
+import { missingPeer } from '../plugin/errors.js'
 
 /** One reading of the machine. Percentages are 0..100, sizes in bytes, rates in bytes/s. */
 export interface MetricsSample {
@@ -36,7 +37,10 @@ export interface Sampler {
 /** Samples the machine with `systeminformation` (CPU, memory, disk, network) and `os.loadavg()`. */
 export function systemSampler (): Sampler {
   let si: typeof import('systeminformation') | undefined
-  const load = async (): Promise<typeof import('systeminformation')> => (si ??= (await import('systeminformation')).default)
+  // An optional peer: only this sampler needs it, and it says so when it is missing.
+  const load = async (): Promise<typeof import('systeminformation')> => (si ??= (await import('systeminformation').catch((err: unknown) => {
+    throw missingPeer(err, 'systeminformation', 'systemSampler() (the metrics routes\' default sampler; or pass a sampler of your own)')
+  })).default)
   let warmed = false
   return {
     async warmUp () {

@@ -7,6 +7,7 @@
  * of the failed connections.
  */
 import t from 'tap'
+import { Html } from '@kitajs/html'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { ConsoleMessage } from 'playwright-core'
 import htmxSse from '../plugin/index.js'
@@ -26,9 +27,10 @@ async function start (htmx: 2 | 4, db: number[], port = 0, outage = { on: false 
   })
   app.get('/orders', async (request, reply) => {
     const live = await reply.live(['orders'])
-    const items = db.map(n => <li id={`order-${n}`}>order {String(n)}</li>).join('')
     return await reply.type('text/html; charset=utf-8').send('<!doctype html>' +
-      <html><head>{live.scripts}</head><body><ul id='orders'>{items}</ul>{live.element}</body></html>)
+      <html><head>{live.scripts}</head><body>
+        <ul id='orders'>{db.map(n => <li id={`order-${n}`} safe>{`order ${n}`}</li>)}</ul>{live.element}
+      </body></html>)
   })
   await app.listen({ host: '127.0.0.1', port })
   return { app, port: (app.server.address() as { port: number }).port }
@@ -36,7 +38,7 @@ async function start (htmx: 2 | 4, db: number[], port = 0, outage = { on: false 
 
 async function addOrder (app: FastifyInstance, db: number[], n: number): Promise<void> {
   db.unshift(n)
-  await app.sseHub.publish('orders', { data: <Prepend to='orders' id={`order-${n}`} tag='li'>order {String(n)}</Prepend> })
+  await app.sseHub.publish('orders', { data: <Prepend to='orders' id={`order-${n}`} tag='li'>{Html.escapeHtml(`order ${n}`)}</Prepend> })
 }
 
 const browser = await launch()

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { buildApp, type DashboardApp } from '../example-app/app.js'
-import { fakeSampler } from '../routes/index.js'
+import { fakeSampler } from './helpers/routes.js'
 import { connect, request, waitUntil } from './helpers/sse-client.js'
 
 interface Running extends DashboardApp { url: string }
@@ -112,7 +112,7 @@ t.test('(b) the live log panel never shows another visitor\'s query string', asy
 })
 
 t.test('(b) a query string inside any log message (a 404 names the URL) is cut too', async t => {
-  const { formatLogRecord } = await import('../routes/index.js')
+  const { formatLogRecord } = await import('./helpers/routes.js')
   t.equal(formatLogRecord({ msg: 'Route GET:/agent/nope?prompt=my-secret not found' }), 'Route GET:/agent/nope?… not found')
   t.equal(formatLogRecord({ msg: 'incoming request', req: { method: 'GET', url: '/a/b?x=1#h' } }), 'incoming request GET /a/b?…')
   t.equal(formatLogRecord({ msg: 'plain text, no url' }), 'plain text, no url')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { JobRunner, jobsRoutes, MemoryRunStore, type NewRun } from '../routes/index.js'
+import { JobRunner, jobsRoutes, MemoryRunStore, type NewRun } from './helpers/routes.js'
 import { openPage } from './helpers/live-page.js'
 import { until } from './helpers/sse-client.js'
 

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { buildApp } from '../example-app/app.js'
-import { fakeSampler, formatLogRecord, LogFeed } from '../routes/index.js'
+import { fakeSampler, formatLogRecord, LogFeed } from './helpers/routes.js'
 import { liveUrl, openPage } from './helpers/live-page.js'
 import { connect, request } from './helpers/sse-client.js'
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { fakeSampler, MetricsFeed, metricsRoutes, HubStatsCard, HubStatsFeed, hubStatsRoutes, topicLabel } from '../routes/index.js'
+import { fakeSampler, MetricsFeed, metricsRoutes, HubStatsCard, HubStatsFeed, hubStatsRoutes, topicLabel } from './helpers/routes.js'
 import { render } from './helpers/html.js'
 import { openPage } from './helpers/live-page.js'
 import { waitUntil } from './helpers/sse-client.js'

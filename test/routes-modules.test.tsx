@@ -12,7 +12,7 @@ import htmxSse, { type HtmxSseOptions } from '../plugin/index.js'
 import {
   agentRoutes, chatRoutes, fakeSampler, hubStatsRoutes, jobsRoutes, LogFeed, logsRoutes,
   MetricsFeed, metricsRoutes, notificationsRoutes, simulatedAgent
-} from '../routes/index.js'
+} from './helpers/routes.js'
 import { connect } from './helpers/sse-client.js'
 
 const modules: Array<[string, FastifyPluginAsync<any>, object]> = [

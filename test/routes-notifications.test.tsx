@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { chatRoutes, notificationsRoutes, publishNotification, validateNotification } from '../routes/index.js'
+import { chatRoutes, notificationsRoutes, publishNotification, validateNotification } from './helpers/routes.js'
 import { openPage } from './helpers/live-page.js'
 import { request } from './helpers/sse-client.js'
 
