@@ -27,10 +27,16 @@ async function start (htmx: 2 | 4, db: number[], port = 0, outage = { on: false 
   })
   app.get('/orders', async (request, reply) => {
     const live = await reply.live(['orders'])
-    return await reply.type('text/html; charset=utf-8').send('<!doctype html>' +
-      <html><head>{live.scripts}</head><body>
-        <ul id='orders'>{db.map(n => <li id={`order-${n}`} safe>{`order ${n}`}</li>)}</ul>{live.element}
-      </body></html>)
+    const page = (
+      <html>
+        <head>{live.scripts}</head>
+        <body>
+          <ul id='orders'>{db.map(n => <li id={`order-${n}`} safe>{`order ${n}`}</li>)}</ul>
+          {live.element}
+        </body>
+      </html>
+    )
+    return await reply.type('text/html; charset=utf-8').send('<!doctype html>' + await page)
   })
   await app.listen({ host: '127.0.0.1', port })
   return { app, port: (app.server.address() as { port: number }).port }
