@@ -8,11 +8,13 @@
  */
 import t from 'tap'
 import ts from 'typescript'
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createRequire } from 'node:module'
 import { join, resolve } from 'node:path'
+import { connect as connectSse, request } from './helpers/sse-client.js'
+import { waitForHttp } from './helpers/process.js'
 
 const require = createRequire(import.meta.url)
 const tsc = require.resolve('typescript/bin/tsc')
@@ -205,4 +207,35 @@ t.test('the package as published: export map, peers, engines, types; installed w
     '--target', 'es2022', '--types', 'node', '--typeRoots', join(process.cwd(), 'node_modules/@types'), 'consumer.ts'], { cwd: app, encoding: 'utf8' })
   t.same(checked.stdout.trim().split('\n').map(line => /^consumer\.ts\((\d+),\d+\): error (TS\d+)/.exec(line)?.slice(1).join(':') ?? line), ['9:TS1362'],
     'only `new SseHub()` fails: the hub is a type in the published declarations')
+
+  // The README's "Use it in your app", followed as written: its tsconfig and its
+  // live page, compiled by tsc against the installed package, run with plain Node.
+  const readme = readFileSync('README.md', 'utf8')
+  const use = readme.slice(readme.indexOf('## Use it in your app'), readme.indexOf('## Recipes'))
+  const tsconfig = /```json\n([\s\S]*?)```/.exec(use)?.[1]
+  const page = /### A live page[\s\S]*?```tsx\n([\s\S]*?)```/.exec(use)?.[1]
+  t.ok(tsconfig !== undefined && page !== undefined, 'the README has the tsconfig and the page')
+  rmSync(join(app, 'consumer.ts'))
+  writeFileSync(join(app, 'tsconfig.json'), tsconfig!)
+  mkdirSync(join(app, 'node_modules/@types'), { recursive: true })
+  symlinkSync(join(process.cwd(), 'node_modules/@types/node'), join(app, 'node_modules/@types/node'))
+  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  writeFileSync(join(app, 'server.tsx'), `${page!}\nawait app.listen({ port: ${port}, host: '127.0.0.1' })\n`)
+  const built = spawnSync(process.execPath, [tsc, '-p', '.'], { cwd: app, encoding: 'utf8' })
+  t.equal(built.status, 0, `the README page compiles with the README tsconfig: ${built.stdout}`)
+  const server = spawn(process.execPath, ['dist/server.js'], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SSE_SECRET: 'readme-secret-0123456789abcdef' } })
+  t.teardown(() => { server.kill() })
+  const base = `http://127.0.0.1:${port}`
+  await waitForHttp(`${base}/orders`, server)
+  await request(`${base}/orders/first`, { method: 'POST' })
+  const html = (await request(`${base}/orders`)).body
+  t.match(html, /^<!doctype html><html><head><script src="\/_sse\/assets\/htmx\.min\.js">/, 'reply.html with the live scripts')
+  t.match(html, /<li id="order-1">first<\/li>/)
+  const connect = /sse-connect="([^"]+)"/.exec(html)![1]!.replace(/&amp;/g, '&')
+  const stream = await connectSse(`${base}${connect}&sseResume=1`)
+  t.teardown(() => stream.close())
+  t.equal(stream.status, 200)
+  await request(`${base}/orders/second`, { method: 'POST' })
+  const [event] = await stream.waitFor(1)
+  t.match(event!.data, /id="order-2"/, 'the published Prepend streams to the page')
 })
