@@ -133,6 +133,8 @@ class Subscriber {
   /** While replaying: live frames that arrive meanwhile, with their ids. */
   held: Array<{ id: number, frame: Frame }> | null = null
   heldBytes = 0
+  /** When it subscribed (performance.now()): events lost before that were never owed to it. */
+  readonly since = performance.now()
 
   constructor (readonly session: Session, readonly topics: readonly string[]) {}
 }
@@ -184,7 +186,7 @@ export class SseHub {
 
   /** @internal */
   async start (): Promise<void> {
-    await this.#transport.start(message => this.#deliver(message), this.#log, () => this.#resync(), id => this.#reset(id))
+    await this.#transport.start(message => this.#deliver(message), this.#log, () => this.#resync(), (id, lostBefore) => this.#reset(id, lostBefore))
   }
 
   /**
@@ -297,18 +299,23 @@ export class SseHub {
   #resync (): void {
     const sessions = new Set<Session>()
     for (const subs of this.#topics.values()) for (const sub of subs) sessions.add(sub.session)
+    if (sessions.size === 0) return
     this.#log.warn({ connections: sessions.size }, 'sse: transport reported a gap; closing subscribers so they resume from history')
     for (const session of sessions) session.end('server')
   }
 
   /**
-   * The transport lost events for good: every subscriber gets `reset` in
-   * order with its live events. One mid-replay is closed instead (its
-   * reconnect is replayed or reset), since its replay may end past `id`.
+   * The transport lost events for good: every subscriber that was already
+   * subscribed when they were lost (before `lostBefore`, when the transport
+   * knows it) gets `reset` in order with its live events. One mid-replay is
+   * closed instead (its reconnect is replayed or reset), since its replay may
+   * end past `id`.
    */
-  #reset (id: string): void {
+  #reset (id: string, lostBefore?: number): void {
     const subs = new Set<Subscriber>()
-    for (const set of this.#topics.values()) for (const sub of set) subs.add(sub)
+    for (const set of this.#topics.values()) {
+      for (const sub of set) if (lostBefore === undefined || sub.since < lostBefore) subs.add(sub)
+    }
     if (subs.size === 0) return
     this.#log.warn({ connections: subs.size, id }, 'sse: transport lost events; sending reset to every subscriber')
     const frame = encodeEvent({ event: 'reset', id, data: RESET_DATA })
