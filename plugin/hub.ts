@@ -133,6 +133,12 @@ class Subscriber {
   /** While replaying: live frames that arrive meanwhile, with their ids. */
   held: Array<{ id: number, frame: Frame }> | null = null
   heldBytes = 0
+  /**
+   * Live events up to this id are skipped: after a `reset` carrying the
+   * head, live delivery may not have passed the head yet (the transport
+   * could not wait for it), and those events are part of what the client reloads.
+   */
+  after = -1
   /** When it subscribed (performance.now()): events lost before that were never owed to it. */
   readonly since = performance.now()
 
@@ -354,11 +360,12 @@ export class SseHub {
     const started = performance.now()
     const seq = this.#batch.next(frame)
     if (this.#batch.frames >= REST_END_FRAMES || this.#batch.bytes >= this.#restEndBytes) this.#scheduler.endRest()
+    const id = Number(message.id)
     for (const sub of subs) {
       if (sub.held === null) {
-        sub.session.enqueue(frame, seq)
+        if (id > sub.after) sub.session.enqueue(frame, seq)
       } else {
-        sub.held.push({ id: Number(message.id), frame })
+        sub.held.push({ id, frame })
         sub.heldBytes += frame.bytes.length
         if (sub.heldBytes > this.#maxBuffered) this.#evictWhileReplaying(sub)
       }
@@ -413,6 +420,7 @@ export class SseHub {
     if (session.closed || sub.held === null) return
     const held = sub.held
     sub.held = null
+    sub.after = lastSent
     for (const { id, frame } of held) {
       if (id > lastSent) session.enqueue(frame, -1)
     }

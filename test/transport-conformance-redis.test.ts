@@ -10,7 +10,7 @@ import t from 'tap'
 import htmxSse from '../plugin/index.js'
 import { redisTransport } from '../plugin/transports/redis.js'
 import { Redis, startRedisServer, type RedisServer } from './helpers/redis-server.js'
-import { eventually, until, waitUntil } from './helpers/sse-client.js'
+import { connect, eventually, until, waitUntil, type SseClient } from './helpers/sse-client.js'
 import { CLOSE_BOUND_MS, receives, redisBackend, subscribe, transportContract } from './helpers/transport-conformance.js'
 import { modelTest } from './helpers/transport-model.js'
 
@@ -193,4 +193,56 @@ t.test('Redis loses its data: subscribers connected before get reset, one connec
   const shape = (c: typeof after): string[] => c.events.map(e => e.event === 'reset' ? `reset@${e.id ?? ''}` : e.id ?? '')
   t.same(shape(before).slice(1), [`reset@${epoch ?? ''}`, id], 'connected before the loss: reset, then the new epoch')
   t.same(shape(after), [id], 'connected after the new epoch began: nothing was lost for it, so no reset')
+})
+
+// Found by the model (seed 1: a reconnect reset while the instance's live delivery lagged behind the head).
+t.test('a reconnect reset while live delivery lags behind the head: no event up to the reset\'s id follows it', async t => {
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.disconnect())
+  const space = 'lagging-reset'
+  const a = await redisBackend(server.url).start(space, { history: 2 })
+  t.teardown(() => a.close())
+  // B's live loop sends its next XREAD only when the gate is open.
+  let gate: Promise<void> = Promise.resolve()
+  let open = (): void => {}
+  const redis = new Redis(server.url)
+  t.teardown(() => redis.disconnect())
+  const duplicate = redis.duplicate.bind(redis)
+  redis.duplicate = ((...args: Parameters<Redis['duplicate']>) => {
+    const sub = duplicate(...args)
+    const xread = sub.xread.bind(sub) as (...a: unknown[]) => Promise<unknown>
+    ;(sub as unknown as { xread: (...a: unknown[]) => Promise<unknown> }).xread = async (...a) => {
+      await gate
+      return await xread(...a)
+    }
+    return sub
+  }) as Redis['duplicate']
+  const app = Fastify()
+  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: space, history: 2, publishTimeoutMs: 300 }) })
+  app.get('/s', (_request, reply) => reply.sse({ topics: ['x'] }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as { port: number }).port
+  const onB = async (lastEventId?: string): Promise<SseClient> => {
+    const c = await connect(`http://127.0.0.1:${port}/s`, { headers: lastEventId === undefined ? undefined : { 'last-event-id': lastEventId } })
+    t.teardown(() => c.close())
+    return c
+  }
+  const seen = await onB()
+  const first = await a.app.sseHub.publish('x', { data: 'first' })
+  await receives(seen, first)
+  // Cut B's blocked XREAD; the next one waits at the gate, so B delivers nothing live meanwhile.
+  gate = new Promise(resolve => { open = resolve })
+  for (const line of String(await admin.client('LIST')).split('\n').filter(l => l.includes('cmd=xread'))) await admin.client('KILL', 'ID', /id=(\d+)/.exec(line)![1]!)
+  const missed: string[] = []
+  for (let i = 0; i < 4; i++) missed.push(await a.app.sseHub.publish('x', { data: `missed ${i}` }))
+  // History (2 events) no longer reaches `first`: reset, carrying the head, which B's live delivery has not reached.
+  const c = await onB(first)
+  await waitUntil(() => c.events.length > 0, 10_000, 'the reset')
+  open()
+  await receives(seen, missed.at(-1)!)
+  const next = await a.app.sseHub.publish('x', { data: 'next' })
+  await receives(c, next)
+  const got = c.events.map(e => e.event === 'reset' ? `reset@${e.id ?? ''}` : e.id)
+  t.same(got, [`reset@${missed.at(-1)!}`, next], 'the reset carries the head; what it covers is not sent again')
 })
