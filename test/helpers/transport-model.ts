@@ -341,7 +341,10 @@ export async function play (backend: Backend, faults: Faults | undefined, scenar
       tally.restarts += scenario.actions.filter(a => a.kind === 'restart').length
       tally.closes += scenario.actions.filter(a => a.kind === 'close').length
     }
-    return [...run.problems, ...checkRun(run, applied, backend.name, HISTORY)]
+    const problems = [...run.problems, ...checkRun(run, applied, backend.name, HISTORY)]
+    // What each instance saw, to tell a stuck replay from a stuck live loop when a run fails.
+    if (problems.length > 0) run.slots.forEach((inst, slot) => problems.push(`(slot ${slot}, app ${run.gens[slot]!}: ${JSON.stringify({ ...inst.app.sseHub.stats(), topics: undefined })})`))
+    return problems
   } finally {
     await run.close()
   }
