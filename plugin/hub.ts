@@ -311,16 +311,18 @@ export class SseHub {
   }
 
   /**
-   * The transport lost events for good: every subscriber that was already
-   * subscribed when they were lost (before `lostBefore`, when the transport
-   * knows it) gets `reset` in order with its live events. One mid-replay is
-   * closed instead (its reconnect is replayed or reset), since its replay may
-   * end past `id`.
+   * The transport lost events for good (those before `id`): every subscriber
+   * that was already subscribed when they were lost (before `lostBefore`,
+   * when the transport knows it) gets `reset` in order with its live events,
+   * unless it already resumed at or past `id` (e.g. from a reset on
+   * reconnect). One mid-replay is closed instead (its reconnect is replayed
+   * or reset), since its replay may end past `id`.
    */
   #reset (id: string, lostBefore?: number): void {
+    const n = Number(id)
     const subs = new Set<Subscriber>()
     for (const set of this.#topics.values()) {
-      for (const sub of set) if (lostBefore === undefined || sub.since < lostBefore) subs.add(sub)
+      for (const sub of set) if (sub.after < n && (lostBefore === undefined || sub.since < lostBefore)) subs.add(sub)
     }
     if (subs.size === 0) return
     this.#log.warn({ connections: subs.size, id }, 'sse: transport lost events; sending reset to every subscriber')

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import Fastify from 'fastify'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import htmxSse from '../plugin/index.js'
 import { redisTransport } from '../plugin/transports/redis.js'
 import { Redis, startRedisServer, type RedisServer } from './helpers/redis-server.js'
@@ -195,54 +195,101 @@ t.test('Redis loses its data: subscribers connected before get reset, one connec
   t.same(shape(after), [id], 'connected after the new epoch began: nothing was lost for it, so no reset')
 })
 
-// Found by the model (seed 1: a reconnect reset while the instance's live delivery lagged behind the head).
-t.test('a reconnect reset while live delivery lags behind the head: no event up to the reset\'s id follows it', async t => {
-  const admin = new Redis(server.url)
-  t.teardown(() => admin.disconnect())
-  const space = 'lagging-reset'
-  const a = await redisBackend(server.url).start(space, { history: 2 })
-  t.teardown(() => a.close())
-  // B's live loop sends its next XREAD only when the gate is open.
+/**
+ * An instance (topic `x` at /s) whose live loop waits at a gate before each
+ * command on its own connection: closed, it delivers nothing live and does
+ * not even look at Redis after an outage.
+ */
+async function gatedInstance (t: Test, space: string, history: number) {
   let gate: Promise<void> = Promise.resolve()
   let open = (): void => {}
   const redis = new Redis(server.url)
+  redis.on('error', () => {})
   t.teardown(() => redis.disconnect())
   const duplicate = redis.duplicate.bind(redis)
   redis.duplicate = ((...args: Parameters<Redis['duplicate']>) => {
-    const sub = duplicate(...args)
-    const xread = sub.xread.bind(sub) as (...a: unknown[]) => Promise<unknown>
-    ;(sub as unknown as { xread: (...a: unknown[]) => Promise<unknown> }).xread = async (...a) => {
-      await gate
-      return await xread(...a)
+    const sub = duplicate(...args) as unknown as Record<'xread' | 'evalsha', (...a: unknown[]) => Promise<unknown>>
+    for (const name of ['xread', 'evalsha'] as const) {
+      const command = sub[name].bind(sub)
+      sub[name] = async (...a) => {
+        await gate
+        return await command(...a)
+      }
     }
-    return sub
+    return sub as unknown as Redis
   }) as Redis['duplicate']
   const app = Fastify()
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: space, history: 2, publishTimeoutMs: 300 }) })
+  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: space, history, publishTimeoutMs: 300 }) })
   app.get('/s', (_request, reply) => reply.sse({ topics: ['x'] }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const port = (app.server.address() as { port: number }).port
-  const onB = async (lastEventId?: string): Promise<SseClient> => {
-    const c = await connect(`http://127.0.0.1:${port}/s`, { headers: lastEventId === undefined ? undefined : { 'last-event-id': lastEventId } })
-    t.teardown(() => c.close())
-    return c
+  const admin = new Redis(server.url)
+  admin.on('error', () => {})
+  t.teardown(() => admin.disconnect())
+  return {
+    app,
+    subscribe: async (lastEventId?: string): Promise<SseClient> => {
+      const c = await connect(`http://127.0.0.1:${port}/s`, { headers: lastEventId === undefined ? undefined : { 'last-event-id': lastEventId } })
+      t.teardown(() => c.close())
+      return c
+    },
+    /** Closes the gate and cuts the blocked XREAD (of every instance: the others just read again). */
+    close: async () => {
+      gate = new Promise(resolve => { open = resolve })
+      for (const line of String(await admin.client('LIST')).split('\n').filter(l => l.includes('cmd=xread'))) await admin.client('KILL', 'ID', /id=(\d+)/.exec(line)![1]!)
+    },
+    open: () => { open() }
   }
-  const seen = await onB()
+}
+
+// Found by the model (seed 1: a reconnect reset while the instance's live delivery lagged behind the head).
+t.test('a reconnect reset while live delivery lags behind the head: no event up to the reset\'s id follows it', async t => {
+  const space = 'lagging-reset'
+  const a = await redisBackend(server.url).start(space, { history: 2 })
+  t.teardown(() => a.close())
+  const b = await gatedInstance(t, space, 2)
+  const seen = await b.subscribe()
   const first = await a.app.sseHub.publish('x', { data: 'first' })
   await receives(seen, first)
-  // Cut B's blocked XREAD; the next one waits at the gate, so B delivers nothing live meanwhile.
-  gate = new Promise(resolve => { open = resolve })
-  for (const line of String(await admin.client('LIST')).split('\n').filter(l => l.includes('cmd=xread'))) await admin.client('KILL', 'ID', /id=(\d+)/.exec(line)![1]!)
+  await b.close()
   const missed: string[] = []
   for (let i = 0; i < 4; i++) missed.push(await a.app.sseHub.publish('x', { data: `missed ${i}` }))
   // History (2 events) no longer reaches `first`: reset, carrying the head, which B's live delivery has not reached.
-  const c = await onB(first)
+  const c = await b.subscribe(first)
   await waitUntil(() => c.events.length > 0, 10_000, 'the reset')
-  open()
+  b.open()
   await receives(seen, missed.at(-1)!)
   const next = await a.app.sseHub.publish('x', { data: 'next' })
   await receives(c, next)
   const got = c.events.map(e => e.event === 'reset' ? `reset@${e.id ?? ''}` : e.id)
   t.same(got, [`reset@${missed.at(-1)!}`, next], 'the reset carries the head; what it covers is not sent again')
+})
+
+// Found by the model (seed 1: reset@head on reconnect, then the epoch's reset again, with a lower id).
+t.test('a client reset on reconnect after Redis lost data is not reset again when live delivery reaches the new epoch', async t => {
+  const space = 'reset-once'
+  const a = await redisBackend(server.url, { publishTimeoutMs: 400 }).start(space, { history: 100 })
+  t.teardown(() => a.close())
+  const b = await gatedInstance(t, space, 100)
+  const seen = await b.subscribe()
+  const first = await a.app.sseHub.publish('x', { data: 'first' })
+  await receives(seen, first)
+  await b.close()
+  await server.kill()
+  await rm(path.join(dir, 'dump.rdb'), { force: true })
+  await server.start()
+  // Its id is from before the loss: B's replay starts the new epoch and answers reset.
+  const c = await eventually('B to answer the reconnect', async () => {
+    const c = await b.subscribe(first)
+    await waitUntil(() => c.events.length > 0, 5000, 'the reset')
+    return c
+  }, 5, 100)
+  const next = await eventually('a publish once Redis is back', () => a.app.sseHub.publish('x', { data: 'next' }), 50, 50)
+  b.open()
+  await receives(seen, next)
+  await receives(c, next)
+  const got = c.events.map(e => e.event === 'reset' ? `reset@${e.id ?? ''}` : e.id)
+  t.same(got, [`reset@${c.events[0]?.id ?? ''}`, next], 'one reset, then the new epoch')
+  t.equal(seen.events.filter(e => e.event === 'reset').length, 1, 'the subscriber connected before the loss is reset when live delivery reaches the new epoch')
 })
