@@ -151,6 +151,8 @@ export class RedisTransport implements HubTransport {
   #epochSuspect = false
   /** Before live delivery has a position (Redis was down at start): just below the first id published here, so the loop still delivers it. */
   #earliest = Infinity
+  /** When start() was called (Date.now()): no subscriber of this instance arrived before. */
+  #startedAt = 0
   /** Redis clock minus ours, in ms, once known; off by at most #offsetError, learned at #offsetAt (Date.now()). */
   #offset: number | undefined
   #offsetError = Infinity
@@ -196,6 +198,7 @@ export class RedisTransport implements HubTransport {
     this.#resync = resync
     this.#reset = reset
     this.#log = log ?? silentLog
+    this.#startedAt = Date.now()
     const sub = this.#redis.duplicate({
       lazyConnect: false,
       enableOfflineQueue: true,
@@ -438,19 +441,26 @@ export class RedisTransport implements HubTransport {
   /**
    * Fixes where live delivery starts. `late`: start() could not reach Redis,
    * so subscribers may have connected before this position was read, and
-   * events published between their arrival and the read would never reach
-   * them: they are closed (resync), so clients resume with replay or reset.
+   * an event published between their arrival and the read would never reach
+   * them. When the epoch began after start() (Redis came back empty, as
+   * after a restart without persistence), every event of it may be owed to
+   * them: live delivery starts from the epoch's start. Otherwise their
+   * arrival cannot be placed among the ids, and they are closed (resync),
+   * so clients resume with replay or reset.
    */
   #setStart (head: unknown, sent: number, late: boolean): void {
     const [seq, , fresh, redisMs, epoch] = head as [string, string, number, number, string]
     this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(seq, 'start', fresh)
     this.#see(Number(seq))
-    const n = Math.min(Number(seq), this.#earliest)
+    const e = Number(epoch)
+    // The epoch's id is Redis's clock (µs) when it began (see "Data loss").
+    const whole = late && this.#offset !== undefined && e / 1000 - this.#offset - this.#offsetError > this.#startedAt
+    const n = Math.min(Number(seq), this.#earliest, whole ? e : Infinity)
     this.#position = `${n}-0`
     this.#delivered = n
-    this.#epoch = Number(epoch)
-    if (late) {
+    this.#epoch = e
+    if (late && !whole) {
       this.#log.info({ after: n }, 'sse redis: live delivery starts now that Redis answers; subscribers that connected before are closed so they resume')
       this.#resync?.()
     }
