@@ -60,9 +60,19 @@
  * fewer than a million events per second were published, and Redis's clock did
  * not go back). Events of the old epoch that this instance had not delivered
  * may be gone (another instance's, published just before the loss), and no one
- * can tell which: when live delivery reaches the new epoch, every connected
- * subscriber here gets `reset`. Clients holding an id from before the epoch
- * get `reset` when they reconnect.
+ * can tell which: when live delivery reaches the new epoch, every subscriber
+ * here that was connected before the loss gets `reset`. Nobody records when
+ * the loss happened; the epoch's start (its id, converted with the clock
+ * offset and its error) is the latest it can have been, so subscribers that
+ * arrived later keep their stream, and those that arrived between the loss
+ * and the epoch's start get `reset` too. After an outage the live loop runs
+ * one script at once, so the epoch starts soon after Redis comes back.
+ * Clients holding an id from before the epoch get `reset` when they reconnect.
+ *
+ * Late start: when Redis does not answer start(), live delivery gets its
+ * position once it does; subscribers that connected meanwhile are closed
+ * (they resume with replay or reset), unless the epoch began after start()
+ * (Redis came back empty): then live delivery starts from the epoch's start.
  *
  * Outage: `publish` waits at most `publishTimeoutMs` for the connection, then
  * rejects with `redis unavailable: ... not accepted` (code
@@ -75,7 +85,9 @@
  * `publishTimeoutMs` (at most as long again): the reply says whether it was
  * applied. Only without any reply does it reject with "not confirmed": then it
  * was applied if Redis ran it before its deadline, and is delivered everywhere
- * like any other event.
+ * like any other event. close() rejects a publish still waiting for the
+ * connection with HTMX_SSE_HUB_CLOSED (never sent); one already sent keeps
+ * waiting for its reply on your client, which close() leaves open.
  * `since`/`head` fall back to `reset` semantics instead of failing the stream.
  * Connected SSE clients stay open; the XREAD loop retries with backoff, logs
  * one warning per outage and one info line on recovery, then delivers
