@@ -36,7 +36,7 @@ export const SseShuttingDownError = createError('HTMX_SSE_SHUTTING_DOWN', 'serve
 /** The reason of an aborted `stream.signal`: the stream ended (`reason` says why). */
 export const SseClosedError = createError('HTMX_SSE_CLOSED', 'SSE stream closed (%s)', 500)
 
-/** `publish()` after the app closed. */
+/** `publish()` after the app closed, or one that was still waiting for Redis's connection when it closed: not applied. */
 export const SseHubClosedError = createError('HTMX_SSE_HUB_CLOSED', 'sseHub is closed', 500)
 
 /** Redis could not be reached in time (or refused the command); the publish was not applied unless the message says "not confirmed". */

@@ -133,6 +133,14 @@ class Subscriber {
   /** While replaying: live frames that arrive meanwhile, with their ids. */
   held: Array<{ id: number, frame: Frame }> | null = null
   heldBytes = 0
+  /**
+   * Live events up to this id are skipped: after a `reset` carrying the
+   * head, live delivery may not have passed the head yet (the transport
+   * could not wait for it), and those events are part of what the client reloads.
+   */
+  after = -1
+  /** When it subscribed (performance.now()): events lost before that were never owed to it. */
+  readonly since = performance.now()
 
   constructor (readonly session: Session, readonly topics: readonly string[]) {}
 }
@@ -185,7 +193,7 @@ export class SseHub {
 
   /** @internal */
   async start (): Promise<void> {
-    await this.#transport.start(message => this.#deliver(message), this.#log, () => this.#resync(), id => this.#reset(id))
+    await this.#transport.start(message => this.#deliver(message), this.#log, () => this.#resync(), (id, lostBefore) => this.#reset(id, lostBefore))
   }
 
   /**
@@ -348,18 +356,25 @@ export class SseHub {
   #resync (): void {
     const sessions = new Set<Session>()
     for (const subs of this.#topics.values()) for (const sub of subs) sessions.add(sub.session)
+    if (sessions.size === 0) return
     this.#log.warn({ connections: sessions.size }, 'sse: transport reported a gap; closing subscribers so they resume from history')
     for (const session of sessions) session.end('server')
   }
 
   /**
-   * The transport lost events for good: every subscriber gets `reset` in
-   * order with its live events. One mid-replay is closed instead (its
-   * reconnect is replayed or reset), since its replay may end past `id`.
+   * The transport lost events for good (those before `id`): every subscriber
+   * that was already subscribed when they were lost (before `lostBefore`,
+   * when the transport knows it) gets `reset` in order with its live events,
+   * unless it already resumed at or past `id` (e.g. from a reset on
+   * reconnect). One mid-replay is closed instead (its reconnect is replayed
+   * or reset), since its replay may end past `id`.
    */
-  #reset (id: string): void {
+  #reset (id: string, lostBefore?: number): void {
+    const n = Number(id)
     const subs = new Set<Subscriber>()
-    for (const set of this.#topics.values()) for (const sub of set) subs.add(sub)
+    for (const set of this.#topics.values()) {
+      for (const sub of set) if (sub.after < n && (lostBefore === undefined || sub.since < lostBefore)) subs.add(sub)
+    }
     if (subs.size === 0) return
     this.#log.warn({ connections: subs.size, id }, 'sse: transport lost events; sending reset to every subscriber')
     const frame = encodeEvent({ event: 'reset', id, data: RESET_DATA })
@@ -401,11 +416,12 @@ export class SseHub {
     const started = performance.now()
     const seq = this.#batch.next(frame)
     if (this.#batch.frames >= REST_END_FRAMES || this.#batch.bytes >= this.#restEndBytes) this.#scheduler.endRest()
+    const id = Number(message.id)
     for (const sub of subs) {
       if (sub.held === null) {
-        sub.session.enqueue(frame, seq)
+        if (id > sub.after) sub.session.enqueue(frame, seq)
       } else {
-        sub.held.push({ id: Number(message.id), frame })
+        sub.held.push({ id, frame })
         sub.heldBytes += frame.bytes.length
         if (sub.heldBytes > this.#maxBuffered) this.#evictWhileReplaying(sub)
       }
@@ -460,6 +476,7 @@ export class SseHub {
     if (session.closed || sub.held === null) return
     const held = sub.held
     sub.held = null
+    sub.after = lastSent
     for (const { id, frame } of held) {
       if (id > lastSent) session.enqueue(frame, -1)
     }

@@ -52,9 +52,11 @@ export interface HubTransport {
    * Call `reset(id)` instead when the events of the gap are gone for good
    * (the store lost data): every connected subscriber gets a `reset` event
    * carrying `id`, in order with the live events after it, and events after
-   * `id` can be replayed.
+   * `id` can be replayed. `lostBefore` (a `performance.now()` instant, when
+   * known): the data was surely lost before it, so a subscriber that
+   * subscribed later cannot have missed a lost event and gets no `reset`.
    */
-  start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void, reset?: (id: string) => void): Promise<void>
+  start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void, reset?: (id: string, lostBefore?: number) => void): Promise<void>
   /** Assigns an id, stores the event, and resolves with the id once it is accepted. */
   publish (topic: string, event: PublishInput): Promise<string>
   /**

@@ -6,11 +6,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import Fastify from 'fastify'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import htmxSse from '../plugin/index.js'
 import { redisTransport } from '../plugin/transports/redis.js'
 import { Redis, startRedisServer, type RedisServer } from './helpers/redis-server.js'
-import { eventually, until, waitUntil } from './helpers/sse-client.js'
+import { connect, eventually, until, waitUntil, type SseClient } from './helpers/sse-client.js'
 import { CLOSE_BOUND_MS, receives, redisBackend, subscribe, transportContract } from './helpers/transport-conformance.js'
 import { modelTest } from './helpers/transport-model.js'
 
@@ -96,13 +96,21 @@ t.test('Redis loses events this instance never delivered (two data-losing restar
   }
   if (lost === undefined) { t.comment('the live loop delivered every time before the second restart; nothing to judge'); return t.pass('no window hit') }
   const after = await eventually('a publish after the second restart', () => a.app.sseHub.publish('x', { data: 'after' }), 100, 50)
-  // The subscriber is either still connected and sees the lost event (it was delivered after all) or was resynced: it must reconnect.
+  // The subscriber sees the lost event (it was delivered after all), or is
+  // told before anything past it (a reset at or past it), or was closed to resync.
   await waitUntil(() => c.events.some(e => e.id === after || e.id === lost) || c.isEnded(), 10_000, 'the next event, or the stream closed for a resync')
-  const ids = c.events.map(e => e.id)
-  t.ok(c.isEnded() || ids.includes(lost), `resolved as ${lost}, then Redis lost it before this instance delivered it: the connected subscriber, with [${ids.join(' ')}], must see it or be closed to resync (not skip it)`)
+  const ids = c.events.map(e => e.event === 'reset' ? `reset@${e.id ?? ''}` : e.id)
+  const past = c.events.findIndex(e => e.event !== 'reset' && Number(e.id) > Number(lost))
+  const told = c.events.findIndex(e => e.event === 'reset' && Number(e.id) >= Number(lost))
+  const reset = told >= 0 && (past < 0 || told < past)
+  t.ok(c.isEnded() || ids.includes(lost) || reset, `resolved as ${lost}, then Redis lost it before this instance delivered it: the connected subscriber, with [${ids.join(' ')}], must see it, get a reset before anything past it, or be closed to resync (not skip it)`)
+  if (reset && !c.isEnded()) {
+    t.ok(c.events.slice(told + 1).some(e => e.id === after), 'after the reset, the events of the new epoch arrive')
+    return
+  }
   if (!c.isEnded()) return
   // EventSource reconnects with the last id it saw, from before both restarts: history cannot cover it.
-  const again = await subscribe(t, a, ['x'], ids.at(-1))
+  const again = await subscribe(t, a, ['x'], c.events.at(-1)?.id)
   await waitUntil(() => again.events.length > 0, 10_000, 'the first event after reconnecting')
   t.equal(again.events[0]!.event, 'reset', 'the reconnect gets reset')
 })
@@ -152,4 +160,136 @@ t.test('an instance that started while Redis was unreachable delivers to its sub
   }, 10_000, 200)
   const ids = c.events.map(e => e.id)
   t.ok(c.isEnded() || ids.includes(xId), `${xId} was published after the subscriber on B connected; B delivered [${ids.join(' ')}]${c.isEnded() ? ' and closed the stream' : ''}: it must deliver it (or close the stream so the client resumes)`)
+})
+
+// Found by the model (seed 20260421: subscribers that connected after a restart without data got the epoch's reset).
+t.test('Redis loses its data: subscribers connected before get reset, one connected after the new epoch began does not', async t => {
+  const admin = new Redis(server.url)
+  admin.on('error', () => {})
+  t.teardown(() => admin.disconnect())
+  const backend = redisBackend(server.url, { publishTimeoutMs: 400, blockMs: 1000 })
+  const space = backend.space()
+  const a = await backend.start(space, { history: 100 })
+  t.teardown(() => a.close())
+  const before = await subscribe(t, a, ['x'])
+  await receives(before, await a.app.sseHub.publish('x', { data: 'seen' }))
+  await server.kill()
+  await rm(path.join(dir, 'dump.rdb'), { force: true })
+  await server.start()
+  // The first script after the loss starts the epoch from Redis's clock (in µs; same host, same clock).
+  let epoch: string | null = null
+  await until('a new epoch', async () => {
+    epoch = await admin.get(`${space}:epoch`).catch(() => null)
+    if (epoch === null) await a.app.sseHub.head()
+    return epoch !== null
+  }, 10_000, 50)
+  // Well past the epoch's start in any clock conversion the instance may make.
+  const wait = Number(epoch) / 1000 + 200 - Date.now()
+  if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+  const after = await subscribe(t, a, ['x'])
+  const id = await a.app.sseHub.publish('x', { data: 'new epoch' })
+  await receives(before, id)
+  await receives(after, id)
+  const shape = (c: typeof after): string[] => c.events.map(e => e.event === 'reset' ? `reset@${e.id ?? ''}` : e.id ?? '')
+  t.same(shape(before).slice(1), [`reset@${epoch ?? ''}`, id], 'connected before the loss: reset, then the new epoch')
+  t.same(shape(after), [id], 'connected after the new epoch began: nothing was lost for it, so no reset')
+})
+
+/**
+ * An instance (topic `x` at /s) whose live loop waits at a gate before each
+ * command on its own connection: closed, it delivers nothing live and does
+ * not even look at Redis after an outage.
+ */
+async function gatedInstance (t: Test, space: string, history: number) {
+  let gate: Promise<void> = Promise.resolve()
+  let open = (): void => {}
+  const redis = new Redis(server.url)
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  const duplicate = redis.duplicate.bind(redis)
+  redis.duplicate = ((...args: Parameters<Redis['duplicate']>) => {
+    const sub = duplicate(...args) as unknown as Record<'xread' | 'evalsha', (...a: unknown[]) => Promise<unknown>>
+    for (const name of ['xread', 'evalsha'] as const) {
+      const command = sub[name].bind(sub)
+      sub[name] = async (...a) => {
+        await gate
+        return await command(...a)
+      }
+    }
+    return sub as unknown as Redis
+  }) as Redis['duplicate']
+  const app = Fastify()
+  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: space, history, publishTimeoutMs: 300 }) })
+  app.get('/s', (_request, reply) => reply.sse({ topics: ['x'] }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as { port: number }).port
+  const admin = new Redis(server.url)
+  admin.on('error', () => {})
+  t.teardown(() => admin.disconnect())
+  return {
+    app,
+    subscribe: async (lastEventId?: string): Promise<SseClient> => {
+      const c = await connect(`http://127.0.0.1:${port}/s`, { headers: lastEventId === undefined ? undefined : { 'last-event-id': lastEventId } })
+      t.teardown(() => c.close())
+      return c
+    },
+    /** Closes the gate and cuts the blocked XREAD (of every instance: the others just read again). */
+    close: async () => {
+      gate = new Promise(resolve => { open = resolve })
+      for (const line of String(await admin.client('LIST')).split('\n').filter(l => l.includes('cmd=xread'))) await admin.client('KILL', 'ID', /id=(\d+)/.exec(line)![1]!)
+    },
+    open: () => { open() }
+  }
+}
+
+// Found by the model (seed 1: a reconnect reset while the instance's live delivery lagged behind the head).
+t.test('a reconnect reset while live delivery lags behind the head: no event up to the reset\'s id follows it', async t => {
+  const space = 'lagging-reset'
+  const a = await redisBackend(server.url).start(space, { history: 2 })
+  t.teardown(() => a.close())
+  const b = await gatedInstance(t, space, 2)
+  const seen = await b.subscribe()
+  const first = await a.app.sseHub.publish('x', { data: 'first' })
+  await receives(seen, first)
+  await b.close()
+  const missed: string[] = []
+  for (let i = 0; i < 4; i++) missed.push(await a.app.sseHub.publish('x', { data: `missed ${i}` }))
+  // History (2 events) no longer reaches `first`: reset, carrying the head, which B's live delivery has not reached.
+  const c = await b.subscribe(first)
+  await waitUntil(() => c.events.length > 0, 10_000, 'the reset')
+  b.open()
+  await receives(seen, missed.at(-1)!)
+  const next = await a.app.sseHub.publish('x', { data: 'next' })
+  await receives(c, next)
+  const got = c.events.map(e => e.event === 'reset' ? `reset@${e.id ?? ''}` : e.id)
+  t.same(got, [`reset@${missed.at(-1)!}`, next], 'the reset carries the head; what it covers is not sent again')
+})
+
+// Found by the model (seed 1: reset@head on reconnect, then the epoch's reset again, with a lower id).
+t.test('a client reset on reconnect after Redis lost data is not reset again when live delivery reaches the new epoch', async t => {
+  const space = 'reset-once'
+  const a = await redisBackend(server.url, { publishTimeoutMs: 400 }).start(space, { history: 100 })
+  t.teardown(() => a.close())
+  const b = await gatedInstance(t, space, 100)
+  const seen = await b.subscribe()
+  const first = await a.app.sseHub.publish('x', { data: 'first' })
+  await receives(seen, first)
+  await b.close()
+  await server.kill()
+  await rm(path.join(dir, 'dump.rdb'), { force: true })
+  await server.start()
+  // Its id is from before the loss: B's replay starts the new epoch and answers reset.
+  const c = await eventually('B to answer the reconnect', async () => {
+    const c = await b.subscribe(first)
+    await waitUntil(() => c.events.length > 0, 5000, 'the reset')
+    return c
+  }, 5, 100)
+  const next = await eventually('a publish once Redis is back', () => a.app.sseHub.publish('x', { data: 'next' }), 50, 50)
+  b.open()
+  await receives(seen, next)
+  await receives(c, next)
+  const got = c.events.map(e => e.event === 'reset' ? `reset@${e.id ?? ''}` : e.id)
+  t.same(got, [`reset@${c.events[0]?.id ?? ''}`, next], 'one reset, then the new epoch')
+  t.equal(seen.events.filter(e => e.event === 'reset').length, 1, 'the subscriber connected before the loss is reset when live delivery reaches the new epoch')
 })

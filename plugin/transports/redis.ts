@@ -60,9 +60,19 @@
  * fewer than a million events per second were published, and Redis's clock did
  * not go back). Events of the old epoch that this instance had not delivered
  * may be gone (another instance's, published just before the loss), and no one
- * can tell which: when live delivery reaches the new epoch, every connected
- * subscriber here gets `reset`. Clients holding an id from before the epoch
- * get `reset` when they reconnect.
+ * can tell which: when live delivery reaches the new epoch, every subscriber
+ * here that was connected before the loss gets `reset`. Nobody records when
+ * the loss happened; the epoch's start (its id, converted with the clock
+ * offset and its error) is the latest it can have been, so subscribers that
+ * arrived later keep their stream, and those that arrived between the loss
+ * and the epoch's start get `reset` too. After an outage the live loop runs
+ * one script at once, so the epoch starts soon after Redis comes back.
+ * Clients holding an id from before the epoch get `reset` when they reconnect.
+ *
+ * Late start: when Redis does not answer start(), live delivery gets its
+ * position once it does; subscribers that connected meanwhile are closed
+ * (they resume with replay or reset), unless the epoch began after start()
+ * (Redis came back empty): then live delivery starts from the epoch's start.
  *
  * Outage: `publish` waits at most `publishTimeoutMs` for the connection, then
  * rejects with `redis unavailable: ... not accepted` (code
@@ -75,7 +85,9 @@
  * `publishTimeoutMs` (at most as long again): the reply says whether it was
  * applied. Only without any reply does it reject with "not confirmed": then it
  * was applied if Redis ran it before its deadline, and is delivered everywhere
- * like any other event.
+ * like any other event. close() rejects a publish still waiting for the
+ * connection with HTMX_SSE_HUB_CLOSED (never sent); one already sent keeps
+ * waiting for its reply on your client, which close() leaves open.
  * `since`/`head` fall back to `reset` semantics instead of failing the stream.
  * Connected SSE clients stay open; the XREAD loop retries with backoff, logs
  * one warning per outage and one info line on recovery, then delivers
@@ -88,7 +100,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
-import { SseRedisUnavailableError } from '../errors.js'
+import { SseHubClosedError, SseRedisUnavailableError } from '../errors.js'
 import type { HubMessage, HubTransport, PublishInput, SincePage, SinceResult } from '../transport.js'
 import { parseId } from '../transport.js'
 import { type Keys, keysOf, scripts } from './redis/scripts.js'
@@ -118,6 +130,9 @@ export interface RedisTransportOptions {
 /** How long this instance's publishing must pause before the live loop reads again (see #whilePublishing). */
 const QUIET_MS = 2
 
+/** A clock offset sample is replaced by a less precise one once it is this old (clocks drift). */
+const OFFSET_KEEP_MS = 60_000
+
 /** Replay page reads in flight at once on the shared client: publishes queue behind at most this many. */
 const REPLAY_READS = 2
 
@@ -134,7 +149,7 @@ export class RedisTransport implements HubTransport {
   #sub: Redis | undefined
   #deliver: ((message: HubMessage) => void) | undefined
   #resync: (() => void) | undefined
-  #reset: ((id: string) => void) | undefined
+  #reset: ((id: string, lostBefore?: number) => void) | undefined
   #log: FastifyBaseLogger = silentLog
   #loop: Promise<void> = Promise.resolve()
   #closed = false
@@ -148,8 +163,12 @@ export class RedisTransport implements HubTransport {
   #epochSuspect = false
   /** Before live delivery has a position (Redis was down at start): just below the first id published here, so the loop still delivers it. */
   #earliest = Infinity
-  /** Redis clock minus ours, in ms, once known. */
+  /** When start() was called (Date.now()): no subscriber of this instance arrived before. */
+  #startedAt = 0
+  /** Redis clock minus ours, in ms, once known; off by at most #offsetError, learned at #offsetAt (Date.now()). */
   #offset: number | undefined
+  #offsetError = Infinity
+  #offsetAt = -Infinity
   /** Highest id this instance has seen anywhere: the floor ids never go below. */
   #floor = 0
   /** Publishes of this instance awaiting Redis, and when the last one's reply came (performance.now()). */
@@ -185,12 +204,13 @@ export class RedisTransport implements HubTransport {
     this.#blockMs = nonNegativeInt('blockMs', options.blockMs, 5000, 1)
   }
 
-  async start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void, reset?: (id: string) => void): Promise<void> {
+  async start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void, reset?: (id: string, lostBefore?: number) => void): Promise<void> {
     if (this.#deliver !== undefined) throw new Error('redisTransport: already started (one transport per app)')
     this.#deliver = deliver
     this.#resync = resync
     this.#reset = reset
     this.#log = log ?? silentLog
+    this.#startedAt = Date.now()
     const sub = this.#redis.duplicate({
       lazyConnect: false,
       enableOfflineQueue: true,
@@ -212,7 +232,7 @@ export class RedisTransport implements HubTransport {
         sent = Date.now()
         return scripts.head.run(this.#redis, [...this.#baseKeys(), this.#floor])
       })
-      this.#setStart(head, sent)
+      this.#setStart(head, sent, false)
     } catch (err) {
       this.#markDown(err)
     }
@@ -220,7 +240,7 @@ export class RedisTransport implements HubTransport {
   }
 
   async publish (topic: string, event: PublishInput): Promise<string> {
-    if (this.#closed) throw new Error('redisTransport: closed')
+    if (this.#closed) throw new SseHubClosedError()
     const fields: string[] = []
     if (event.event !== undefined) fields.push('event', event.event)
     fields.push('data', event.data)
@@ -368,13 +388,9 @@ export class RedisTransport implements HubTransport {
       this.#log.warn({ err: describe(err) }, 'sse redis: could not read the newest id; using the newest this instance has seen')
       return this.#floor > 0 ? String(this.#floor) : undefined
     }
-    const [seq, firehoseTop, fresh, redisMs, epoch] = reply
-    this.#clock(redisMs, sent)
-    if (fresh !== 0) this.#newEpoch(seq, 'head', fresh)
-    if (Number(epoch) !== this.#epoch) this.#epochSuspect = true
-    this.#see(Number(seq))
+    const [seq, firehoseTop] = this.#sawHead(reply, sent, 'head')
     // So that no live event up to the head reaches a client after it was told the head.
-    await this.#caughtUp(Number(firehoseTop))
+    await this.#caughtUp(firehoseTop)
     return seq
   }
 
@@ -400,25 +416,77 @@ export class RedisTransport implements HubTransport {
     return [this.#keys.seq, this.#keys.epoch, this.#keys.all]
   }
 
-  /** Learns Redis's clock offset from a reply's TIME (sent: when the command left). */
+  /**
+   * Learns Redis's clock offset from a reply's TIME (sent: when the command
+   * left). Redis read its clock between sending and now, so the midpoint is
+   * off by at most half the round trip (and TIME's truncation to ms). The
+   * sample with the smallest error wins, unless the kept one is old.
+   */
   #clock (redisMs: number, sent: number): void {
-    if (typeof redisMs === 'number') this.#offset = redisMs - (sent + Date.now()) / 2
+    if (typeof redisMs !== 'number') return
+    const now = Date.now()
+    const error = (now - sent) / 2 + 1
+    if (error > this.#offsetError && now - this.#offsetAt < OFFSET_KEEP_MS) return
+    this.#offset = redisMs - (sent + now) / 2
+    this.#offsetError = error
+    this.#offsetAt = now
+  }
+
+  /**
+   * An instant (performance.now()) after which Redis had surely lost the
+   * data that epoch `epoch` replaced. The first script that ran after the
+   * loss created the epoch from Redis's clock in µs (or from a floor above
+   * it), so the loss came before epoch / 1000 in Redis's clock; in ours, at
+   * most the offset's error later. Without a known offset: now, the moment
+   * we learn of the epoch, which is also after the loss.
+   */
+  #lostBefore (epoch: number): number {
+    const now = performance.now()
+    if (this.#offset === undefined) return now
+    return Math.min(now, now + epoch / 1000 - this.#offset + this.#offsetError - Date.now())
   }
 
   #see (id: number): void {
     if (Number.isSafeInteger(id) && id > this.#floor) this.#floor = id
   }
 
-  #setStart (head: unknown, sent: number): void {
+  /**
+   * Fixes where live delivery starts. `late`: start() could not reach Redis,
+   * so subscribers may have connected before this position was read, and
+   * an event published between their arrival and the read would never reach
+   * them. When the epoch began after start() (Redis came back empty, as
+   * after a restart without persistence), every event of it may be owed to
+   * them: live delivery starts from the epoch's start. Otherwise their
+   * arrival cannot be placed among the ids, and they are closed (resync),
+   * so clients resume with replay or reset.
+   */
+  #setStart (head: unknown, sent: number, late: boolean): void {
     const [seq, , fresh, redisMs, epoch] = head as [string, string, number, number, string]
     this.#clock(redisMs, sent)
     if (fresh !== 0) this.#newEpoch(seq, 'start', fresh)
     this.#see(Number(seq))
-    const n = Math.min(Number(seq), this.#earliest)
+    const e = Number(epoch)
+    // The epoch's id is Redis's clock (µs) when it began (see "Data loss").
+    const whole = late && this.#offset !== undefined && e / 1000 - this.#offset - this.#offsetError > this.#startedAt
+    const n = Math.min(Number(seq), this.#earliest, whole ? e : Infinity)
     this.#position = `${n}-0`
     this.#delivered = n
-    this.#epoch = Number(epoch)
+    this.#epoch = e
+    if (late && !whole) {
+      this.#log.info({ after: n }, 'sse redis: live delivery starts now that Redis answers; subscribers that connected before are closed so they resume')
+      this.#resync?.()
+    }
     this.#wake()
+  }
+
+  /** A head reply outside start: learns the clock, a new epoch and the counter. */
+  #sawHead (head: unknown, sent: number, where: string): [string, number] {
+    const [seq, firehoseTop, fresh, redisMs, epoch] = head as [string, string, number, number, string]
+    this.#clock(redisMs, sent)
+    if (fresh !== 0) this.#newEpoch(seq, where, fresh)
+    if (Number(epoch) !== this.#epoch) this.#epochSuspect = true
+    this.#see(Number(seq))
+    return [seq, Number(firehoseTop)]
   }
 
   #newEpoch (id: string, where: string, code: number): void {
@@ -448,6 +516,11 @@ export class RedisTransport implements HubTransport {
    * A publish (`deadline`: when Redis refuses it, 0 when unknown) that is
    * still unanswered on a healthy connection then waits as long again for
    * the reply that says whether it was applied.
+   *
+   * close() ends the wait for the connection (the command is never sent:
+   * HTMX_SSE_HUB_CLOSED) and the wait for a reply, except a publish's: the
+   * client is the user's and stays open, so its reply (or the client's own
+   * failure, "not confirmed") still tells whether Redis applied it.
    */
   async #call<T> (what: string, send: () => Promise<T>, deadline?: number): Promise<T> {
     const client = this.#redis
@@ -457,8 +530,9 @@ export class RedisTransport implements HubTransport {
       if (client.status === 'end') throw unavailable(`${what}${publish ? ' not accepted' : ''}: the ioredis client was closed (quit or disconnect)`)
       if (client.status === 'wait') client.connect().catch(noop)
       await this.#within(this.#connected(), this.#timeoutMs, () => unavailable(
-        `${what}${publish ? ' not accepted' : ' failed'}: connection is ${client.status} (waited ${this.#timeoutMs} ms)`))
+        `${what}${publish ? ' not accepted' : ' failed'}: connection is ${client.status} (waited ${this.#timeoutMs} ms)`), undefined, true)
     }
+    if (this.#closed) throw new SseHubClosedError()
     const left = Math.max(1, this.#timeoutMs - (Date.now() - started))
     const reply = send()
     let grace = publish ? this.#timeoutMs : 0
@@ -471,9 +545,9 @@ export class RedisTransport implements HubTransport {
     try {
       return await this.#within(reply, left, () => publish
         ? unavailable(`${what} not confirmed: no reply within ${this.#timeoutMs * 2} ms; it was applied only if Redis ran it ${deadline > 0 ? 'before its deadline (then it is delivered like any other event)' : 'at all (the Redis clock was not known yet, so it carries no deadline)'}`)
-        : unavailable(`${what}: no reply within ${this.#timeoutMs} ms`), extend)
+        : unavailable(`${what}: no reply within ${this.#timeoutMs} ms`), extend, !publish)
     } catch (err) {
-      if (err instanceof SseRedisUnavailableError) throw err
+      if (err instanceof SseRedisUnavailableError || err instanceof SseHubClosedError) throw err
       if (err instanceof Error && err.message.startsWith('EXPIRED')) throw unavailable(`${what} not accepted: ${err.message.slice(8)}`, err)
       // An error reply from Redis itself (script error, wrong key type): not an outage.
       if (err instanceof Error && err.name === 'ReplyError') throw new Error(`redisTransport: ${what} failed: ${err.message}`, { cause: err })
@@ -499,9 +573,9 @@ export class RedisTransport implements HubTransport {
 
   /**
    * `promise`, or `error()` after `ms` (unless `extend()` grants more time),
-   * or a rejection when the transport closes first.
+   * or (`onClose`) HTMX_SSE_HUB_CLOSED when the transport closes first.
    */
-  #within<T> (promise: Promise<T>, ms: number, error: () => Error, extend?: () => number): Promise<T> {
+  #within<T> (promise: Promise<T>, ms: number, error: () => Error, extend?: () => number, onClose = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const settle = (): boolean => {
         if (timer === undefined) return false
@@ -510,14 +584,14 @@ export class RedisTransport implements HubTransport {
         this.#pending.delete(closed)
         return true
       }
-      const closed = (): void => { if (settle()) reject(new Error('redisTransport: closed')) }
+      const closed = (): void => { if (settle()) reject(new SseHubClosedError()) }
       const expire = (): void => {
         const more = extend?.() ?? 0
         if (more > 0 && timer !== undefined) timer = setTimeout(expire, more)
         else if (settle()) reject(error())
       }
       let timer: NodeJS.Timeout | undefined = setTimeout(expire, ms)
-      this.#pending.add(closed)
+      if (onClose) this.#pending.add(closed)
       promise.then(value => { if (settle()) resolve(value) }, (err: unknown) => { if (settle()) reject(err) })
     })
   }
@@ -566,12 +640,15 @@ export class RedisTransport implements HubTransport {
       try {
         if (this.#position === undefined) {
           const sent = Date.now()
-          this.#setStart(await scripts.head.run(sub, [...this.#baseKeys(), this.#floor]), sent)
+          this.#setStart(await scripts.head.run(sub, [...this.#baseKeys(), this.#floor]), sent, true)
+        } else if (this.#down) {
+          // Back after an outage: if Redis lost its data meanwhile, the new
+          // epoch starts now rather than at the next publish, so fewer
+          // subscribers arrive between the loss and the epoch (they get reset).
+          const sent = Date.now()
+          this.#sawHead(await scripts.head.run(sub, [...this.#baseKeys(), this.#floor]), sent, 'reconnect')
         }
-        if (this.#down) {
-          await sub.ping()
-          this.#markUp()
-        }
+        this.#markUp()
         await this.#whilePublishing()
         this.#behind = false
         const reply = await this.#xread(sub, this.#position!)
@@ -651,7 +728,7 @@ export class RedisTransport implements HubTransport {
           this.#log.warn({ from: this.#delivered, epoch },
             'sse redis: live delivery reached a new epoch (Redis lost data); sending reset to subscribers here')
           this.#epoch = epoch
-          this.#reset?.(String(epoch))
+          this.#reset?.(String(epoch), this.#lostBefore(epoch))
         } else if (n > this.#delivered + 1 && this.#delivered > 0) {
           this.#log.warn({ from: this.#delivered, to: n },
             'sse redis: ids jumped (firehose trimmed while this instance was cut off); closing subscribers here so they resume with replay or reset')

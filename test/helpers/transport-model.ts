@@ -77,6 +77,9 @@ class Run {
   readonly problems: string[] = []
   /** Firehose contents read just before each kill (Redis): applied, even if the restart then lost them. */
   readonly snapshots = new Map<number, { id: string, topic: string }>()
+  /** Every epoch Redis started after losing data (read with the snapshots: an epoch lasts until the next kill at least). */
+  readonly losses = { epochs: new Set<string>() }
+  #lossy = 0
   readonly #tasks = new Set<Promise<unknown>>()
   readonly #space: string
   #generation = 0
@@ -130,7 +133,7 @@ class Run {
       const target = [slot, ...this.slots.keys()].find(s => this.slots[s] !== undefined && !this.slots[s]!.closed)
       const inst = target === undefined ? undefined : this.slots[target]
       if (inst === undefined || target === undefined) { await sleep(50); continue }
-      const conn: Conn = { slot: target, gen: this.gens[target]!, from, mode, openedPub: 0, events: [], final: false, byClient: false }
+      const conn: Conn = { slot: target, gen: this.gens[target]!, from, mode, openedPub: 0, requestedAt: Date.now(), events: [], final: false, byClient: false }
       const headers = from === undefined ? undefined : { 'last-event-id': from }
       const pending = connect(`http://127.0.0.1:${inst.port}/s?topics=${chain.topics.join(',')}`, { headers })
       let client: SseClient | 'timeout'
@@ -237,13 +240,19 @@ class Run {
     await this.#snapshot()
     if (keep) await admin.save()
     await server.kill()
-    if (!keep) await rm(path.join(dir, 'dump.rdb'), { force: true })
+    if (!keep) {
+      await rm(path.join(dir, 'dump.rdb'), { force: true })
+      this.#lossy++
+    }
     await server.start()
     this.#pausedUntil = 0
   }
 
   async #snapshot (): Promise<void> {
     if (this.faults === undefined) return
+    // Before the first restart without data, the epoch is the one the first instance started on an empty Redis.
+    const epoch = await this.faults.admin.get(`${this.#space}:epoch`)
+    if (epoch !== null && this.#lossy > 0) this.losses.epochs.add(epoch)
     const entries = await this.faults.admin.xrange(`${this.#space}:all`, '-', '+') as Array<[string, string[]]>
     for (const [sid, fields] of entries) {
       const get = (name: string): string | undefined => { const i = fields.indexOf(name); return i >= 0 && i % 2 === 0 ? fields[i + 1] : undefined }
@@ -332,7 +341,10 @@ export async function play (backend: Backend, faults: Faults | undefined, scenar
       tally.restarts += scenario.actions.filter(a => a.kind === 'restart').length
       tally.closes += scenario.actions.filter(a => a.kind === 'close').length
     }
-    return [...run.problems, ...checkRun(run, applied, backend.name, HISTORY)]
+    const problems = [...run.problems, ...checkRun(run, applied, backend.name, HISTORY)]
+    // What each instance saw, to tell a stuck replay from a stuck live loop when a run fails.
+    if (problems.length > 0) run.slots.forEach((inst, slot) => problems.push(`(slot ${slot}, app ${run.gens[slot]!}: ${JSON.stringify({ ...inst.app.sseHub.stats(), topics: undefined })})`))
+    return problems
   } finally {
     await run.close()
   }
