@@ -29,7 +29,7 @@ t.test('app.close(): the duplicate connection is closed, the user client is not'
   const handlesBefore = handles()
 
   const app = Fastify()
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: 'c' }) })
+  await app.register(htmxSse, { heartbeatMs: false, secret: 'redis-test-secret-0123456789', transport: redisTransport({ redis, prefix: 'c' }) })
   app.get('/s', (_request, reply) => reply.sse({ topics: ['k'] }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port
@@ -61,7 +61,7 @@ t.test('app.close() while Redis is down and the loop waits between reconnects: i
   redis.on('error', () => {})
   t.teardown(() => redis.disconnect())
   const app = Fastify()
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: 'd', publishTimeoutMs: 300, blockMs: 200 }) })
+  await app.register(htmxSse, { heartbeatMs: false, secret: 'redis-test-secret-0123456789', transport: redisTransport({ redis, prefix: 'd', publishTimeoutMs: 300, blockMs: 200 }) })
   await app.ready()
   await server.kill()
   for (const wait of [300, 700, 1500]) {

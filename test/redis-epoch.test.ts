@@ -32,7 +32,7 @@ t.test('events lost with Redis before an instance read them: its subscribers get
   }) as Redis['duplicate']
   t.teardown(() => bRedis.disconnect())
   const b = Fastify()
-  await b.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis: bRedis, publishTimeoutMs: 500, blockMs: 1000 }) })
+  await b.register(htmxSse, { heartbeatMs: false, secret: 'redis-test-secret-0123456789', transport: redisTransport({ redis: bRedis, publishTimeoutMs: 500, blockMs: 1000 }) })
   b.get('/s', (_request, reply) => reply.sse({ topics: ['e'] }))
   await b.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => b.close())

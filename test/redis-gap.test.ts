@@ -30,7 +30,7 @@ t.test('firehose trimmed past an instance: its subscribers are closed, then repl
 
   const start = async (): Promise<{ app: ReturnType<typeof Fastify>, port: number }> => {
     const app = Fastify()
-    await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis: client(), firehose: 8 }) })
+    await app.register(htmxSse, { heartbeatMs: false, secret: 'redis-test-secret-0123456789', transport: redisTransport({ redis: client(), firehose: 8 }) })
     app.get('/s', (_request, reply) => reply.sse({ topics: ['g'] }))
     await app.listen({ port: 0, host: '127.0.0.1' })
     t.teardown(() => app.close())

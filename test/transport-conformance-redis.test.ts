@@ -43,7 +43,7 @@ t.test('a publish in flight when app.close() runs: resolves, or its error says t
   const redis = new Redis(server.url)
   t.teardown(() => { admin.disconnect(); redis.disconnect() })
   const app = Fastify()
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: 'inflight-close', publishTimeoutMs: 2000 }) })
+  await app.register(htmxSse, { heartbeatMs: false, secret: 'redis-test-secret-0123456789', transport: redisTransport({ redis, prefix: 'inflight-close', publishTimeoutMs: 2000 }) })
   await app.ready()
   await app.sseHub.publish('k', { data: 'warm' })
   // Writes wait in Redis, so the publish is surely in flight while the app closes; the pause ends well before its deadline.
@@ -121,7 +121,7 @@ t.test('a publish waiting for the Redis connection when app.close() runs rejects
   redis.on('error', () => {})
   t.teardown(() => redis.disconnect())
   const app = Fastify()
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: 'wait-close', publishTimeoutMs: 2000 }) })
+  await app.register(htmxSse, { heartbeatMs: false, secret: 'redis-test-secret-0123456789', transport: redisTransport({ redis, prefix: 'wait-close', publishTimeoutMs: 2000 }) })
   await app.ready()
   await server.kill()
   try {
@@ -219,7 +219,7 @@ async function gatedInstance (t: Test, space: string, history: number) {
     return sub as unknown as Redis
   }) as Redis['duplicate']
   const app = Fastify()
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: space, history, publishTimeoutMs: 300 }) })
+  await app.register(htmxSse, { heartbeatMs: false, secret: 'redis-test-secret-0123456789', transport: redisTransport({ redis, prefix: space, history, publishTimeoutMs: 300 }) })
   app.get('/s', (_request, reply) => reply.sse({ topics: ['x'] }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())

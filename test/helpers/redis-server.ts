@@ -161,7 +161,7 @@ export async function hubInstance (t: Test, url: string, options: Omit<RedisTran
     }
   })
   const app = Fastify(settings.logs === true ? { logger: { level: 'info', stream } } : {})
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, ...options }) })
+  await app.register(htmxSse, { heartbeatMs: false, secret: 'redis-test-secret-0123456789', transport: redisTransport({ redis, ...options }) })
   app.get('/s', (request, reply) => reply.sse({ topics: String((request.query as { topics: string }).topics).split(',') }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())

@@ -78,7 +78,7 @@ export function redisBackend (url: string, options: Omit<RedisTransportOptions, 
       const redis = new Redis(url)
       redis.on('error', () => {})
       const app = Fastify()
-      await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis, prefix: space, history, ...options }) })
+      await app.register(htmxSse, { heartbeatMs: false, secret: 'redis-test-secret-0123456789', transport: redisTransport({ redis, prefix: space, history, ...options }) })
       return await listen(app, () => redis.disconnect())
     }
   }
