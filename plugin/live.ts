@@ -27,9 +27,17 @@ import { signTopics, verifyTopics, type HtmxMajor } from './live-token.js'
 import { RESUME_MARK } from './resume.js'
 import { topicsOf } from './reply.js'
 import { eventNameProblem } from './encode.js'
+import { parseId } from './transport.js'
 import * as option from './options.js'
 
 export interface LiveOptions {
+  /**
+   * Go live after this hub id instead of the head: for a page that renders
+   * state which is not idempotent to replay (appended text) up to an event it
+   * knows, e.g. the last stored entry of a run. The page then gets exactly
+   * what came after it. Default: the hub's head, read now.
+   */
+  since?: string
   /** Event name after which the page stops listening for good, e.g. `'done'` for a finished run. */
   closeOn?: string
   /** How long the page's signed topics stay valid; an older tab reloads on its next reconnect. Default: the plugin's `liveTtlMs`. */
@@ -65,7 +73,7 @@ export interface LiveSettings {
 }
 
 /** Every key of LiveOptions: the compiler refuses this object when one is missing or extra. */
-const LIVE_OPTION_KEYS = Object.keys({ closeOn: 0, ttlMs: 0, htmx: 0 } satisfies Record<keyof LiveOptions, 0>)
+const LIVE_OPTION_KEYS = Object.keys({ since: 0, closeOn: 0, ttlMs: 0, htmx: 0 } satisfies Record<keyof LiveOptions, 0>)
 
 const RESET_EVENT = 'reset'
 const EXPIRED_DATA = 'this page\'s live token expired; reload'
@@ -83,8 +91,9 @@ export async function livePage (hub: SseHub, settings: LiveSettings, topics: rea
   const closeOn = options.closeOn
   const problem = closeOn === undefined ? undefined : eventNameProblem(closeOn)
   if (problem !== undefined) throw option.invalidOption('closeOn (reply.live)', problem)
+  if (options.since !== undefined && parseId(options.since) === undefined) throw option.invalidOption('since (reply.live)', `must be a hub id (a decimal integer string), got ${JSON.stringify(options.since)}`)
   // First: whatever is published from now on is replayed to the page.
-  const cursor = await hub.head()
+  const cursor = options.since ?? await hub.head()
   const token = signTopics(settings.secrets, { topics: list, htmx, expires: Date.now() + ttlMs })
   const query = new URLSearchParams({ t: token })
   if (cursor !== undefined) query.set('lastEventId', cursor)

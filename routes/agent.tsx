@@ -14,7 +14,6 @@
  *    `GET /runs/:id` renders its stored transcript and continues live, on any
  *    instance sharing the run store. htmx 4: the POST answers with the run's
  *    stream itself; htmx 2: with the run's live connect element. */
-import type { LivePage } from '../plugin/live.js'
 import { AgentError, AgentPanel } from '../views/agent.js'
 import { Update } from '../views/fragments.js'
 import { SSE_CLOSE_EVENT } from '../views/sse.js'
@@ -29,20 +28,6 @@ export interface AgentRoutesOptions {
   /** Where runs are kept (ignored with `runner`). Default: in this process. */
   store?: RunStore
   runner?: AgentRunner
-}
-
-/**
- * A run page's connect element, continuing after `cursor` (the run's last
- * entry the page shows) instead of the hub's head: text chunks are appended,
- * so the page must be replayed exactly what it does not show, no more, no less.
- */
-function continuing (live: LivePage, cursor: string | undefined): string {
-  return String(live.element).replace(/ (sse-connect|hx-sse:connect)="([^"]*)"/, (_all, name: string, value: string) => {
-    const url = new URL(value.replace(/&amp;/g, '&'), 'http://x')
-    if (cursor === undefined) url.searchParams.delete('lastEventId')
-    else url.searchParams.set('lastEventId', cursor)
-    return ` ${name}="${(url.pathname + url.search).replace(/&/g, '&amp;')}"`
-  })
 }
 
 /** The prompt of a run, checked after it is trimmed (querystring of the per-connection routes, body of `POST /runs`). */
@@ -124,17 +109,19 @@ export const agentRoutes = routeModule<AgentRoutesOptions>('agent', async (app, 
   })
 
   app.get<{ Params: { id: string } }>('/runs/:id', { schema: { params: runParams } }, async (request, reply) => {
-    const live = await reply.live([runner.topicOf(request.params.id)], { closeOn: SSE_CLOSE_EVENT })
     const view = await runner.view(request.params.id)
     if (view === undefined) return reply.code(404).html(<RoutePage title='Agent run'><main class='app'><p>No such run (the store keeps the newest {runner.maxRuns}).</p></main></RoutePage>)
     const { run } = view
+    // Text chunks are appended, not idempotent: the page continues exactly
+    // after the last entry it shows (read, with the head, before the entries).
+    const live = await reply.live([runner.topicOf(request.params.id)], { closeOn: SSE_CLOSE_EVENT, since: view.cursor })
     return reply.html(
       <RoutePage title='Agent run' live={live}>
         <header class='app'><h1>Agent run</h1><a class='small' href={`${base}/`}>new run</a></header>
         <main class='app stack'>
           <section class='card agent-card'>
             <div id={runner.slotId} class='agent-slot'><AgentRunSnapshot run={run} /></div>
-            {view.live ? continuing(live, view.cursor) : ''}
+            {view.live ? live.element : ''}
           </section>
         </main>
       </RoutePage>

@@ -21,8 +21,9 @@ async function liveApp (t: Test, options: HtmxSseOptions = {}): Promise<TestApp 
   let last: LivePage | undefined
   const server = await startApp({ secret: SECRET, heartbeatMs: false, ...options }, (app: FastifyInstance) => {
     app.get('/page', async (req, reply) => {
-      const q = req.query as { topics: string, htmx?: string, ttlMs?: string }
+      const q = req.query as { topics: string, htmx?: string, ttlMs?: string, since?: string }
       last = await reply.live(q.topics.split(','), {
+        since: q.since,
         htmx: q.htmx === undefined ? undefined : Number(q.htmx) as 2 | 4,
         ttlMs: q.ttlMs === undefined ? undefined : Number(q.ttlMs)
       })
@@ -228,4 +229,19 @@ t.test('sseHub.watch: start with the first subscriber of a topic, stop after the
   t.same(calls, ['start', 'stop', 'start', 'stop'], 'unwatch stops a running watcher')
   c.close()
   other.close()
+})
+
+t.test('reply.live since: a page continues after an id it knows, not the head', async t => {
+  const s = await liveApp(t)
+  const first = await s.app.sseHub.publish('log', { data: 'a' })
+  await s.app.sseHub.publish('log', { data: 'b' })
+  const page = await s.page(['log'], { since: first })
+  t.equal(page.cursor, first)
+  const client = await connect(streamUrl(s.url, page))
+  t.teardown(() => client.close())
+  await client.waitFor(1)
+  t.same(client.events.map(e => e.data), ['b'], 'exactly what came after it')
+  const bad = await request(`${s.url}/page?topics=log&since=not-an-id`)
+  t.equal(bad.status, 500)
+  t.match(JSON.parse(bad.body), { code: 'HTMX_SSE_INVALID_OPTION', message: /since \(reply.live\) must be a hub id/ })
 })
