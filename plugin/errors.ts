@@ -51,6 +51,15 @@ export const SseInvalidTokenError = createError('HTMX_SSE_INVALID_TOKEN', '%s', 
 /** An optional peer dependency that a feature needs is not installed (e.g. `systeminformation` for the metrics sampler). */
 export const SseMissingPeerError = createError<'HTMX_SSE_MISSING_PEER', 500, [string, string, string, { cause: unknown }?]>('HTMX_SSE_MISSING_PEER', '%s needs the optional peer dependency %s: npm install %s', 500)
 
+/** A component prop that cannot be rendered (a bad id, limit, URL or event name): thrown at render, before any markup. */
+export const SseInvalidPropError = createError('HTMX_SSE_INVALID_PROP', '%s', 500, TypeError)
+
+/** Redis answered a command with an error (a key of another type under the prefix, a script error): not an outage. */
+export const SseRedisError = createError<'HTMX_SSE_REDIS_ERROR', 500, [string, { cause: unknown }?]>('HTMX_SSE_REDIS_ERROR', '%s', 500)
+
+/** A runner used before its route module bound it to the app (or after close). */
+export const SseNotReadyError = createError('HTMX_SSE_NOT_READY', '%s', 500)
+
 /**
  * What a dynamic import of an optional peer rejected with: the coded error
  * when the package itself is missing, anything else as it was.
@@ -77,5 +86,8 @@ export const errors = {
   SseRedisUnavailableError,
   SseInvalidOptionError,
   SseInvalidTokenError,
-  SseMissingPeerError
+  SseMissingPeerError,
+  SseInvalidPropError,
+  SseRedisError,
+  SseNotReadyError
 } as const

@@ -15,6 +15,7 @@ import { retryStore, RunLeases, type RunLeaseOptions } from './run-lease.js'
 import { instanceId, MemoryRunStore, type RunStore, type StoredRun } from './run-store.js'
 import { coalesceWhitespace, simulatedAgent, type AgentSource } from './agent-source.js'
 import { AgentRunSnapshot, DONE_EVENT, newRunId, RunState, startFragment, type RunEvent } from './agent-render.js'
+import { SseInvalidOptionError, SseNotReadyError } from '../plugin/errors.js'
 
 export { coalesceWhitespace, simulatedAgent, type AgentEvent, type AgentSource, type SimulatedAgentOptions } from './agent-source.js'
 
@@ -141,7 +142,7 @@ export class AgentRunner {
     this.store = options.store ?? new MemoryRunStore()
     this.owner = options.owner ?? instanceId()
     this.#leaseOptions = { leaseMs: options.leaseMs, sweepMs: options.sweepMs }
-    if (!(this.maxRuns >= 1)) throw new TypeError('AgentRunner: maxRuns must be at least 1')
+    if (!(this.maxRuns >= 1)) throw new SseInvalidOptionError('maxRuns (AgentRunner)', 'must be at least 1')
   }
 
   /** Connects the runner to a hub and starts its lease loop (done by `agentRoutes`). */
@@ -180,7 +181,7 @@ export class AgentRunner {
   async start (prompt: string, runId = newRunId()): Promise<string> {
     const hub = this.#hub
     const leases = this.#leases
-    if (this.#closed || hub === undefined || leases === undefined) throw new Error('agent runner is not bound or closed')
+    if (this.#closed || hub === undefined || leases === undefined) throw new SseNotReadyError('AgentRunner: not bound to a hub (register agentRoutes), or closed')
     const data: AgentData = { prompt }
     const { created, dropped } = await this.store.create({
       id: runId, kind: AGENT_KIND, title: prompt.slice(0, 80), owner: this.owner, startedAt: Date.now(), data

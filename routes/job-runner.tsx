@@ -21,6 +21,7 @@ import type { RunStatus } from '../views/run.js'
 import { SSE_CLOSE_EVENT } from '../views/sse.js'
 import { retryStore, RunLeases, type RunLeaseOptions } from './run-lease.js'
 import { instanceId, MemoryRunStore, type NewRun, type RunStore, type StoredRun } from './run-store.js'
+import { SseInvalidOptionError, SseNotReadyError } from '../plugin/errors.js'
 
 export interface JobsOptions extends RunLeaseOptions {
   /** Topic of one job is `${topicPrefix}${id}`. Default 'job:'. */
@@ -132,7 +133,7 @@ export class JobRunner {
     this.store = options.store ?? new MemoryRunStore()
     this.owner = options.owner ?? instanceId()
     this.#leaseOptions = { leaseMs: options.leaseMs, sweepMs: options.sweepMs }
-    if (!(this.maxJobs >= 1)) throw new TypeError('JobRunner: maxJobs must be at least 1')
+    if (!(this.maxJobs >= 1)) throw new SseInvalidOptionError('maxJobs (JobRunner)', 'must be at least 1')
   }
 
   /** Connects the runner to a hub and starts its lease loop (done by `jobsRoutes`). */
@@ -163,7 +164,7 @@ export class JobRunner {
 
   /** Starts a job; undefined when the store is full of running jobs. */
   async start (options: { title?: string, fail?: boolean } = {}): Promise<Job | undefined> {
-    if (this.#leases === undefined) throw new Error('JobRunner: not bound to a hub (register jobsRoutes)')
+    if (this.#leases === undefined) throw new SseNotReadyError('JobRunner: not bound to a hub (register jobsRoutes)')
     const id = randomBytes(4).toString('hex')
     const title = options.title !== undefined && options.title.trim() !== '' ? options.title.trim().slice(0, 80) : `Build #${++this.#seq}`
     const data: JobData = {

@@ -11,6 +11,7 @@
 import type { SseHub } from '../plugin/hub.js'
 import { LogTail, LogTailEntry, type LogLevel, type SequencedLogLine } from '../views/logs.js'
 import { RoutePage, routeModule } from './util.js'
+import { SseInvalidOptionError } from '../plugin/errors.js'
 
 const LEVELS: Record<number, LogLevel> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }
 
@@ -156,7 +157,7 @@ export interface LogsRoutesOptions {
 /** `GET /` a live log tail page. */
 export const logsRoutes = routeModule<LogsRoutesOptions>('logs', async (app, options) => {
   const feed = options.feed
-  if (!(feed instanceof LogFeed)) throw new TypeError('logsRoutes: option feed must be a LogFeed (and its stream the logger destination)')
+  if (!(feed instanceof LogFeed)) throw new SseInvalidOptionError('feed (logsRoutes)', 'must be a LogFeed (and its stream the logger destination)')
   feed.bind(app.sseHub)
   app.addHook('preClose', async () => feed.unbind())
 

@@ -14,6 +14,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { RunStore, StoredRun } from './run-store.js'
+import { SseInvalidOptionError } from '../plugin/errors.js'
 
 export interface RunLeaseOptions {
   /** How long a renewal keeps a run alive. Default 6 000 ms. */
@@ -47,7 +48,7 @@ export class RunLeases {
   ) {
     this.leaseMs = options.leaseMs ?? 6_000
     this.sweepMs = options.sweepMs ?? 2_000
-    if (!(this.sweepMs > 0 && this.leaseMs > this.sweepMs)) throw new TypeError('run leases: need 0 < sweepMs < leaseMs')
+    if (!(this.sweepMs > 0 && this.leaseMs > this.sweepMs)) throw new SseInvalidOptionError('leaseMs/sweepMs (runs)', 'need 0 < sweepMs < leaseMs')
   }
 
   hold (id: string): void { this.#held.add(id) }

@@ -55,6 +55,7 @@
 import type { Redis } from 'ioredis'
 import { scripts, type Script } from './run-store-redis-scripts.js'
 import type { CancelRequest, CreateResult, NewRun, RunPatch, RunStore, StoredRun } from './run-store.js'
+import { SseInvalidEventError, SseInvalidOptionError, SseRedisError } from '../plugin/errors.js'
 
 export interface RedisRunStoreOptions {
   /** Your ioredis client (the one the hub's transport uses). Never closed here. */
@@ -86,7 +87,7 @@ function describe (err: unknown): string {
 
 /** Numbers the scripts compare or score by: a Redis store cannot hold NaN or ±Infinity there. */
 function finite (name: string, value: number): string {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new TypeError(`RedisRunStore: ${name} must be a finite number, got ${String(value)}`)
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new SseInvalidOptionError(`${name} (RedisRunStore)`, `must be a finite number, got ${String(value)}`)
   return String(value)
 }
 
@@ -96,7 +97,7 @@ function duration (ms: number): string {
 }
 
 function text (name: string, value: string): string {
-  if (typeof value !== 'string') throw new TypeError(`RedisRunStore: ${name} must be a string, got ${typeof value}`)
+  if (typeof value !== 'string') throw new SseInvalidOptionError(`${name} (RedisRunStore)`, `must be a string, got ${typeof value}`)
   return value
 }
 
@@ -142,15 +143,15 @@ export class RedisRunStore implements RunStore {
   constructor (options: RedisRunStoreOptions) {
     const redis = options?.redis
     if (redis === null || typeof redis !== 'object' || typeof redis.evalsha !== 'function' || typeof redis.once !== 'function') {
-      throw new TypeError('RedisRunStore: option redis must be an ioredis client (new Redis(url))')
+      throw new SseInvalidOptionError('redis (RedisRunStore)', 'must be an ioredis client (new Redis(url))')
     }
     if (typeof redis.options?.keyPrefix === 'string' && redis.options.keyPrefix !== '') {
-      throw new TypeError('RedisRunStore: the ioredis client has keyPrefix set; use the store option prefix instead')
+      throw new SseInvalidOptionError('redis (RedisRunStore)', 'is an ioredis client with keyPrefix set; use the store option prefix instead')
     }
     const prefix = options.prefix ?? 'runs'
-    if (typeof prefix !== 'string' || prefix === '' || /\s/.test(prefix)) throw new TypeError('RedisRunStore: option prefix must be a non-empty string without spaces')
+    if (typeof prefix !== 'string' || prefix === '' || /\s/.test(prefix)) throw new SseInvalidOptionError('prefix (RedisRunStore)', 'must be a non-empty string without spaces')
     const timeoutMs = options.commandTimeoutMs ?? 2000
-    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new TypeError(`RedisRunStore: option commandTimeoutMs must be an integer >= 1, got ${String(timeoutMs)}`)
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new SseInvalidOptionError('commandTimeoutMs (RedisRunStore)', `must be an integer >= 1, got ${String(timeoutMs)}`)
     this.#redis = redis
     this.#prefix = prefix
     this.#timeoutMs = timeoutMs
@@ -161,7 +162,7 @@ export class RedisRunStore implements RunStore {
     const fields = fieldsOf(run)
     const startedAt = finite('startedAt', run.startedAt)
     const lease = duration(leaseMs)
-    if (typeof maxRuns !== 'number' || Number.isNaN(maxRuns)) throw new TypeError(`RedisRunStore: maxRuns must be a number, got ${String(maxRuns)}`)
+    if (typeof maxRuns !== 'number' || Number.isNaN(maxRuns)) throw new SseInvalidOptionError('maxRuns (RedisRunStore)', `must be a number, got ${String(maxRuns)}`)
     // Lua numbers are doubles too; only ±Infinity needs a stand-in.
     const max = Math.max(-1e15, Math.min(1e15, maxRuns))
     const [created, dropped] = await this.#write(`create run "${id}"`, scripts.create,
@@ -200,8 +201,8 @@ export class RedisRunStore implements RunStore {
 
   async append (kind: string, id: string, owner: string, entry: unknown, index?: number): Promise<boolean> {
     const json = JSON.stringify(entry)
-    if (json === undefined) throw new TypeError('RedisRunStore: a transcript entry must be JSON (got undefined or a function)')
-    if (index !== undefined && !(Number.isSafeInteger(index) && index >= 0)) throw new TypeError(`RedisRunStore: index must be an integer >= 0, got ${String(index)}`)
+    if (json === undefined) throw new SseInvalidEventError('RedisRunStore: a transcript entry must be JSON (got undefined or a function)')
+    if (index !== undefined && !(Number.isSafeInteger(index) && index >= 0)) throw new SseInvalidEventError(`RedisRunStore: index must be an integer >= 0, got ${String(index)}`)
     const [written] = await this.#write(`append to run "${id}"`, scripts.append, [this.#run(id), this.#entries(id)],
       [text('owner', owner), text('kind', kind), json, index ?? -1]) as [number]
     return written === 1
@@ -286,9 +287,9 @@ export class RedisRunStore implements RunStore {
       if (err instanceof RunStoreUnavailableError) throw err
       if (err instanceof Error && err.name === 'ReplyError') {
         if (err.message.startsWith('EXPIRED ')) throw new RunStoreUnavailableError(`${what} not accepted: ${err.message.slice(8)}`, { cause: err })
-        if (err.message.startsWith('EXISTS ')) throw new Error(`RedisRunStore: ${err.message.slice(7)}`)
+        if (err.message.startsWith('EXISTS ')) throw new SseInvalidOptionError('id (RunStore.create)', `is taken by another run (${err.message.slice(7)})`)
         // Redis itself refused (a key of the wrong type, say): not an outage.
-        throw new Error(`RedisRunStore: ${what} failed: ${err.message}`, { cause: err })
+        throw new SseRedisError(`RedisRunStore: ${what} failed: ${err.message}`, { cause: err })
       }
       throw new RunStoreUnavailableError(`${what}: ${describe(err)}`, { cause: err })
     } finally {

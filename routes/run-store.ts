@@ -11,6 +11,7 @@
  */
 import { hostname } from 'node:os'
 import type { RunStatus } from '../views/run.js'
+import { SseInvalidOptionError } from '../plugin/errors.js'
 
 /** One run as stored. `data` is the runner's own JSON state (job progress, an agent's prompt). */
 export interface StoredRun {
@@ -110,7 +111,7 @@ export class MemoryRunStore implements RunStore {
   readonly #runs = new Map<string, Held>()
 
   async create (run: NewRun, maxRuns: number, leaseMs: number): Promise<CreateResult> {
-    if (this.#runs.has(run.id)) throw new Error(`run ${run.id} exists`)
+    if (this.#runs.has(run.id)) throw new SseInvalidOptionError('id (RunStore.create)', `${JSON.stringify(run.id)} is taken by another run`)
     const ofKind = [...this.#runs.values()].filter(h => h.run.kind === run.kind)
     const dropped: string[] = []
     let excess = ofKind.length + 1 - maxRuns

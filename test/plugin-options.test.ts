@@ -127,7 +127,7 @@ t.test('reply.live options: the same code and format, answered over a socket', a
     const res = await request(`${url}/page?o=${encodeURIComponent(JSON.stringify(options))}`)
     return { status: res.status, body: JSON.parse(res.body) }
   }
-  t.match(await page({ ttl: 5000 }), { status: 500, body: { code: CODE, message: /^fastify-htmx-sse: option ttl \(reply\.live\) is not an option; the options are closeOn, ttlMs, htmx$/ } })
+  t.match(await page({ ttl: 5000 }), { status: 500, body: { code: CODE, message: /^fastify-htmx-sse: option ttl \(reply\.live\) is not an option; the options are since, closeOn, ttlMs, htmx$/ } })
   t.match(await page({ ttlMs: 10 }), { status: 500, body: { code: CODE, message: 'fastify-htmx-sse: option ttlMs (reply.live) must be a number of ms >= 1000, got 10' } })
   t.match(await page({ htmx: 3 }), { status: 500, body: { code: CODE, message: /option htmx \(reply\.live\) must be 2 or 4, got 3$/ } })
   t.match(await page({ closeOn: 'a b' }), { status: 500, body: { code: CODE, message: /option closeOn \(reply\.live\) / } })

@@ -204,8 +204,8 @@ t.test('transport unit behaviour: since/history/head, unknown topics, fields', a
   t.equal(delivered.at(-1)?.id, head, 'live delivery through the firehose, on this instance too')
   t.equal(delivered.length, 6)
 
-  t.throws(() => redisTransport({ redis: {} as Redis }), /ioredis client/)
-  t.throws(() => redisTransport({ redis, history: -1 }), /history/)
+  t.throws(() => redisTransport({ redis: {} as Redis }), { code: 'HTMX_SSE_INVALID_OPTION', message: /ioredis client/ })
+  t.throws(() => redisTransport({ redis, history: -1 }), { code: 'HTMX_SSE_INVALID_OPTION', message: /history \(redisTransport\) must be an integer/ })
 })
 
 t.test('a key of the wrong type is a clear error, not an outage, and burns no id', async t => {
@@ -215,7 +215,7 @@ t.test('a key of the wrong type is a clear error, not an outage, and burns no id
   await transport.start(m => delivered.push(m.id), undefined as never)
   t.teardown(() => transport.close())
   await redis.set('p5:t:bad', 'not a stream')
-  await t.rejects(transport.publish('bad', { data: 'x' }), { message: /^redisTransport: publish to topic "bad" failed: .*holds a string/ })
+  await t.rejects(transport.publish('bad', { data: 'x' }), { code: 'HTMX_SSE_REDIS_ERROR', message: /^redisTransport: publish to topic "bad" failed: .*holds a string/ })
   const before = await transport.head()
   const id = await transport.publish('good', { data: 'y' })
   t.equal(Number(id), Number(before) + 1, 'ids stay contiguous')

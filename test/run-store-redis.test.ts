@@ -173,10 +173,11 @@ t.test('a new client (a restarted instance) reads what was stored', async t => {
 })
 
 t.test('options: a client with keyPrefix, a bad prefix or timeout are refused at construction', async t => {
-  t.throws(() => new RedisRunStore({ redis: client({ keyPrefix: 'x:' }) }), /keyPrefix set; use the store option prefix/)
-  t.throws(() => new RedisRunStore({ redis: shared, prefix: '' }), /prefix/)
-  t.throws(() => new RedisRunStore({ redis: shared, commandTimeoutMs: 0 }), /commandTimeoutMs/)
-  t.throws(() => new RedisRunStore({ redis: {} as Redis }), /must be an ioredis client/)
+  const code = 'HTMX_SSE_INVALID_OPTION'
+  t.throws(() => new RedisRunStore({ redis: client({ keyPrefix: 'x:' }) }), { code, message: /keyPrefix set; use the store option prefix/ })
+  t.throws(() => new RedisRunStore({ redis: shared, prefix: '' }), { code, message: /prefix/ })
+  t.throws(() => new RedisRunStore({ redis: shared, commandTimeoutMs: 0 }), { code, message: /commandTimeoutMs/ })
+  t.throws(() => new RedisRunStore({ redis: {} as Redis }), { code, message: /must be an ioredis client/ })
 })
 
 t.test('an existing id and a key of the wrong type are errors of their own, not outages', async t => {
@@ -184,10 +185,9 @@ t.test('an existing id and a key of the wrong type are errors of their own, not 
   const store = new RedisRunStore({ redis: shared, prefix })
   await store.create(aRun('a'), 10, LONG)
   const exists = await store.create(aRun('a'), 10, LONG).catch((err: Error & { code?: string }) => err)
-  t.match(exists, { message: /run a exists/ })
-  t.equal((exists as { code?: string }).code, undefined)
+  t.match(exists, { code: 'HTMX_SSE_INVALID_OPTION', message: /id \(RunStore.create\) is taken by another run/ })
   await shared.set(`${prefix}:k:agent`, 'not a zset')
-  await t.rejects(store.create(aRun('b', { kind: 'agent' }), 10, LONG), { message: /^RedisRunStore: create run "b" failed: WRONGTYPE/ })
+  await t.rejects(store.create(aRun('b', { kind: 'agent' }), 10, LONG), { code: 'HTMX_SSE_REDIS_ERROR', message: /^RedisRunStore: create run "b" failed: WRONGTYPE/ })
 })
 
 t.test('Redis stalled: a write that timed out is not applied when Redis catches up', async t => {

@@ -212,5 +212,5 @@ t.test('RunDetail: the page\'s connect element only while running, inside the ru
     t.match(html, '<h2>Nightly</h2>')
   }
   t.equal(await render(<RunStatusBadge runId='r1' status='done' oob />), '<span id="run-r1-status" class="badge badge-done" role="status" hx-swap-oob="true">done</span>')
-  t.throws(() => RunDetail({ run: { id: 'a b', status: 'done' } }), TypeError)
+  t.throws(() => RunDetail({ run: { id: 'a b', status: 'done' } }), { code: 'HTMX_SSE_INVALID_PROP' })
 })

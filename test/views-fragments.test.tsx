@@ -83,22 +83,22 @@ t.test('every hx-swap-oob value splits the same way in htmx 2 and htmx 4', async
 
 t.test('validation: clear TypeErrors naming the prop', async t => {
   for (const id of ['', '7', 'a b', '#a', 'a"b', '"><script>x</script>', 'a,b', 'a:b', 'a>b']) {
-    t.throws(() => Prepend({ to: 'list', id }), { name: 'TypeError', message: /^id: .* is not a valid target id/ }, `id ${JSON.stringify(id)}`)
-    t.throws(() => Append({ to: id, id: 'x' }), { name: 'TypeError', message: /^to: / }, `to ${JSON.stringify(id)}`)
-    t.throws(() => Replace({ id }), { name: 'TypeError', message: /^id: / })
-    t.throws(() => Update({ id }), { name: 'TypeError', message: /^id: / })
-    t.throws(() => Remove({ id }), { name: 'TypeError', message: /^id: / })
+    t.throws(() => Prepend({ to: 'list', id }), { code: 'HTMX_SSE_INVALID_PROP', message: /^id: .* is not a valid target id/ }, `id ${JSON.stringify(id)}`)
+    t.throws(() => Append({ to: id, id: 'x' }), { code: 'HTMX_SSE_INVALID_PROP', message: /^to: / }, `to ${JSON.stringify(id)}`)
+    t.throws(() => Replace({ id }), { code: 'HTMX_SSE_INVALID_PROP', message: /^id: / })
+    t.throws(() => Update({ id }), { code: 'HTMX_SSE_INVALID_PROP', message: /^id: / })
+    t.throws(() => Remove({ id }), { code: 'HTMX_SSE_INVALID_PROP', message: /^id: / })
   }
-  t.throws(() => Prepend({ to: 'x', id: 'x' }), { name: 'TypeError', message: /must differ from the list id/ })
-  t.throws(() => Prepend({ to: 'x', id: 42 as unknown as string }), { name: 'TypeError', message: /^id: 42 is not a valid target id/ })
+  t.throws(() => Prepend({ to: 'x', id: 'x' }), { code: 'HTMX_SSE_INVALID_PROP', message: /must differ from the list id/ })
+  t.throws(() => Prepend({ to: 'x', id: 42 as unknown as string }), { code: 'HTMX_SSE_INVALID_PROP', message: /^id: 42 is not a valid target id/ })
   for (const limit of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, MAX_LIST_LIMIT + 1, '3' as unknown as number, null as unknown as number]) {
-    t.throws(() => Prepend({ to: 'l', id: 'i', limit }), { name: 'TypeError', message: /^limit: .* is not an integer from 1 to 10000$/ }, `limit ${String(limit)}`)
+    t.throws(() => Prepend({ to: 'l', id: 'i', limit }), { code: 'HTMX_SSE_INVALID_PROP', message: /^limit: .* is not an integer from 1 to 10000$/ }, `limit ${String(limit)}`)
   }
   t.doesNotThrow(() => Append({ to: 'l', id: 'i', limit: MAX_LIST_LIMIT }))
-  t.throws(() => Prepend({ to: 'l', id: 'i', tag: 'script' as 'div' }), { name: 'TypeError', message: /^tag: "script" is not one of div, li, tr/ })
-  t.throws(() => Replace({ id: 'i', tag: 'img' as 'div' }), { name: 'TypeError', message: /^tag: / })
-  t.throws(() => Update({ id: 'i', content: 'table' as 'rows' }), { name: 'TypeError', message: /^content: "table" is not one of flow, rows, cells$/ })
-  t.throws(() => Remove({ id: 'i', children: 'x' as never }), { name: 'TypeError', message: /^Remove: no children$/ })
+  t.throws(() => Prepend({ to: 'l', id: 'i', tag: 'script' as 'div' }), { code: 'HTMX_SSE_INVALID_PROP', message: /^tag: "script" is not one of div, li, tr/ })
+  t.throws(() => Replace({ id: 'i', tag: 'img' as 'div' }), { code: 'HTMX_SSE_INVALID_PROP', message: /^tag: / })
+  t.throws(() => Update({ id: 'i', content: 'table' as 'rows' }), { code: 'HTMX_SSE_INVALID_PROP', message: /^content: "table" is not one of flow, rows, cells$/ })
+  t.throws(() => Remove({ id: 'i', children: 'x' as never }), { code: 'HTMX_SSE_INVALID_PROP', message: /^Remove: no children$/ })
 })
 
 t.test('escaping: attribute values are escaped, children are trusted markup', async t => {

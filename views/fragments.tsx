@@ -54,6 +54,7 @@
 import { createElement, type Children } from '@kitajs/html'
 import { OOB_TAGS, type OobTag } from './sse.js'
 import { assertDomId, cx, escAttr, oneOf, type ClassValue } from './util.js'
+import { SseInvalidPropError } from '../plugin/errors.js'
 
 /** The sink attribute: `head > template[data-sse-sink]` (see the file comment). */
 export const FRAGMENT_SINK_ATTR = 'data-sse-sink'
@@ -84,7 +85,7 @@ export interface ListItemProps {
 function listLimit (value: unknown): number | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_LIST_LIMIT) {
-    throw new TypeError(`limit: ${JSON.stringify(value) ?? String(value)} is not an integer from 1 to ${MAX_LIST_LIMIT}`)
+    throw new SseInvalidPropError(`limit: ${JSON.stringify(value) ?? String(value)} is not an integer from 1 to ${MAX_LIST_LIMIT}`)
   }
   return value
 }
@@ -113,7 +114,7 @@ function deleteAll (selector: string, rows: boolean): JSX.Element {
 function listItem (props: ListItemProps, at: 'afterbegin' | 'beforeend'): JSX.Element {
   const to = assertDomId(props.to, 'to')
   const id = assertDomId(props.id, 'id')
-  if (to === id) throw new TypeError(`id: the item id must differ from the list id (both ${JSON.stringify(id)})`)
+  if (to === id) throw new SseInvalidPropError(`id: the item id must differ from the list id (both ${JSON.stringify(id)})`)
   const tag = oneOf(props.tag ?? 'div', ITEM_TAGS, 'tag')
   const limit = listLimit(props.limit)
   const cls = props.class === undefined ? undefined : cx(props.class) || undefined
@@ -209,7 +210,7 @@ export interface RemoveProps {
 /** Deletes `#id` if it is on the page; silent (in both htmx majors) if it is not. */
 export function Remove (props: RemoveProps): JSX.Element {
   const id = assertDomId(props.id, 'id')
-  if (props.children !== undefined) throw new TypeError('Remove: no children')
+  if (props.children !== undefined) throw new SseInvalidPropError('Remove: no children')
   return deleteAll(`#${id}`, false)
 }
 

@@ -3,6 +3,7 @@ import type { Children } from '@kitajs/html'
 import { styles } from './styles.js'
 import { htmxVersion, type HtmxVersion } from './sse.js'
 import { escAttr, withDoctype } from './util.js'
+import { SseInvalidPropError } from '../plugin/errors.js'
 
 /**
  * The `htmx-config` each version needs for the route modules' forms: answer
@@ -56,7 +57,7 @@ export function sseDialects (html: string): Set<HtmxVersion> {
 function assertDialect (html: string, htmx: HtmxVersion): string {
   const other = htmx === 2 ? 4 : 2
   if (sseDialects(html).has(other)) {
-    throw new TypeError(`Layout: the page loads htmx ${htmx} but contains htmx ${other} SSE markup (${other === 2 ? 'sse-connect/sse-swap' : 'hx-sse:connect'}); render its connection with live.element`)
+    throw new SseInvalidPropError(`Layout: the page loads htmx ${htmx} but contains htmx ${other} SSE markup (${other === 2 ? 'sse-connect/sse-swap' : 'hx-sse:connect'}); render its connection with live.element`)
   }
   return html
 }
@@ -96,7 +97,7 @@ function liveMajor (live: LayoutLive | undefined): HtmxVersion | undefined {
   if (live === undefined) return undefined
   if (live.htmx !== undefined) return htmxVersion(live.htmx, 'live.htmx')
   const found = sseDialects(String(live.element))
-  if (found.size !== 1) throw new TypeError('Layout: live must be what reply.live() returned')
+  if (found.size !== 1) throw new SseInvalidPropError('Layout: live must be what reply.live() returned')
   return [...found][0]
 }
 

@@ -18,6 +18,7 @@
  */
 import { SseSink } from './sse.js'
 import { assertDomId, clockTime, escAttr, isoTime, oneOf } from './util.js'
+import { SseInvalidPropError } from '../plugin/errors.js'
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
@@ -48,12 +49,12 @@ export interface SequencedLogLine extends LogLineProps {
 /** Id of the slot that line `seq` occupies in a tail of `size` lines. */
 export function logSlotId (tailId: string, size: number, seq: number): string {
   const n = checkSize(size)
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new TypeError(`seq: ${String(seq)} must be a non-negative integer`)
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new SseInvalidPropError(`seq: ${String(seq)} must be a non-negative integer`)
   return `${assertDomId(tailId, 'tailId')}-slot-${seq % n}`
 }
 
 function checkSize (size: number): number {
-  if (!Number.isSafeInteger(size) || size < 1 || size > 10_000) throw new TypeError(`size: ${String(size)} must be an integer in 1..10000`)
+  if (!Number.isSafeInteger(size) || size < 1 || size > 10_000) throw new SseInvalidPropError(`size: ${String(size)} must be an integer in 1..10000`)
   return size
 }
 

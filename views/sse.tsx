@@ -16,6 +16,7 @@
  */
 import { createElement, type Children } from '@kitajs/html'
 import { assertDomId, assertEventName, cx, escAttr, eventList, oneOf, urlAttr, withQuery, type ClassValue } from './util.js'
+import { SseInvalidPropError } from '../plugin/errors.js'
 
 /** The htmx majors the views speak. */
 export const HTMX_VERSIONS = [2, 4] as const
@@ -23,7 +24,7 @@ export type HtmxVersion = typeof HTMX_VERSIONS[number]
 
 /** Checks an `htmx` prop: 2 or 4 (a JS caller or a cast may pass anything). */
 export function htmxVersion (value: unknown, prop = 'htmx'): HtmxVersion {
-  if (value !== 2 && value !== 4) throw new TypeError(`${prop}: htmx version must be 2 or 4, got ${JSON.stringify(value)}`)
+  if (value !== 2 && value !== 4) throw new SseInvalidPropError(`${prop}: htmx version must be 2 or 4, got ${JSON.stringify(value)}`)
   return value
 }
 
@@ -88,7 +89,7 @@ export function SseConnect (props: SseConnectProps): JSX.Element {
   const url = urlAttr(sseConnectUrl(props.url, { lastEventId: props.lastEventId }), 'url')
   const close = props.closeOn === undefined ? undefined : assertEventName(props.closeOn, 'closeOn')
   const id = props.id === undefined ? undefined : assertDomId(props.id, 'id')
-  if (props.children !== undefined) throw new TypeError('SseConnect: no children (updates target their elements by id); for sse-swap targets use <Htmx2SseConnect>')
+  if (props.children !== undefined) throw new SseInvalidPropError('SseConnect: no children (updates target their elements by id); for sse-swap targets use <Htmx2SseConnect>')
   if (htmx === 2) {
     return <div id={id} hidden hx-ext='sse' sse-connect={url} sse-swap='message' hx-swap='none' sse-close={close}></div>
   }

@@ -9,6 +9,7 @@
 /** A `class` prop: a string, or a list whose falsy items are dropped. */
 import { escapeHtml } from '@kitajs/html'
 import { eventNameProblem } from '../plugin/encode.js'
+import { SseInvalidPropError } from '../plugin/errors.js'
 
 export type ClassValue = string | ReadonlyArray<string | false | null | undefined>
 
@@ -31,7 +32,7 @@ export function cx (...parts: Array<ClassValue | false | null | undefined>): str
  */
 export function assertEventName (name: unknown, prop: string): string {
   const problem = eventNameProblem(name)
-  if (problem !== undefined) throw new TypeError(`${prop}: SSE event name ${problem}`)
+  if (problem !== undefined) throw new SseInvalidPropError(`${prop}: SSE event name ${problem}`)
   return name as string
 }
 
@@ -41,7 +42,7 @@ export function assertEventName (name: unknown, prop: string): string {
  */
 export function oneOf<T extends string> (value: unknown, allowed: readonly T[], prop: string): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw new TypeError(`${prop}: ${JSON.stringify(String(value)).slice(0, 40)} is not one of ${allowed.join(', ')}`)
+    throw new SseInvalidPropError(`${prop}: ${JSON.stringify(String(value)).slice(0, 40)} is not one of ${allowed.join(', ')}`)
   }
   return value as T
 }
@@ -49,7 +50,7 @@ export function oneOf<T extends string> (value: unknown, allowed: readonly T[], 
 /** Validates a list of event names (non-empty) and joins them for `sse-swap`. */
 export function eventList (names: string | readonly string[], prop: string): string {
   const list = typeof names === 'string' ? [names] : names
-  if (list.length === 0) throw new TypeError(`${prop}: at least one SSE event name is required`)
+  if (list.length === 0) throw new SseInvalidPropError(`${prop}: at least one SSE event name is required`)
   return list.map((n) => assertEventName(n, prop)).join(',')
 }
 
@@ -63,7 +64,7 @@ const DOM_ID = /^[A-Za-z][A-Za-z0-9_-]*$/
  */
 export function assertDomId (id: unknown, prop: string): string {
   if (typeof id !== 'string' || !DOM_ID.test(id)) {
-    throw new TypeError(`${prop}: ${JSON.stringify(id)} is not a valid target id (letters, digits, '-' and '_', starting with a letter)`)
+    throw new SseInvalidPropError(`${prop}: ${JSON.stringify(id)} is not a valid target id (letters, digits, '-' and '_', starting with a letter)`)
   }
   return id
 }
@@ -80,14 +81,14 @@ const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/
  */
 export function assertSafeUrl (url: unknown, prop: string): string {
   if (typeof url !== 'string' || url.length === 0) {
-    throw new TypeError(`${prop}: URL must be a non-empty string`)
+    throw new SseInvalidPropError(`${prop}: URL must be a non-empty string`)
   }
   if (CONTROL_OR_SPACE.test(url)) {
-    throw new TypeError(`${prop}: URL must not contain whitespace or control characters (percent-encode them)`)
+    throw new SseInvalidPropError(`${prop}: URL must not contain whitespace or control characters (percent-encode them)`)
   }
   const scheme = SCHEME.exec(url)?.[1]?.toLowerCase()
   if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') {
-    throw new TypeError(`${prop}: only http(s) and relative URLs are allowed, got scheme ${JSON.stringify(scheme + ':')}`)
+    throw new SseInvalidPropError(`${prop}: only http(s) and relative URLs are allowed, got scheme ${JSON.stringify(scheme + ':')}`)
   }
   return url
 }

@@ -100,7 +100,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
-import { SseHubClosedError, SseRedisUnavailableError } from '../errors.js'
+import { SseHubClosedError, SseInvalidOptionError, SseRedisError, SseRedisUnavailableError } from '../errors.js'
 import type { HubMessage, HubTransport, PublishInput, SincePage, SinceResult } from '../transport.js'
 import { parseId } from '../transport.js'
 import { type Keys, keysOf, scripts } from './redis/scripts.js'
@@ -188,13 +188,13 @@ export class RedisTransport implements HubTransport {
   constructor (options: RedisTransportOptions) {
     const redis = options?.redis
     if (redis === null || typeof redis !== 'object' || typeof redis.duplicate !== 'function' || typeof redis.evalsha !== 'function') {
-      throw new TypeError('redisTransport: option redis must be an ioredis client (new Redis(url))')
+      throw new SseInvalidOptionError('redis (redisTransport)', 'must be an ioredis client (new Redis(url))')
     }
     if (typeof redis.options?.keyPrefix === 'string' && redis.options.keyPrefix !== '') {
-      throw new TypeError('redisTransport: the ioredis client has keyPrefix set; use the transport option prefix instead')
+      throw new SseInvalidOptionError('redis (redisTransport)', 'is an ioredis client with keyPrefix set; use the transport option prefix instead')
     }
     const prefix = options.prefix ?? 'sse'
-    if (typeof prefix !== 'string' || prefix === '' || /[\s]/.test(prefix)) throw new TypeError('redisTransport: option prefix must be a non-empty string without spaces')
+    if (typeof prefix !== 'string' || prefix === '' || /[\s]/.test(prefix)) throw new SseInvalidOptionError('prefix (redisTransport)', 'must be a non-empty string without spaces')
     this.#redis = redis
     this.#keys = keysOf(prefix)
     this.#history = nonNegativeInt('history', options.history, 1000)
@@ -205,7 +205,7 @@ export class RedisTransport implements HubTransport {
   }
 
   async start (deliver: (message: HubMessage) => void, log: FastifyBaseLogger, resync?: () => void, reset?: (id: string, lostBefore?: number) => void): Promise<void> {
-    if (this.#deliver !== undefined) throw new Error('redisTransport: already started (one transport per app)')
+    if (this.#deliver !== undefined) throw new SseInvalidOptionError('transport', 'is already started by another app (one redisTransport per app)')
     this.#deliver = deliver
     this.#resync = resync
     this.#reset = reset
@@ -550,7 +550,7 @@ export class RedisTransport implements HubTransport {
       if (err instanceof SseRedisUnavailableError || err instanceof SseHubClosedError) throw err
       if (err instanceof Error && err.message.startsWith('EXPIRED')) throw unavailable(`${what} not accepted: ${err.message.slice(8)}`, err)
       // An error reply from Redis itself (script error, wrong key type): not an outage.
-      if (err instanceof Error && err.name === 'ReplyError') throw new Error(`redisTransport: ${what} failed: ${err.message}`, { cause: err })
+      if (err instanceof Error && err.name === 'ReplyError') throw new SseRedisError(`redisTransport: ${what} failed: ${err.message}`, { cause: err })
       if (publish) throw unavailable(`${what} not confirmed: ${describe(err)}; it was applied only if Redis ran it before the connection failed`, err)
       throw unavailable(`${what}: ${describe(err)}`, err)
     }

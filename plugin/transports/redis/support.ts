@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { SseRedisUnavailableError } from '../../errors.js'
 import type { HubMessage } from '../../transport.js'
 import { parseId } from '../../transport.js'
+import { SseInvalidOptionError } from '../../errors.js'
 
 export type StreamEntry = [id: string, fields: string[]]
 
@@ -44,7 +45,7 @@ export function describe (err: unknown): string {
 
 export function nonNegativeInt (name: string, value: number | undefined, fallback: number, min = 0): number {
   if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < min) throw new TypeError(`redisTransport: option ${name} must be an integer >= ${min}, got ${String(value)}`)
+  if (!Number.isSafeInteger(value) || value < min) throw new SseInvalidOptionError(`${name} (redisTransport)`, `must be an integer >= ${min}, got ${String(value)}`)
   return value
 }
 
