@@ -17,12 +17,13 @@ t.test('SseConnect htmx 2: a hidden sink with hx-ext, sse-connect with lastEvent
   t.equal(await render(<SseConnect htmx={2} url='/s' />), await render(<SseConnect url='/s' />), 'htmx 2 is the default')
 })
 
-t.test('SseConnect htmx 4: hx-sse:connect and hx-sse:close, no hx-ext, no sse-* attributes; resetUrl adds the reload trigger', async (t) => {
+t.test('SseConnect htmx 4: hx-sse:connect and hx-sse:close, no hx-ext, no sse-* attributes; always the reload trigger', async (t) => {
   const html = await render(<SseConnect htmx={4} url='/stream' lastEventId='7' closeOn='done' id='page' />)
-  t.equal(html, '<div id="page" hidden data-sse-connect hx-sse:connect="/stream?lastEventId=7" hx-swap="none" hx-sse:close="done"></div>')
+  t.equal(html, '<div id="page" hidden data-sse-connect hx-sse:connect="/stream?lastEventId=7" hx-swap="none" hx-sse:close="done">' +
+    '<div hidden hx-get="/_sse/refresh" hx-trigger="reset from:&#34;closest [data-sse-connect]&#34;" hx-swap="none"></div></div>', 'the plugin\'s default refreshPath when none is given')
   t.notMatch(html, /hx-ext|sse-connect=|sse-swap|sse-close/)
-  const reset = await render(<SseConnect htmx={4} url='/s' resetUrl='/_sse/refresh' />)
-  t.match(reset, '<div hidden hx-get="/_sse/refresh" hx-trigger="reset from:&#34;closest [data-sse-connect]&#34;" hx-swap="none"></div>')
+  const reset = await render(<SseConnect htmx={4} url='/s' resetUrl='/moved/refresh' />)
+  t.match(reset, '<div hidden hx-get="/moved/refresh" hx-trigger="reset from:&#34;closest [data-sse-connect]&#34;" hx-swap="none"></div>')
   t.throws(() => SseConnect({ htmx: 3 as unknown as 4, url: '/s' }), { code: 'HTMX_SSE_INVALID_PROP', message: /htmx version must be 2 or 4/ })
   t.throws(() => SseConnect({ htmx: 4, url: '/s', resetUrl: 'javascript:x' }), { message: /resetUrl/ })
   t.throws(() => SseConnect({ url: '/s', children: 'x' as never }), { message: /no children/ })

@@ -51,6 +51,9 @@ export function sseCloseAttr (eventName: string): { 'sse-close': string } {
 /** The event name the components use by default to end a finished stream. */
 export const SSE_CLOSE_EVENT = 'done'
 
+/** Where the plugin answers a reset with `HX-Refresh` unless its `refreshPath` option moved it. */
+const DEFAULT_REFRESH_PATH = '/_sse/refresh'
+
 /** The control event the hub sends when history no longer reaches a client's last id. */
 export const SSE_RESET_EVENT = 'reset'
 
@@ -64,9 +67,11 @@ export interface SseConnectProps {
   /** Event name after which the browser closes the stream for good, e.g. 'done'. */
   closeOn?: string
   /**
-   * htmx 4: a URL that answers `HX-Refresh: true` (the plugin's
-   * `refreshPath`, `app.htmxSse.refreshPath`), fetched when a `reset` event
-   * arrives, so the page reloads its state. (htmx 2: the resume script does it.)
+   * htmx 4: a URL that answers `HX-Refresh: true`, fetched when a `reset`
+   * event arrives, so the page reloads its state. Default `/_sse/refresh`, the
+   * plugin's default `refreshPath` (pass `app.htmxSse.refreshPath` if you moved
+   * it). Never omitted: a page that ignores `reset` misses events silently.
+   * (htmx 2: the resume script does it.)
    */
   resetUrl?: string
   id?: string
@@ -93,14 +98,12 @@ export function SseConnect (props: SseConnectProps): JSX.Element {
   if (htmx === 2) {
     return <div id={id} hidden hx-ext='sse' sse-connect={url} sse-swap='message' hx-swap='none' sse-close={close}></div>
   }
-  const reset = props.resetUrl === undefined
-    ? ''
-    : createElement('div', {
-      hidden: true,
-      'hx-get': urlAttr(props.resetUrl, 'resetUrl'),
-      'hx-trigger': `${SSE_RESET_EVENT} from:"closest [data-sse-connect]"`,
-      'hx-swap': 'none'
-    })
+  const reset = createElement('div', {
+    hidden: true,
+    'hx-get': urlAttr(props.resetUrl ?? DEFAULT_REFRESH_PATH, 'resetUrl'),
+    'hx-trigger': `${SSE_RESET_EVENT} from:"closest [data-sse-connect]"`,
+    'hx-swap': 'none'
+  })
   return createElement('div', { id, hidden: true, 'data-sse-connect': true, 'hx-sse:connect': url, 'hx-swap': 'none', 'hx-sse:close': close }, reset)
 }
 
