@@ -1,25 +1,31 @@
 /**
- * The README's "Register it in your own Fastify app" snippet, run as written
+ * The README's snippets ("A live page", "Register it in your own Fastify app"), run as written
  * (imports by package name, as a user would) and checked over real sockets.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { connect, request } from './helpers/sse-client.js'
 import { freePort, spawnTsx, waitForHttp } from './helpers/process.js'
 
-t.test('the README snippet runs and streams', async t => {
+/** Runs a README snippet as written (tsx, package names) on a free port; resolves with its base URL once it answers. */
+async function runSnippet (t: Test, heading: RegExp, name: string): Promise<{ base: string, snippet: string }> {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
-  const snippet = /## Register it in your own Fastify app\n\n```tsx\n([\s\S]*?)```/.exec(readme)?.[1]
+  const snippet = new RegExp(`${heading.source}[\\s\\S]*?\`\`\`tsx\\n([\\s\\S]*?)\`\`\``).exec(readme)?.[1]
   t.ok(snippet, 'found the snippet')
   const port = await freePort()
-  const file = fileURLToPath(new URL(`./tmp-readme-snippet-${process.pid}.tsx`, import.meta.url))
+  const file = fileURLToPath(new URL(`./tmp-readme-snippet-${name}-${process.pid}.tsx`, import.meta.url))
   writeFileSync(file, `${snippet!}\nawait app.listen({ port: ${port}, host: '127.0.0.1' })\nprocess.on('SIGTERM', () => { void app.close().then(() => process.exit(0)) })\n`)
   t.teardown(() => rmSync(file, { force: true }))
   const child = spawnTsx(file)
   t.teardown(() => { child.kill('SIGTERM') })
   const base = `http://127.0.0.1:${port}`
   await waitForHttp(`${base}/nothing`, child)
+  return { base, snippet: snippet! }
+}
+
+t.test('the README snippet runs and streams', async t => {
+  const { base } = await runSnippet(t, /## Register it in your own Fastify app\n/, 'register')
 
   const clock = await connect(`${base}/clock`)
   const [tick] = await clock.waitFor(1, 5000)
@@ -38,18 +44,8 @@ t.test('the README snippet runs and streams', async t => {
 })
 
 t.test('the README live page runs: page, stream, publish', async t => {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
-  const snippet = /## A live page\n[\s\S]*?```tsx\n([\s\S]*?)```/.exec(readme)?.[1]
-  t.ok(snippet, 'found the snippet')
-  t.ok(snippet!.split('\n').length <= 30, 'about 20 lines')
-  const port = await freePort()
-  const file = fileURLToPath(new URL(`./tmp-readme-snippet-live-${process.pid}.tsx`, import.meta.url))
-  writeFileSync(file, `${snippet!}\nawait app.listen({ port: ${port}, host: '127.0.0.1' })\nprocess.on('SIGTERM', () => { void app.close().then(() => process.exit(0)) })\n`)
-  t.teardown(() => rmSync(file, { force: true }))
-  const child = spawnTsx(file)
-  t.teardown(() => { child.kill('SIGTERM') })
-  const base = `http://127.0.0.1:${port}`
-  await waitForHttp(`${base}/nothing`, child)
+  const { base, snippet } = await runSnippet(t, /### A live page\n/, 'live')
+  t.ok(snippet.split('\n').length <= 30, 'about 20 lines')
   t.equal((await request(`${base}/orders/first`, { method: 'POST' })).status, 200)
   const page = await request(`${base}/orders`)
   t.match(page.body, /<li id="order-1">first<\/li>/)

@@ -5,24 +5,11 @@
 import t, { type Test } from 'tap'
 import { parseId, type HubMessage } from '../plugin/transport.js'
 import { redisTransport, type RedisTransport, type RedisTransportOptions } from '../plugin/transports/redis.js'
-import { hubInstance, openSse, Redis, startRedisServer, type HubInstance, type RedisServer, type SseClient } from './helpers/redis-server.js'
+import { fileRedis, hubInstance, openSse, Redis, type HubInstance, type SseClient } from './helpers/redis-server.js'
 import { waitUntil } from './helpers/sse-client.js'
 
-let server: RedisServer
-const clients: Redis[] = []
-
-t.before(async () => { server = await startRedisServer() })
-t.teardown(async () => {
-  for (const c of clients) c.disconnect()
-  await server.stop()
-})
-
-function client (): Redis {
-  const c = new Redis(server.url)
-  c.on('error', () => {})
-  clients.push(c)
-  return c
-}
+const server = fileRedis(t)
+const client = server.client
 
 type Instance = HubInstance
 

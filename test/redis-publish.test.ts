@@ -7,22 +7,10 @@
  */
 import t from 'tap'
 import { redisTransport } from '../plugin/transports/redis.js'
-import { hubInstance, openSse, Redis, startRedisServer, type HubInstance, type RedisServer, type SseClient } from './helpers/redis-server.js'
+import { fileRedis, hubInstance, openSse, Redis, startRedisServer, type HubInstance, type SseClient } from './helpers/redis-server.js'
 
-let server: RedisServer
-const clients: Redis[] = []
-t.before(async () => { server = await startRedisServer() })
-t.teardown(async () => {
-  for (const c of clients) c.disconnect()
-  await server.stop()
-})
-
-function client (): Redis {
-  const c = new Redis(server.url)
-  c.on('error', () => {})
-  clients.push(c)
-  return c
-}
+const server = fileRedis(t)
+const client = server.client
 
 async function outputBytes (admin: Redis): Promise<number> {
   const info = await admin.info('stats')

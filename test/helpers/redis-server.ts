@@ -167,3 +167,26 @@ export async function hubInstance (t: Test, url: string, options: Omit<RedisTran
   t.teardown(() => app.close())
   return { app, port: (app.server.address() as { port: number }).port, redis, logs }
 }
+
+/**
+ * One redis-server for a whole test file, started before its first test and
+ * stopped after its last, with `client()` for connections it disconnects then.
+ */
+export function fileRedis (t: Test): { readonly url: string, client: () => Redis } {
+  let server: RedisServer | undefined
+  const clients: Redis[] = []
+  t.before(async () => { server = await startRedisServer() })
+  t.teardown(async () => {
+    for (const c of clients) c.disconnect()
+    await server?.stop()
+  })
+  return {
+    get url () { return server!.url },
+    client: () => {
+      const c = new Redis(server!.url)
+      c.on('error', () => {})
+      clients.push(c)
+      return c
+    }
+  }
+}
