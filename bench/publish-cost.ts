@@ -27,7 +27,7 @@ try {
   for (const mode of ['in-process', 'redis', 'in-process', 'redis']) {
     const redis = new Redis(`redis://127.0.0.1:${port}`)
     const app = Fastify()
-    await app.register(htmxSse, mode === 'redis' ? { transport: redisTransport({ redis }) } : {})
+    await app.register(htmxSse, mode === 'redis' ? { transport: redisTransport({ redis }), secret: 'bench-secret-0123456789abcdef' } : {})
     await app.ready()
     const data = 'x'.repeat(256)
     for (let i = 0; i < 200; i++) await app.sseHub.publish('t', { data })

@@ -39,7 +39,7 @@ async function run (n: number): Promise<Record<string, unknown>> {
   const redis = new Redis(server.url)
   redis.on('error', () => {})
   const app = Fastify()
-  await app.register(htmxSse, { heartbeatMs: false, transport: redisTransport({ redis }) })
+  await app.register(htmxSse, { heartbeatMs: false, secret: 'bench-secret-0123456789abcdef', transport: redisTransport({ redis }) })
   app.get('/s', (_request, reply) => reply.sse({ topics: ['burst'] }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/s`

@@ -33,7 +33,8 @@ await app.register(htmxSse, {
   heartbeatMs: false,
   maxBufferedBytes: 1 << 20,
   // The transport keeps the history; the plugin's option is the default transport's.
-  ...(transport ? { transport } : { history: HISTORY }),
+  // A shared transport needs the secret every instance signs live pages with.
+  ...(transport ? { transport, secret: 'bench-secret-0123456789abcdef' } : { history: HISTORY }),
   ...(share !== undefined ? { maxWriteShare: Number(share) } : {})
 })
 app.get('/sse', (_request, reply) => reply.sse({ topics: ['bench'] }))
