@@ -25,15 +25,23 @@ t.teardown(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
+/** A connection for the test itself (pause, flush, read what Redis applied), closed after it. */
+function adminClient (t: Test): Redis {
+  const admin = new Redis(server.url)
+  admin.on('error', () => {})
+  t.teardown(() => admin.disconnect())
+  return admin
+}
+
+/** Short publish and read bounds, so a pause of a few hundred ms outlasts some publishes and not others. */
+const shortBounds = (): ReturnType<typeof redisBackend> => redisBackend(server.url, { publishTimeoutMs: 400, blockMs: 1000 })
+
 t.test('contract', async t => { transportContract(t, redisBackend(server.url)) })
 
 const seed = Number(process.env.CONF_SEED ?? 20260421)
 t.test('model: random interleavings on two instances, with Redis paused, killed and restarted', async t => {
-  const admin = new Redis(server.url)
-  admin.on('error', () => {})
-  t.teardown(() => admin.disconnect())
-  // A short publish bound, so a pause of a few hundred ms both outlasts some publishes and not others.
-  const backend = redisBackend(server.url, { publishTimeoutMs: 400, blockMs: 1000 })
+  const admin = adminClient(t)
+  const backend = shortBounds()
   await modelTest(t, backend, { server, dir, admin }, { seed, numRuns: Number(process.env.CONF_RUNS ?? 12), maxActions: 25 })
 })
 
@@ -71,10 +79,7 @@ t.test('a publish in flight when app.close() runs: resolves, or its error says t
 
 // Found by the model (seed 1: two restarts without persistence in a row, publishes in between).
 t.test('Redis loses events this instance never delivered (two data-losing restarts in a row): its subscribers get reset, not a hole', async t => {
-  const admin = new Redis(server.url)
-  admin.on('error', () => {})
-  t.teardown(() => admin.disconnect())
-  const backend = redisBackend(server.url, { publishTimeoutMs: 400, blockMs: 1000 })
+  const backend = shortBounds()
   const space = backend.space()
   const a = await backend.start(space, { history: 100 })
   t.teardown(() => a.close())
@@ -164,10 +169,8 @@ t.test('an instance that started while Redis was unreachable delivers to its sub
 
 // Found by the model (seed 20260421: subscribers that connected after a restart without data got the epoch's reset).
 t.test('Redis loses its data: subscribers connected before get reset, one connected after the new epoch began does not', async t => {
-  const admin = new Redis(server.url)
-  admin.on('error', () => {})
-  t.teardown(() => admin.disconnect())
-  const backend = redisBackend(server.url, { publishTimeoutMs: 400, blockMs: 1000 })
+  const admin = adminClient(t)
+  const backend = shortBounds()
   const space = backend.space()
   const a = await backend.start(space, { history: 100 })
   t.teardown(() => a.close())
@@ -224,9 +227,7 @@ async function gatedInstance (t: Test, space: string, history: number) {
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const port = (app.server.address() as { port: number }).port
-  const admin = new Redis(server.url)
-  admin.on('error', () => {})
-  t.teardown(() => admin.disconnect())
+  const admin = adminClient(t)
   return {
     app,
     subscribe: async (lastEventId?: string): Promise<SseClient> => {
