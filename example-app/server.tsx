@@ -12,7 +12,7 @@ import { hostname } from 'node:os'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HubTransport } from '../plugin/transport.js'
-import type { RunStore } from '../routes/run-store.js'
+import type { RunStore } from '../runs/store.js'
 import PinoPretty from 'pino-pretty'
 import { buildApp } from './app.js'
 
@@ -29,7 +29,7 @@ let closeRedis: (() => Promise<unknown>) | undefined
 if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') {
   // Loaded only when asked for: the in-process hub needs neither module.
   const [{ Redis }, { redisTransport }, { RedisRunStore }] = await Promise.all([
-    import('ioredis'), import('fastify-htmx-sse/redis'), import('fastify-htmx-sse/routes/redis')
+    import('ioredis'), import('fastify-htmx-sse/redis'), import('fastify-htmx-sse/runs/redis')
   ])
   const redis = new Redis(process.env.REDIS_URL)
   // ioredis emits 'error' on every failed reconnect; without a listener it

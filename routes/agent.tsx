@@ -17,8 +17,8 @@
 import { AgentError, AgentPanel } from '../views/agent.js'
 import { Update } from '../views/fragments.js'
 import { SSE_CLOSE_EVENT } from '../views/sse.js'
-import { agentEvents, AgentRunner, AgentRunSnapshot, AgentRunsFullError, DONE_EVENT, RUN_ID, type AgentSource } from './agent-runner.js'
-import type { RunStore } from './run-store.js'
+import { agentEvents, AgentRunner, AgentRunSnapshot, AgentRunsFullError, DONE_EVENT, RUN_ID, type AgentSource } from '../runs/agent-runner.js'
+import type { RunStore } from '../runs/store.js'
 import { acceptForms, htmxScripts, isHtmx, RoutePage, routeModule, trimFields, wantsJson } from './util.js'
 
 export interface AgentRoutesOptions {

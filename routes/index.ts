@@ -9,19 +9,13 @@
  * are live through `reply.live` in the app's htmx major. Each module exposes
  * its state object (feed / runner) so a dashboard can embed its panel in a
  * page with one connection (`reply.live` of all the panels' topics).
- * Jobs and agent runs are kept in a `RunStore`: `MemoryRunStore` by default,
- * `RedisRunStore` (`fastify-htmx-sse/routes/redis`) to share them between
- * instances and keep them across restarts.
+ * Jobs and agent runs are the runners and stores of `fastify-htmx-sse/runs`.
  */
 export { metricsRoutes, MetricsFeed, systemSampler, fakeSampler, type Sampler, type MetricsRoutesOptions } from './metrics.js'
 export { notificationsRoutes, publishNotification, type NotificationsOptions } from './notifications.js'
 export { jobsRoutes, type JobsRoutesOptions } from './jobs.js'
-export { JobRunner, type JobsOptions } from './job-runner.js'
 export { chatRoutes, type ChatOptions } from './chat.js'
 export { agentRoutes, type AgentRoutesOptions } from './agent.js'
-export { AgentRunner, type AgentRunnerOptions } from './agent-runner.js'
-export { simulatedAgent, type AgentEvent, type AgentSource } from './agent-source.js'
-export { MemoryRunStore, type RunStore } from './run-store.js'
 export { logsRoutes, LogFeed, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
 export { hubStatsRoutes, HubStatsFeed, type HubStatsOptions } from './stats.js'
 export { sameOrigin } from './same-origin.js'

@@ -11,7 +11,7 @@ import type { Children } from '@kitajs/html'
 import { SSE_CLOSE_EVENT } from '../views/sse.js'
 import { JobActions, JobList, JobRun } from '../views/jobs.js'
 import type { LayoutLive } from '../views/layout.js'
-import { JobRunner, type JobsOptions } from './job-runner.js'
+import { JobRunner, type JobsOptions } from '../runs/job-runner.js'
 import { acceptForms, isHtmx, RoutePage, routeModule, wantsJson } from './util.js'
 
 export interface JobsRoutesOptions extends JobsOptions {

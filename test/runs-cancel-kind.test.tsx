@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import htmxSse from '../plugin/index.js'
 import { AgentRunner, agentRoutes, JobRunner, jobsRoutes, MemoryRunStore, type AgentEvent, type AgentSource, type RunStore } from './helpers/routes.js'
-import { RedisRunStore } from '../routes/run-store-redis.js'
+import { RedisRunStore } from '../runs/store-redis.js'
 import { connect, request, until } from './helpers/sse-client.js'
 import { Redis, startRedisServer } from './helpers/redis-server.js'
 

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
 import { AgentRunner, agentRoutes, JobRunner, jobsRoutes, type AgentEvent, type AgentSource } from './helpers/routes.js'
-import { RedisRunStore } from '../routes/run-store-redis.js'
+import { RedisRunStore } from '../runs/store-redis.js'
 import { connect, request, until } from './helpers/sse-client.js'
 import { Redis, startRedisServer } from './helpers/redis-server.js'
 

@@ -41,3 +41,13 @@ export function mistakes (): JSX.Element[] {
 t.test('type-level mistakes are compile errors (checked by tsc)', async (t) => {
   t.type(mistakes, 'function')
 })
+
+// The run statuses the store keeps and the ones the views render are one list (the views never import runs/).
+{
+  type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+  const same: Same<import('../runs/store.js').RunStatus, import('../views/run.js').RunStatus> = true
+  t.ok(same)
+  const { RUN_STATUSES: stored } = await import('../runs/store.js')
+  const { RUN_STATUSES: rendered } = await import('../views/run.js')
+  t.same(stored, rendered, 'the store and the views list the same statuses')
+}

@@ -3,7 +3,7 @@
  * Redis over a real redis-server in run-store-redis.test.ts).
  */
 import type { Test } from 'tap'
-import type { NewRun, RunStore, StoredRun } from '../../routes/run-store.js'
+import type { NewRun, RunStore, StoredRun } from '../../runs/store.js'
 
 export function aRun (id: string, over: Partial<NewRun> = {}): NewRun {
   return { id, kind: 'job', title: `Run ${id}`, owner: 'A', startedAt: 1_000, data: { n: 1 }, ...over }

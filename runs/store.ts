@@ -6,12 +6,19 @@
  * notices first.
  *
  * `MemoryRunStore` is the embedded default: one process, gone on restart.
- * `RedisRunStore` (`fastify-htmx-sse/routes/redis`) shares runs between
+ * `RedisRunStore` (`fastify-htmx-sse/runs/redis`) shares runs between
  * instances on the Redis the hub already uses, and keeps them across restarts.
  */
 import { hostname } from 'node:os'
-import type { RunStatus } from '../views/run.js'
 import { SseInvalidOptionError } from '../plugin/errors.js'
+
+/**
+ * Where a run stands. `interrupted`: the instance running it stopped (its
+ * lease ran out) before it finished. The views take the same strings as plain
+ * props (views/run.tsx), and never import this module.
+ */
+export const RUN_STATUSES = ['running', 'done', 'failed', 'cancelled', 'interrupted'] as const
+export type RunStatus = typeof RUN_STATUSES[number]
 
 /** One run as stored. `data` is the runner's own JSON state (job progress, an agent's prompt). */
 export interface StoredRun {

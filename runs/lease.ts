@@ -13,7 +13,7 @@
  * instances whose clocks disagree never interrupt each other's healthy runs.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { RunStore, StoredRun } from './run-store.js'
+import type { RunStore, StoredRun } from './store.js'
 import { SseInvalidOptionError } from '../plugin/errors.js'
 
 export interface RunLeaseOptions {

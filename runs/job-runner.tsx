@@ -17,10 +17,10 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { SseHub } from '../plugin/hub.js'
 import { currentStage, JobFinished, JobListUpdate, JobProgress, type Job, type JobStage } from '../views/jobs.js'
-import type { RunStatus } from '../views/run.js'
+import type { RunStatus } from './store.js'
 import { SSE_CLOSE_EVENT } from '../views/sse.js'
-import { retryStore, RunLeases, type RunLeaseOptions } from './run-lease.js'
-import { instanceId, MemoryRunStore, type NewRun, type RunStore, type StoredRun } from './run-store.js'
+import { retryStore, RunLeases, type RunLeaseOptions } from './lease.js'
+import { instanceId, MemoryRunStore, type NewRun, type RunStore, type StoredRun } from './store.js'
 import { SseInvalidOptionError, SseNotReadyError } from '../plugin/errors.js'
 
 export interface JobsOptions extends RunLeaseOptions {

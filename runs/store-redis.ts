@@ -1,5 +1,5 @@
 /**
- * Redis run store (`fastify-htmx-sse/routes/redis`): runs shared by every
+ * Redis run store (`fastify-htmx-sse/runs/redis`): runs shared by every
  * instance on the Redis the hub already uses, and kept across restarts of
  * the instances (Redis ≥ 5, ioredis 5).
  *
@@ -53,8 +53,8 @@
  * and the stored kind, so at least a hash-tagged prefix like `{runs}` is needed).
  */
 import type { Redis } from 'ioredis'
-import { scripts, type Script } from './run-store-redis-scripts.js'
-import type { CancelRequest, CreateResult, NewRun, RunPatch, RunStore, StoredRun } from './run-store.js'
+import { scripts, type Script } from './store-redis-scripts.js'
+import type { CancelRequest, CreateResult, NewRun, RunPatch, RunStore, StoredRun } from './store.js'
 import { SseInvalidEventError, SseInvalidOptionError, SseRedisError } from '../plugin/errors.js'
 
 export interface RedisRunStoreOptions {
