@@ -34,7 +34,7 @@ t.test('oobParts: each fragment helper reads back as one part', async t => {
   t.same(oobParts(<Update id='total'>{'<i>3</i>'}</Update>), [{ swap: 'update', target: '#total', html: '<i>3</i>' }])
   t.same(oobParts(<Update id='body' content='rows'><tr><td>a</td></tr></Update>), [{ swap: 'update', target: '#body', html: '<tr><td>a</td></tr>' }])
   t.same(oobParts(<Remove id='order-7' />), [{ swap: 'remove', target: '#order-7', html: '' }])
-  t.same(oobParts({ data: <Remove id='a' /> + <Replace id='b'>b</Replace> + <Prepend to='l' id='i'>i</Prepend> as string }).map(p => `${p.swap} ${p.target}`),
+  t.same(oobParts({ data: [<Remove id='a' />, <Replace id='b'>b</Replace>, <Prepend to='l' id='i'>i</Prepend>].join('') }).map(p => `${p.swap} ${p.target}`),
     ['remove #a', 'replace #b', 'prepend #l'], 'several fragments in one event, in order; an event object works too')
 })
 
