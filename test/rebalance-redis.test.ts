@@ -104,15 +104,15 @@ t.test('streams past maxStreamAgeMs spread over a new instance behind a round-ro
 
   // The numbered sequence, published throughout from each instance of the pool in turn.
   let n = 0
-  let publishing = true
+  const stop = new AbortController()
   const publisher = (async () => {
-    while (publishing) {
+    while (!stop.signal.aborted) {
       await pool[n % pool.length]!.app.sseHub.publish('seq', { data: String(n) })
       n++
       await new Promise(resolve => setTimeout(resolve, 15))
     }
   })()
-  t.teardown(() => { publishing = false })
+  t.teardown(() => stop.abort())
 
   const requests = (): number => all.reduce((sum, i) => sum + i.requests, 0)
   // One stream age on two instances: every client reconnected at least once.
@@ -130,7 +130,7 @@ t.test('streams past maxStreamAgeMs spread over a new instance behind a round-ro
   const after = open()
   t.comment(`open streams per instance after the third joined: ${JSON.stringify(after)}; stream requests per instance: ${JSON.stringify(Object.fromEntries(all.map(i => [i.name, i.requests])))}`)
 
-  publishing = false
+  stop.abort()
   await publisher
   await waitUntil(() => received.every(got => got.length >= n), 10_000, `every client to get all ${n} events`)
   for (const es of sources) es.close()

@@ -19,21 +19,21 @@ async function app (options: { htmx?: 2 | 4 } = {}, routes: (app: FastifyInstanc
 }
 
 t.test('oobParts: each fragment helper reads back as one part', async t => {
-  t.same(oobParts(<Prepend to='orders' id='order-7' tag='li'><b>tea</b></Prepend>), [
+  t.same(oobParts(<Prepend to='orders' id='order-7' tag='li'><b>tea</b></Prepend> as string), [
     { swap: 'prepend', target: '#orders', id: 'order-7', html: '<li id="order-7"><b>tea</b></li>' }
   ])
-  t.same(oobParts(<Prepend to='orders' id='order-8' limit={20}>x</Prepend>), [
+  t.same(oobParts(<Prepend to='orders' id='order-8' limit={20}>x</Prepend> as string), [
     { swap: 'prepend', target: '#orders', id: 'order-8', html: '<div id="order-8">x</div>', limit: 20 }
   ], 'the limit delete and its sink are part of the prepend')
-  t.same(oobParts(<Append to='rows' id='r-1' tag='tr' limit={3}><td>1</td></Append>), [
+  t.same(oobParts(<Append to='rows' id='r-1' tag='tr' limit={3}><td>1</td></Append> as string), [
     { swap: 'append', target: '#rows', id: 'r-1', html: '<tr id="r-1"><td>1</td></tr>', limit: 3 }
   ], 'table rows, wrapped in tbody for the parser')
-  t.same(oobParts(<Replace id='cpu' class='card'><b>42 %</b></Replace>), [
+  t.same(oobParts(<Replace id='cpu' class='card'><b>42 %</b></Replace> as string), [
     { swap: 'replace', target: '#cpu', html: '<div id="cpu" class="card"><b>42 %</b></div>' }
   ], 'replace: the element as it lands, without hx-swap-oob')
-  t.same(oobParts(<Update id='total'>{'<i>3</i>'}</Update>), [{ swap: 'update', target: '#total', html: '<i>3</i>' }])
-  t.same(oobParts(<Update id='body' content='rows'><tr><td>a</td></tr></Update>), [{ swap: 'update', target: '#body', html: '<tr><td>a</td></tr>' }])
-  t.same(oobParts(<Remove id='order-7' />), [{ swap: 'remove', target: '#order-7', html: '' }])
+  t.same(oobParts(<Update id='total'>{'<i>3</i>'}</Update> as string), [{ swap: 'update', target: '#total', html: '<i>3</i>' }])
+  t.same(oobParts(<Update id='body' content='rows'><tr><td>a</td></tr></Update> as string), [{ swap: 'update', target: '#body', html: '<tr><td>a</td></tr>' }])
+  t.same(oobParts(<Remove id='order-7' /> as string), [{ swap: 'remove', target: '#order-7', html: '' }])
   t.same(oobParts({ data: [<Remove id='a' />, <Replace id='b'>b</Replace>, <Prepend to='l' id='i'>i</Prepend>].join('') }).map(p => `${p.swap} ${p.target}`),
     ['remove #a', 'replace #b', 'prepend #l'], 'several fragments in one event, in order; an event object works too')
 })
