@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { gzipSync } from 'node:zlib'
-import { openStream } from 'fastify-htmx-sse/testing'
+import { sseTest } from 'fastify-htmx-sse/testing'
 import { startApp } from './helpers/app.js'
 import { request } from './helpers/sse-client.js'
 
@@ -32,7 +32,7 @@ t.test('an onSend compressor compresses other responses, never a stream; streams
   t.equal(plain.headers['content-encoding'], 'gzip', 'the compressor is at work on ordinary responses')
 
   for (const path of ['/one', '/hub']) {
-    const stream = await openStream(app, path, { headers: { 'accept-encoding': 'gzip' } })
+    const stream = await sseTest(app).openStream(path, { headers: { 'accept-encoding': 'gzip' } })
     t.equal(stream.headers['content-encoding'], undefined, `${path}: not compressed`)
     t.equal(stream.headers['x-accel-buffering'], 'no', `${path}: nginx is told not to buffer it`)
     t.equal(stream.headers['cache-control'], 'no-cache')

@@ -4,7 +4,7 @@ import htmxSse from '../plugin/index.js'
 import { chatRoutes, notificationsRoutes, publishNotification, validateNotification } from './helpers/routes.js'
 import { openPage } from './helpers/live-page.js'
 import { request } from './helpers/sse-client.js'
-import { captureBroadcasts, oobParts, openStream } from 'fastify-htmx-sse/testing'
+import { sseTest } from 'fastify-htmx-sse/testing'
 
 async function start () {
   const app = Fastify({ logger: false })
@@ -74,16 +74,16 @@ t.test('notifications: the page renders the hub\'s history and asks for the 422 
 t.test('notifications: a valid post reaches every open stream, and nothing between render and connect is lost', async t => {
   const { app, url } = await start()
   t.teardown(() => app.close())
-  const broadcasts = captureBroadcasts(app)
-  const a = await openStream(app, '/notifications')
-  const b = await openStream(app, '/notifications')
+  const broadcasts = sseTest(app).captureBroadcasts()
+  const a = await sseTest(app).openStream('/notifications')
+  const b = await sseTest(app).openStream('/notifications')
   const res = await request(`${url}/notifications`, { method: 'POST', ...{ headers: form({}).headers, body: new URLSearchParams({ level: 'error', text: 'disk <full>' }).toString() } })
   t.equal(res.status, 200)
   t.match(res.body, /Published\./)
   t.notMatch(res.body, /disk/, 'the form comes back cleared')
   const sent = await broadcasts.next({ topic: 'notifications' })
   t.equal(sent.event, 'message', 'unnamed: both htmx versions swap it')
-  t.match(oobParts(sent), [{ swap: 'prepend', target: '#notifications', id: /^note-[0-9a-f]{8}$/, limit: 50, html: /^<li id="note-[0-9a-f]{8}" class="note note-error">[\s\S]*disk &lt;full>/ }],
+  t.match(sseTest(app).oobParts(sent), [{ swap: 'prepend', target: '#notifications', id: /^note-[0-9a-f]{8}$/, limit: 50, html: /^<li id="note-[0-9a-f]{8}" class="note note-error">[\s\S]*disk &lt;full>/ }],
     'a Prepend of the escaped item, keeping the page\'s 50')
   for (const c of [a, b]) t.same(await c.next(), { id: sent.id, event: 'message', data: sent.data }, 'every open page gets it')
   a.close()
@@ -110,14 +110,14 @@ t.test('notifications: a valid post reaches every open stream, and nothing betwe
 t.test('chat: user text is escaped, bad input is a 422 with an inline error, room names are checked', async t => {
   const { app } = await start()
   t.teardown(() => app.close())
-  const c = await openStream(app, '/chat/lobby')
+  const c = await sseTest(app).openStream('/chat/lobby')
   const res = await app.inject({ method: 'POST', url: '/chat/lobby/messages', ...form({ nick: '<i>eve</i>', text: '<img src=x onerror=alert(1)>' }) })
   t.equal(res.statusCode, 200)
   t.match(res.body, /<form id="chat-form"/)
   t.match(res.body, /value="&lt;i>eve&lt;\/i>"|value="<i>eve<\/i>"/, 'nick kept in the fresh form')
   const ev = await c.next()
   t.equal(ev.event, 'message', 'unnamed')
-  const [append, ...more] = oobParts(ev)
+  const [append, ...more] = sseTest(app).oobParts(ev)
   t.match(append, { swap: 'append', target: '#chat-messages', id: /^msg-[0-9a-f]{8}-[0-9a-f]{3}$/ }, 'an Append')
   t.same(more, [])
   t.notMatch(ev.data, /<img/)

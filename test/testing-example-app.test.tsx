@@ -8,7 +8,7 @@
  */
 import t from 'tap'
 import { fakeSampler } from 'fastify-htmx-sse/routes'
-import { captureBroadcasts, oobParts, openStream } from 'fastify-htmx-sse/testing'
+import { sseTest } from 'fastify-htmx-sse/testing'
 import { buildApp } from '../example-app/app.js'
 
 const form = (fields: Record<string, string>) => ({
@@ -20,16 +20,16 @@ for (const htmx of [2, 4] as const) {
   t.test(`htmx ${htmx}: a post publishes a fragment that the dashboard's live stream receives`, async t => {
     const { app } = await buildApp({ htmx, logLevel: false, sampler: fakeSampler(), metricsIntervalMs: 1000, statsIntervalMs: 1000, heartbeatMs: false })
     t.teardown(() => app.close())
-    const broadcasts = captureBroadcasts(app)
+    const broadcasts = sseTest(app).captureBroadcasts()
     t.teardown(() => broadcasts.stop())
-    const page = await openStream(app, '/')
+    const page = await sseTest(app).openStream('/')
     t.teardown(() => page.close())
     t.match(page.page, /<ol id="notifications"/, 'the dashboard renders the feed the stream updates')
 
     const posted = await app.inject({ method: 'POST', url: '/notifications', ...form({ level: 'warning', text: 'disk <almost> full' }) })
     t.equal(posted.statusCode, 200)
     const note = await broadcasts.next({ topic: 'notifications' })
-    const [prepend, ...rest] = oobParts(note)
+    const [prepend, ...rest] = sseTest(app).oobParts(note)
     t.same(rest, [], 'one part')
     t.match(prepend, { swap: 'prepend', target: '#notifications', id: /^note-[0-9a-f]{8}$/, limit: 50 })
     t.match(prepend!.html, /^<li id="note-[0-9a-f]{8}" class="note note-warning">/)
@@ -39,7 +39,7 @@ for (const htmx of [2, 4] as const) {
     const said = await app.inject({ method: 'POST', url: '/chat/lobby/messages', ...form({ nick: 'ada', text: 'hello <all>' }) })
     t.equal(said.statusCode, 200)
     const message = await broadcasts.next({ topic: 'chat:lobby' })
-    t.match(oobParts(message), [{ swap: 'append', target: '#chat-messages', id: /^msg-/, html: /<span class="nick">ada<\/span>[\s\S]*hello &lt;all>/ }])
+    t.match(sseTest(app).oobParts(message), [{ swap: 'append', target: '#chat-messages', id: /^msg-/, html: /<span class="nick">ada<\/span>[\s\S]*hello &lt;all>/ }])
     t.equal((await page.next({ id: message.id })).data, message.data)
 
     const refused = await app.inject({ method: 'POST', url: '/notifications', ...form({ level: 'info', text: ' ' }) })

@@ -1,6 +1,6 @@
 /**
- * `fastify-htmx-sse/testing`, imported by package name as a user would:
- * `oobParts` reads every fragment helper back as what it does, `openStream`
+ * `fastify-htmx-sse/testing` (`sseTest(app)`), imported by package name as a
+ * user would: `oobParts` reads every fragment helper back as what it does, `openStream`
  * parses the wire format exactly and follows live pages of both htmx majors
  * over real sockets, `captureBroadcasts` records what was accepted and
  * nothing else. Every failure is a coded error, not a hang.
@@ -9,7 +9,7 @@ import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import htmxSse from 'fastify-htmx-sse'
 import { Append, Prepend, Remove, Replace, Update } from 'fastify-htmx-sse/views'
-import { captureBroadcasts, oobParts, openStream } from 'fastify-htmx-sse/testing'
+import { sseTest } from 'fastify-htmx-sse/testing'
 
 async function app (options: { htmx?: 2 | 4 } = {}, routes: (app: FastifyInstance) => void = () => {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
@@ -17,6 +17,9 @@ async function app (options: { htmx?: 2 | 4 } = {}, routes: (app: FastifyInstanc
   routes(app)
   return app
 }
+
+// It needs no app of its own: any app's helpers parse alike.
+const { oobParts } = sseTest(Fastify())
 
 t.test('oobParts: each fragment helper reads back as one part', async t => {
   t.same(oobParts(<Prepend to='orders' id='order-7' tag='li'><b>tea</b></Prepend> as string), [
@@ -70,7 +73,7 @@ t.test('openStream: parses the wire format exactly; listens on its own when the 
   })
   t.teardown(() => a.close())
   t.equal(a.server.listening, false)
-  const stream = await openStream(a, '/raw')
+  const stream = await sseTest(a).openStream('/raw')
   t.ok(a.server.listening, 'the app now listens on a loopback port')
   const seen = []
   for await (const event of stream) seen.push(event)
@@ -96,7 +99,7 @@ t.test('openStream: reply.sse() routes; next() by match, at once or waiting; tim
   })
   t.teardown(() => a.close())
   await a.listen({ host: '127.0.0.1', port: 0 })
-  const stream = await openStream(a, '/s', { timeoutMs: 300 })
+  const stream = await sseTest(a).openStream('/s', { timeoutMs: 300 })
   t.equal(stream.status, 200)
   t.match(stream.headers['content-type'], /^text\/event-stream/)
   t.equal(stream.page, undefined)
@@ -105,8 +108,8 @@ t.test('openStream: reply.sse() routes; next() by match, at once or waiting; tim
   await t.rejects(stream.next(e => e.data === 'never', 100), { code: 'HTMX_SSE_TEST_TIMEOUT', message: /openStream\(\/s\): no event matching the predicate within 100 ms \(2 received\)/ })
   await t.rejects(stream.next(), { code: 'HTMX_SSE_TEST_TIMEOUT', message: /within 300 ms/ }, 'the open option is the default wait')
   stream.close()
-  await t.rejects(openStream(a, '/missing'), { code: 'HTMX_SSE_TEST_STREAM', message: /openStream\(\/missing\): expected a 200 text\/event-stream, got 404 application\/json/ })
-  await t.rejects(openStream(a, 'http://elsewhere/s'), { code: 'HTMX_SSE_INVALID_OPTION' })
+  await t.rejects(sseTest(a).openStream('/missing'), { code: 'HTMX_SSE_TEST_STREAM', message: /openStream\(\/missing\): expected a 200 text\/event-stream, got 404 application\/json/ })
+  await t.rejects(sseTest(a).openStream('http://elsewhere/s'), { code: 'HTMX_SSE_INVALID_OPTION' })
 })
 
 for (const htmx of [2, 4] as const) {
@@ -120,9 +123,9 @@ for (const htmx of [2, 4] as const) {
       app.get('/bare', async (_request, reply) => reply.type('text/html').send('<p>no live element</p>'))
     })
     t.teardown(() => a.close())
-    const broadcasts = captureBroadcasts(a)
+    const broadcasts = sseTest(a).captureBroadcasts()
     const before = await a.sseHub.publish('orders', { data: 'before the page' })
-    const page = await openStream(a, '/orders')
+    const page = await sseTest(a).openStream('/orders')
     t.match(page.page, /<ul id="orders"><\/ul>/, 'the page\'s HTML')
     t.match(page.url, htmx === 2 ? /^\/_sse\/stream\?t=.+&lastEventId=\d+&sseResume=1$/ : /^\/_sse\/stream\?t=.+&lastEventId=\d+$/, 'the connect element\'s URL, with what the browser adds')
     const pending = broadcasts.next({ topic: 'orders', event: 'message' }) // the first one, published before the page
@@ -135,7 +138,7 @@ for (const htmx of [2, 4] as const) {
     t.same(sent, { topic: 'orders', id, event: 'message', data: '<div hx-swap-oob="afterbegin: #orders:not(:has(> #o-1)), #orders > #o-1"><li id="o-1">tea</li></div><li id="o-1" hx-swap-oob="outerHTML: #orders > #o-1">tea</li>' })
     t.same(oobParts(sent), [{ swap: 'prepend', target: '#orders', id: 'o-1', html: '<li id="o-1">tea</li>' }])
     page.close()
-    await t.rejects(openStream(a, '/bare'), { code: 'HTMX_SSE_TEST_STREAM', message: /openStream\(\/bare\): the page has no connect element/ })
+    await t.rejects(sseTest(a).openStream('/bare'), { code: 'HTMX_SSE_TEST_STREAM', message: /openStream\(\/bare\): the page has no connect element/ })
     broadcasts.stop()
   })
 }
@@ -153,7 +156,7 @@ t.test('openStream: the page\'s cookies and the given headers reach its stream; 
     })
   })
   t.teardown(() => a.close())
-  const stream = await openStream(a, '/page', { headers: { authorization: 'Bearer t', cookie: 'theme=dark' }, lastEventId: '41' })
+  const stream = await sseTest(a).openStream('/page', { headers: { authorization: 'Bearer t', cookie: 'theme=dark' }, lastEventId: '41' })
   t.equal((await stream.next()).data, 'ok')
   stream.close()
   t.same(seen, [{ cookie: 'theme=dark; sid=s3cret', auth: 'Bearer t', query: { a: '1', b: '2', sseResume: '1' }, last: '41' }])
@@ -163,8 +166,8 @@ t.test('captureBroadcasts: only what the hub accepted, as it accepted it; stop; 
   const a = await app()
   t.teardown(() => a.close())
   const own = Object.getPrototypeOf(a.sseHub).publish
-  const one = captureBroadcasts(a)
-  const two = captureBroadcasts(a)
+  const one = sseTest(a).captureBroadcasts()
+  const two = sseTest(a).captureBroadcasts()
   const event = { event: 'update', data: Promise.resolve(<i>async</i>) }
   const published = a.sseHub.publish('t', event)
   event.event = 'changed-after'
@@ -183,5 +186,5 @@ t.test('captureBroadcasts: only what the hub accepted, as it accepted it; stop; 
   await t.rejects(waiting, { code: 'HTMX_SSE_TEST_TIMEOUT', message: /the capture was stopped before a matching event came/ })
   t.notOk(Object.hasOwn(a.sseHub, 'publish'), 'the hub\'s own publish is back')
   t.equal(a.sseHub.publish, own)
-  t.throws(() => captureBroadcasts(Fastify()), { code: 'HTMX_SSE_NOT_READY' })
+  t.throws(() => sseTest(Fastify()).captureBroadcasts(), { code: 'HTMX_SSE_NOT_READY' })
 })

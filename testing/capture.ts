@@ -1,5 +1,5 @@
 /**
- * `captureBroadcasts(app)`: what the app's routes (and anything else holding
+ * `sseTest(app).captureBroadcasts()`: what the app's routes (and anything else holding
  * `app.sseHub`) publish, as the hub accepted it: topic, event name, the data
  * as the HTML string every subscriber gets, and the id the hub assigned.
  * No socket and no subscriber needed, so a test asserts on a POST's
@@ -75,14 +75,10 @@ function unwrap (hub: SseHub, set: Set<Recorder>): void {
  * registered: `await app.ready()` or `register` first), until `stop()`.
  * Only publishes the hub accepted are recorded (a rejected one throws to its caller as usual).
  *
- * @example
- * const broadcasts = captureBroadcasts(app)
- * await app.inject({ method: 'POST', url: '/orders', payload: { item: 'tea' } })
- * const sent = await broadcasts.next({ topic: 'orders' })
  */
 export function captureBroadcasts (app: FastifyInstance): BroadcastCapture {
   const hub = (app as Partial<Pick<FastifyInstance, 'sseHub'>>).sseHub
-  if (hub === undefined) throw new SseNotReadyError('captureBroadcasts(app): app.sseHub is missing; register fastify-htmx-sse and await it (or app.ready()) first')
+  if (hub === undefined) throw new SseNotReadyError('sseTest(app).captureBroadcasts(): app.sseHub is missing; register fastify-htmx-sse and await it (or app.ready()) first')
   const queue = new Queue<Broadcast>()
   const set = wrap(hub)
   const record: Recorder = broadcast => queue.push(broadcast)

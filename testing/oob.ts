@@ -51,10 +51,6 @@ function withoutOob (html: string, element: Element): string {
 /**
  * The out-of-band parts of an event's HTML (`event.data`, or the event or
  * broadcast itself), in document order, as `{ swap, target, html }`.
- *
- * @example
- * const [part] = oobParts(await broadcasts.next({ topic: 'orders' }))
- * assert.equal(part.swap, 'prepend'); assert.equal(part.target, '#orders')
  */
 export function oobParts (event: string | { readonly data: string }): OobPart[] {
   const html = typeof event === 'string' ? event : event.data

@@ -1,5 +1,5 @@
 /**
- * `openStream(app, url)`: a real SSE client on a real socket (node:http, one
+ * `sseTest(app).openStream(path)`: a real SSE client on a real socket (node:http, one
  * connection of its own, so closing it leaves nothing behind), for a
  * `reply.sse()` route or a live page. For a page, it does what the browser
  * does: GET the page, read the stream URL from its connect element (htmx 2
@@ -177,14 +177,9 @@ function cookiesOf (headers: IncomingHttpHeaders, given: string | undefined): st
  * (`app.close()` closes it as usual). A `text/event-stream` answer is the
  * stream; a `text/html` answer is a live page, whose connect element's
  * stream is opened. Anything else rejects with `HTMX_SSE_TEST_STREAM`.
- *
- * @example
- * const stream = await openStream(app, '/orders')
- * const event = await stream.next()          // or: for await (const event of stream) …
- * stream.close()
  */
 export async function openStream (app: FastifyInstance, url: string, options: OpenStreamOptions = {}): Promise<TestStream> {
-  if (typeof url !== 'string' || !url.startsWith('/')) throw new SseInvalidOptionError('url (openStream)', `must be a path starting with /, got ${JSON.stringify(url)}`)
+  if (typeof url !== 'string' || !url.startsWith('/')) throw new SseInvalidOptionError('path (openStream)', `must be a path starting with /, got ${JSON.stringify(url)}`)
   const timeoutMs = options.timeoutMs ?? 5000
   const target = await addressOf(app)
   const headers: Record<string, string> = { accept: 'text/event-stream, text/html;q=0.9', ...options.headers }
