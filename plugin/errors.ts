@@ -60,6 +60,12 @@ export const SseRedisError = createError<'HTMX_SSE_REDIS_ERROR', 500, [string, {
 /** A runner used before its route module bound it to the app (or after close). */
 export const SseNotReadyError = createError('HTMX_SSE_NOT_READY', '%s', 500)
 
+/** A `fastify-htmx-sse/testing` wait (`next()`, an iteration step) that saw no matching event in time. */
+export const SseTestTimeoutError = createError('HTMX_SSE_TEST_TIMEOUT', '%s', 500)
+
+/** `openStream()` (`fastify-htmx-sse/testing`) on a URL that answered neither a stream nor a page with a connect element. */
+export const SseTestStreamError = createError('HTMX_SSE_TEST_STREAM', '%s', 500)
+
 /**
  * What a dynamic import of an optional peer rejected with: the coded error
  * when the package itself is missing, anything else as it was.
@@ -89,5 +95,7 @@ export const errors = {
   SseMissingPeerError,
   SseInvalidPropError,
   SseRedisError,
-  SseNotReadyError
+  SseNotReadyError,
+  SseTestTimeoutError,
+  SseTestStreamError
 } as const

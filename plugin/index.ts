@@ -49,6 +49,17 @@ export interface HtmxSseOptions {
   /** Unsent bytes per connection before it is closed as a slow consumer. Default 1 MiB. */
   maxBufferedBytes?: number
   /**
+   * Ends hub streams (`reply.live` pages, `reply.sse({ topics })`) once they
+   * are this old (each after a random 75–100% of it, so streams opened
+   * together do not reconnect together), with a `retry:` hint and the end of
+   * their connection: the client reconnects, through the load balancer, to
+   * any instance, and resumes from its Last-Event-ID with nothing lost. So
+   * streams spread over instances added since they connected. At least
+   * 1 000; default off. A `reply.sse()` stream the route feeds itself is never
+   * ended by age: nothing could resume it.
+   */
+  maxStreamAgeMs?: number
+  /**
    * Events kept per topic for Last-Event-ID replay by the default in-process
    * transport. Default 1 000. With `transport`, which keeps its own history,
    * it is an error: set it there (`redisTransport({ redis, history })`).
@@ -143,6 +154,7 @@ const OPTION_KEYS = Object.keys({
   heartbeatMs: 0,
   retryMs: 0,
   maxBufferedBytes: 0,
+  maxStreamAgeMs: 0,
   history: 0,
   maxWriteShare: 0,
   transport: 0,
@@ -178,6 +190,7 @@ function resolveOptions (options: HtmxSseOptions) {
     heartbeatMs: options.heartbeatMs === false ? false as const : option.positiveNumber('heartbeatMs', options.heartbeatMs, 15_000),
     retryMs: option.positiveNumber('retryMs', options.retryMs, 3_000),
     maxBufferedBytes: option.positiveNumber('maxBufferedBytes', options.maxBufferedBytes, 1 << 20),
+    maxStreamAgeMs: option.optionalDuration('maxStreamAgeMs', options.maxStreamAgeMs, 1000),
     transport: transport ?? new MemoryTransport({ history: option.integer('history', options.history, 1_000, 0) }),
     maxWriteShare: option.share('maxWriteShare', options.maxWriteShare, 0.6),
     authorize: option.optionalFunction<Authorize>('authorize', options.authorize),
@@ -192,7 +205,7 @@ function resolveOptions (options: HtmxSseOptions) {
 
 const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance, options: HtmxSseOptions) => {
   const settings = resolveOptions(options)
-  const { heartbeatMs, retryMs, maxBufferedBytes, htmx, liveTtlMs, assetsPath, streamPath } = settings
+  const { heartbeatMs, retryMs, maxBufferedBytes, maxStreamAgeMs, htmx, liveTtlMs, assetsPath, streamPath } = settings
   const counters = { delivered: 0, writes: 0, evicted: 0 }
   const scheduler = new FlushScheduler({ maxWriteShare: settings.maxWriteShare })
   const hub = new SseHub({
@@ -217,6 +230,8 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
     counters,
     // Jitter spreads a thundering herd of reconnects after a restart.
     jitteredRetry: () => Math.round(retryMs * (0.8 + Math.random() * 0.4)),
+    // Uniform over the last quarter: streams opened in one burst (after a deploy) end spread out, not in a new burst.
+    streamAge: maxStreamAgeMs === undefined ? undefined : () => Math.round(maxStreamAgeMs * (0.75 + Math.random() * 0.25)),
     hub,
     admission,
     completion: { warned: false }

@@ -52,6 +52,16 @@ export function duration (name: string, value: unknown, fallback: number, min: n
   return value
 }
 
+/** Like `duration`, with no default (the feature is off without it) and at most what a timer can wait (about 24.8 days). */
+export function optionalDuration (name: string, value: unknown, min: number): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !(value >= min && value <= MAX_TIMER_MS)) throw invalidOption(name, `must be a number of ms from ${min} to ${MAX_TIMER_MS}, got ${shown(value)}`)
+  return value
+}
+
+/** Node's timers fire at once, with a warning, past this. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** A safe integer, at least `min`. */
 export function integer (name: string, value: unknown, fallback: number, min: number): number {
   if (value === undefined) return fallback

@@ -37,6 +37,8 @@ export interface ReplyContext extends SessionContext {
   readonly admission: Admission
   /** Warns once if Fastify's end-of-response listener cannot be found. */
   readonly completion: { warned: boolean }
+  /** With `maxStreamAgeMs`: a jittered age for a new hub stream. */
+  readonly streamAge: (() => number) | undefined
 }
 
 // Hop-by-hop and framing headers: ours to decide, and illegal under HTTP/2.
@@ -91,6 +93,17 @@ function completeRequest (reply: FastifyReply, ctx: ReplyContext): void {
   }
 }
 
+/**
+ * Ends a hub stream once it is `ageMs` old. Its client resumes from its
+ * Last-Event-ID wherever it reconnects, so this loses nothing; closing the
+ * connection too lets a load balancer place the reconnect on any instance.
+ */
+function endWhenOld (session: Session, ageMs: number): void {
+  const timer = setTimeout(() => session.shutdown('rebalance'), ageMs)
+  timer.unref()
+  session.onClose(() => clearTimeout(timer))
+}
+
 function isSource (value: unknown): value is SseSource {
   return typeof value === 'function' ||
     (value !== null && typeof value === 'object' && (Symbol.asyncIterator in value || Symbol.iterator in value))
@@ -143,8 +156,10 @@ export function openStream (reply: FastifyReply, ctx: ReplyContext, arg?: SseSou
     session.enqueue(encodeRetry(ctx.jitteredRetry()), -1, false)
     session.attach(connectionFor(reply.raw))
     control.admitted()
-    if (topics !== undefined) void ctx.hub.subscribe(session, topics, stream.lastEventId)
-    else if (arg !== undefined) void pump(stream, session, control, typeof arg === 'function' ? arg(stream.signal) : arg as Exclude<SseSource, Function>)
+    if (topics !== undefined) {
+      void ctx.hub.subscribe(session, topics, stream.lastEventId)
+      if (ctx.streamAge !== undefined) endWhenOld(session, ctx.streamAge())
+    } else if (arg !== undefined) void pump(stream, session, control, typeof arg === 'function' ? arg(stream.signal) : arg as Exclude<SseSource, Function>)
   }
 
   const awaitable = stream as AwaitableSseStream

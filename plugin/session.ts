@@ -17,6 +17,7 @@ export type SseCloseReason =
   | 'error' // the iterable or an async render failed
   | 'slow' // unsent bytes passed maxBufferedBytes
   | 'shutdown' // app.close()
+  | 'rebalance' // a hub stream older than maxStreamAgeMs: its client reconnects, perhaps to another instance
   | 'refused' // rejected before the first byte (validation, limits, authorize)
 
 /**
@@ -204,13 +205,18 @@ export class Session implements Flushable, Beating {
     this.#teardown(reason)
   }
 
-  /** App shutdown: a final jittered `retry:` hint, then the end of the response and of its keep-alive connection. */
-  shutdown (): void {
+  /**
+   * A final jittered `retry:` hint, then the end of the response and of its
+   * keep-alive connection: app shutdown, or (`'rebalance'`) a hub stream past
+   * its age, whose reconnect must open a new connection for a load balancer
+   * to place it anew.
+   */
+  shutdown (reason: 'shutdown' | 'rebalance' = 'shutdown'): void {
     if (this.#closeReason !== undefined) return
     this.enqueue(encodeRetry(this.#ctx.jitteredRetry()), -1, false)
     this.flush()
     if (this.#closeReason !== undefined) return
-    this.#teardown('shutdown')
+    this.#teardown(reason)
     this.#conn?.endAndClose()
   }
 

@@ -1,6 +1,7 @@
 /**
- * The README's snippets ("A live page", "Register it in your own Fastify app"), run as written
- * (imports by package name, as a user would) and checked over real sockets.
+ * The README's snippets ("A live page", "Register it in your own Fastify app", the
+ * testing helpers' example test), run as written (imports by package name, as a
+ * user would) and checked over real sockets.
  */
 import t, { type Test } from 'tap'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -57,4 +58,24 @@ t.test('the README live page runs: page, stream, publish', async t => {
   const [event] = await stream.waitFor(1)
   t.match(event!.data, /id="order-2"/)
   t.match(event!.data, /&lt;b>second&lt;\/b>|&lt;b&gt;second&lt;\/b&gt;/, 'user text escaped')
+})
+
+t.test('the README example test of fastify-htmx-sse/testing runs and passes under node:test', async t => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const snippet = /## Test your live pages \(`fastify-htmx-sse\/testing`\)\n[\s\S]*?```tsx\n([\s\S]*?)```/.exec(readme)?.[1]
+  t.ok(snippet, 'found the snippet')
+  t.match(snippet, /from 'node:test'/, 'no tap: any runner')
+  const file = fileURLToPath(new URL(`./tmp-readme-snippet-testing-${process.pid}.tsx`, import.meta.url))
+  writeFileSync(file, snippet!)
+  t.teardown(() => rmSync(file, { force: true }))
+  const child = spawnTsx(file, {}, { capture: true })
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr!.on('data', (d: Buffer) => { out += d.toString() })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const status = await new Promise<number | null>(resolve => child.once('exit', resolve))
+  clearTimeout(timer)
+  t.equal(status, 0, `the test file passes: ${out}`)
+  t.match(out, /# pass 1\b/)
+  t.match(out, /# fail 0\b/)
 })

@@ -4,6 +4,7 @@ import htmxSse from '../plugin/index.js'
 import { chatRoutes, notificationsRoutes, publishNotification, validateNotification } from './helpers/routes.js'
 import { openPage } from './helpers/live-page.js'
 import { request } from './helpers/sse-client.js'
+import { sseTest } from 'fastify-htmx-sse/testing'
 
 async function start () {
   const app = Fastify({ logger: false })
@@ -73,20 +74,18 @@ t.test('notifications: the page renders the hub\'s history and asks for the 422 
 t.test('notifications: a valid post reaches every open stream, and nothing between render and connect is lost', async t => {
   const { app, url } = await start()
   t.teardown(() => app.close())
-  const a = await (await openPage(url, '/notifications')).connect()
-  const b = await (await openPage(url, '/notifications')).connect()
+  const broadcasts = sseTest(app).captureBroadcasts()
+  const a = await sseTest(app).openStream('/notifications')
+  const b = await sseTest(app).openStream('/notifications')
   const res = await request(`${url}/notifications`, { method: 'POST', ...{ headers: form({}).headers, body: new URLSearchParams({ level: 'error', text: 'disk <full>' }).toString() } })
   t.equal(res.status, 200)
   t.match(res.body, /Published\./)
   t.notMatch(res.body, /disk/, 'the form comes back cleared')
-  for (const c of [a, b]) {
-    const [ev] = await c.waitFor(1)
-    t.equal(ev!.event, undefined, 'unnamed: both htmx versions swap it')
-    t.match(ev!.data, /^<div hx-swap-oob="afterbegin: #notifications:not\(:has\(> #note-[0-9a-f]{8}\)\), #notifications > #note-[0-9a-f]{8}">/, 'a Prepend')
-    t.match(ev!.data, /class="note note-error"/)
-    t.match(ev!.data, /delete: #notifications > :nth-child\(n\+50 of/, 'keeping the page\'s 50')
-    t.match(ev!.data, /disk &lt;full>/)
-  }
+  const sent = await broadcasts.next({ topic: 'notifications' })
+  t.equal(sent.event, 'message', 'unnamed: both htmx versions swap it')
+  t.match(sseTest(app).oobParts(sent), [{ swap: 'prepend', target: '#notifications', id: /^note-[0-9a-f]{8}$/, limit: 50, html: /^<li id="note-[0-9a-f]{8}" class="note note-error">[\s\S]*disk &lt;full>/ }],
+    'a Prepend of the escaped item, keeping the page\'s 50')
+  for (const c of [a, b]) t.same(await c.next(), { id: sent.id, event: 'message', data: sent.data }, 'every open page gets it')
   a.close()
   b.close()
 
@@ -104,22 +103,26 @@ t.test('notifications: a valid post reaches every open stream, and nothing betwe
   const api = await app.inject({ method: 'POST', url: '/notifications', headers: { accept: 'application/json' }, payload: { level: 'info', text: 'api' } })
   t.equal(api.statusCode, 201)
   t.match(api.json(), { id: /^\d+$/ })
+  t.same(broadcasts.broadcasts.map(b => b.id).slice(-2), [(await broadcasts.next(b => b.data.includes('plain'))).id, api.json().id], 'form and JSON posts publish too')
+  broadcasts.stop()
 })
 
 t.test('chat: user text is escaped, bad input is a 422 with an inline error, room names are checked', async t => {
-  const { app, url } = await start()
+  const { app } = await start()
   t.teardown(() => app.close())
-  const c = await (await openPage(url, '/chat/lobby')).connect()
+  const c = await sseTest(app).openStream('/chat/lobby')
   const res = await app.inject({ method: 'POST', url: '/chat/lobby/messages', ...form({ nick: '<i>eve</i>', text: '<img src=x onerror=alert(1)>' }) })
   t.equal(res.statusCode, 200)
   t.match(res.body, /<form id="chat-form"/)
   t.match(res.body, /value="&lt;i>eve&lt;\/i>"|value="<i>eve<\/i>"/, 'nick kept in the fresh form')
-  const [ev] = await c.waitFor(1)
-  t.equal(ev!.event, undefined)
-  t.match(ev!.data, /^<div hx-swap-oob="beforeend: #chat-messages:not\(:has\(> #msg-[0-9a-f]{8}-[0-9a-f]{3}\)\)/, 'an Append')
-  t.notMatch(ev!.data, /<img/)
-  t.match(ev!.data, /&lt;img src=x onerror=alert\(1\)>/)
-  t.match(ev!.data, /&lt;i>eve&lt;\/i>/)
+  const ev = await c.next()
+  t.equal(ev.event, 'message', 'unnamed')
+  const [append, ...more] = sseTest(app).oobParts(ev)
+  t.match(append, { swap: 'append', target: '#chat-messages', id: /^msg-[0-9a-f]{8}-[0-9a-f]{3}$/ }, 'an Append')
+  t.same(more, [])
+  t.notMatch(ev.data, /<img/)
+  t.match(append!.html, /&lt;img src=x onerror=alert\(1\)>/)
+  t.match(append!.html, /&lt;i>eve&lt;\/i>/)
   c.close()
 
   const empty = await app.inject({ method: 'POST', url: '/chat/lobby/messages', ...form({ nick: 'eve', text: ' ' }) })
