@@ -1,4 +1,4 @@
-// One style across plugin/, views/, routes/, testing/, example-app/, test/, bench/:
+// One style across plugin/, views/, routes/, runs/, example-app/, test/, bench/:
 // neostandard (standard's successor) with TypeScript and JSX.
 import neostandard from 'neostandard'
 

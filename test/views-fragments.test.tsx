@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Append, Items, Prepend, Remove, Replace, Update } from '../views/index.js'
-import { FRAGMENT_SINK_ATTR, MAX_LIST_LIMIT } from '../views/fragments.js'
+import { MAX_LIST_LIMIT } from '../views/fragments.js'
+import { FRAGMENT_SINK_ATTR } from '../plugin/fragment-sink.js'
 import { decode, render } from './helpers/html.js'
 
 const SINK = `<div hx-swap-oob="beforeend: head"><template ${FRAGMENT_SINK_ATTR}></template></div>`

@@ -55,9 +55,8 @@ import { createElement, type Children } from '@kitajs/html'
 import { OOB_TAGS, type OobTag } from './sse.js'
 import { assertDomId, cx, escAttr, oneOf, type ClassValue } from './util.js'
 import { SseInvalidPropError } from '../plugin/errors.js'
+import { FRAGMENT_SINK_ATTR } from '../plugin/fragment-sink.js'
 
-/** The sink attribute: `head > template[data-sse-sink]` (see the file comment). */
-export const FRAGMENT_SINK_ATTR = 'data-sse-sink'
 const SINK_SELECTOR = `head > template[${FRAGMENT_SINK_ATTR}]`
 
 /** Elements an item of a `<Prepend>`/`<Append>` list can be. */

@@ -9,8 +9,8 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { SseInvalidOptionError, SseTestStreamError } from '../plugin/errors.js'
-import { RESUME_MARK } from '../plugin/resume.js'
+import { SseInvalidOptionError, SseTestStreamError } from '../errors.js'
+import { RESUME_MARK } from '../resume.js'
 import { elements } from './html.js'
 import { Queue, type Match } from './queue.js'
 

@@ -4,7 +4,7 @@
  * yet, waiting for one when there is none, so a test may ask before or after
  * the request that causes it.
  */
-import { SseTestTimeoutError } from '../plugin/errors.js'
+import { SseTestTimeoutError } from '../errors.js'
 
 /** Which entry `next()` waits for: fields it must have, or a predicate. */
 export type Match<T> = Partial<Record<'topic' | 'event' | 'id' | 'data', string>> | ((entry: T) => boolean)

@@ -7,7 +7,7 @@
  * `limit` delete and its sink) are read back as one part, and every other
  * `hx-swap-oob` element, the app's own included, as one part each.
  */
-import { FRAGMENT_SINK_ATTR } from '../views/fragments.js'
+import { FRAGMENT_SINK_ATTR } from '../fragment-sink.js'
 import { elements, type Element } from './html.js'
 
 /** One thing an event does to the page. */

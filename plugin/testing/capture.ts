@@ -6,8 +6,8 @@
  * broadcast the way it asserts on its response.
  */
 import type { FastifyInstance } from 'fastify'
-import type { HubEvent, SseHub } from '../plugin/hub.js'
-import { SseNotReadyError } from '../plugin/errors.js'
+import type { HubEvent, SseHub } from '../hub.js'
+import { SseNotReadyError } from '../errors.js'
 import { Queue, type Match } from './queue.js'
 import type { TestEvent } from './stream.js'
 
