@@ -190,7 +190,7 @@ t.test('options: a missing plugin, a bad prefix, a second registration, a regist
 
   const Fastify = (await import('fastify')).default
   const bare = Fastify()
-  await t.rejects(bare.register(sseMetrics).ready(), /fastify-htmx-sse/, 'registering without the plugin fails')
+  await t.rejects(async () => { await bare.register(sseMetrics) }, /fastify-htmx-sse/, 'registering without the plugin fails')
   const htmxSse = (await import('../plugin/index.js')).default
   for (const [options, code, message] of [
     [{ prefix: 'bad-prefix' }, 'HTMX_SSE_INVALID_OPTION', /prefix \(sseMetrics\) must be the start of a Prometheus metric name/],
@@ -199,13 +199,13 @@ t.test('options: a missing plugin, a bad prefix, a second registration, a regist
   ] as const) {
     const other = Fastify()
     await other.register(htmxSse, {})
-    await t.rejects(other.register(sseMetrics, options as never).ready(), { code, message }, JSON.stringify(Object.keys(options)))
+    await t.rejects(async () => { await other.register(sseMetrics, options as never) }, { code, message }, JSON.stringify(Object.keys(options)))
     await other.close()
   }
   const twice = Fastify()
   await twice.register(htmxSse, {})
   await twice.register(sseMetrics, { registry: new Registry() })
-  await t.rejects(twice.register(sseMetrics, { registry: new Registry() }).ready(), { code: 'HTMX_SSE_INVALID_OPTION', message: /already registered/ })
+  await t.rejects(async () => { await twice.register(sseMetrics, { registry: new Registry() }) }, { code: 'HTMX_SSE_INVALID_OPTION', message: /already registered/ })
   await twice.close()
 
   // Closing the app removes its metrics, so an app built again can register them in the same registry.
