@@ -28,7 +28,7 @@ export interface SseCounters {
   resets: number
   /** Live-page stream requests refused for a token that is missing, malformed or not ours (403). */
   tokensInvalid: number
-  /** Live-page stream requests whose token expired (answered with `reset`, so the tab reloads). */
+  /** Live-page stream requests whose token expired, or (no `secret` option) was signed before a restart: answered with `reset`, so the tab reloads. */
   tokensExpired: number
   /** Seconds from fan-out to write of the oldest event a flush slice wrote. */
   observeWriteLatency: ((seconds: number) => void) | undefined

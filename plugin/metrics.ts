@@ -128,7 +128,7 @@ function define (prom: PromClient, registry: Registry, prefix: string, app: Fast
   // eslint-disable-next-line no-new
   new prom.Counter({
     name: name('token_refusals_total'),
-    help: 'Live-page stream requests whose signed token was refused: reason="invalid" (403: missing, tampered, foreign), reason="expired" (answered with reset so the tab reloads).',
+    help: 'Live-page stream requests whose signed token was refused: reason="invalid" (403: missing, tampered, foreign), reason="expired" (expired, or signed before a restart of an app without a secret option: answered with reset so the tab reloads).',
     labelNames: ['reason'],
     registers,
     collect () {
