@@ -11,6 +11,8 @@ import os from 'node:os'
 import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
 import Fastify, { type FastifyInstance } from 'fastify'
 import htmxSse from 'fastify-htmx-sse'
+import { sseMetrics } from 'fastify-htmx-sse/metrics'
+import { Registry } from 'prom-client'
 import type { LiveSecret } from '../plugin/live-token.js'
 import type { HubTransport } from '../plugin/transport.js'
 import { AgentRunner } from '../runs/agent-runner.js'
@@ -110,6 +112,15 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
     retryMs: options.retryMs
   })
   const htmx = app.htmxSse.htmx
+  // The app's own registry (not prom-client's global one): every app built in one process has its own figures.
+  const registry = new Registry()
+  await app.register(sseMetrics, { registry })
+  app.get('/prometheus', { logLevel: 'warn' }, async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()))
+  // Readiness for a load balancer or a Kubernetes probe: 503 while Redis is down or the app is closing.
+  app.get('/healthz', { logLevel: 'warn' }, (_request, reply) => {
+    const health = app.sseHub.ready()
+    return reply.code(health.ready ? 200 : 503).header('cache-control', 'no-store').send(health)
+  })
 
   // reply.html() for the whole app; the route modules use it instead of registering their own.
   await app.register(fastifyKitaHtml)

@@ -44,6 +44,11 @@ export class Admission {
     return this.#open.size
   }
 
+  /** Unsent bytes of every session holding a slot (read when metrics are scraped). */
+  * backlogs (): Generator<number> {
+    for (const session of this.#open) yield session.backlog
+  }
+
   /**
    * Gives `session` a slot, or throws the refusal (503 with Retry-After set
    * on the reply). The slot is released when the session closes.

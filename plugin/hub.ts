@@ -6,7 +6,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { encodeEvent, encodeEventText, type Frame, joinFrames, validateFields } from './encode.js'
 import { SseEventTooLargeError, SseHubClosedError, SseInvalidEventError, SseInvalidTopicsError } from './errors.js'
 import type { FlushScheduler } from './scheduler.js'
-import type { FrameJoiner, Session, SseCounters } from './session.js'
+import type { SseCounters } from './counters.js'
+import type { FrameJoiner, Session } from './session.js'
 import type { SseEvent } from './stream.js'
 import { parseId, type HubMessage, type HubTransport, type SinceResult } from './transport.js'
 
@@ -93,11 +94,13 @@ class TickBatch implements FrameJoiner {
   bytes = 0
   /** Frames fanned out since the last flush slice. */
   frames = 0
+  /** When the first of them was fanned out (performance.now()). */
+  firstAt = 0
   readonly #joined = new Map<number, Map<number, Frame>>()
 
-  next (frame: Frame): number {
+  next (frame: Frame, now: number): number {
     this.bytes += frame.bytes.length
-    this.frames++
+    if (this.frames++ === 0) this.firstAt = now
     return this.#seq++
   }
 
@@ -169,9 +172,7 @@ export class SseHub {
   readonly #restEndBytes: number
   readonly #watchers = new Map<string, Set<{ start: () => void, stop: () => void, running: boolean }>>()
   #connections = 0
-  #published = 0
-  #replayed = 0
-  #resets = 0
+  #closing = false
   #closed = false
 
   /** @internal Created by the plugin. */
@@ -183,7 +184,12 @@ export class SseHub {
     this.#counters = options.counters
     this.#paceBytes = Math.max(16 * 1024, options.maxBufferedBytes / 4)
     this.#restEndBytes = this.#paceBytes / 4
-    options.scheduler.afterFlush(() => this.#batch.reset())
+    options.scheduler.afterFlush(() => {
+      // One sample per slice, not per socket: the oldest frame this slice could have written.
+      const observe = this.#counters.observeWriteLatency
+      if (observe !== undefined && this.#batch.frames > 0) observe((performance.now() - this.#batch.firstAt) / 1000)
+      this.#batch.reset()
+    })
   }
 
   /** @internal The per-turn batch that sessions join hub frames with. */
@@ -225,7 +231,7 @@ export class SseHub {
     } finally {
       done()
     }
-    this.#published++
+    this.#counters.published++
     if (this.#batch.bytes > this.#paceBytes) await this.#scheduler.nextTurn()
     return id
   }
@@ -275,13 +281,32 @@ export class SseHub {
     return {
       connections: this.#connections,
       topics,
-      published: this.#published,
+      published: this.#counters.published,
       delivered: this.#counters.delivered,
-      replayed: this.#replayed,
+      replayed: this.#counters.replayed,
       writes: this.#counters.writes,
       evicted: this.#counters.evicted,
-      resets: this.#resets
+      resets: this.#counters.resets
     }
+  }
+
+  /**
+   * Readiness, for a load balancer's or Kubernetes' probe: not ready once the
+   * app is closing, nor while the transport cannot deliver (Redis: the
+   * connection is down, or live delivery has not started yet). Streams that
+   * are open stay open meanwhile; this only says whether to send new ones here.
+   * Wire it into a health route: `reply.code(ready ? 200 : 503).send({ ready, reason })`.
+   */
+  ready (): { ready: boolean, reason?: string } {
+    if (this.#closing || this.#closed) return { ready: false, reason: 'shutting down' }
+    const transport = this.#transport.ready?.()
+    if (transport !== undefined && !transport.ready) return { ready: false, reason: transport.reason ?? 'transport not ready' }
+    return { ready: true }
+  }
+
+  /** @internal The app is closing: ready() says so from now on. */
+  closing (): void {
+    this.#closing = true
   }
 
   /**
@@ -378,9 +403,9 @@ export class SseHub {
     if (subs.size === 0) return
     this.#log.warn({ connections: subs.size, id }, 'sse: transport lost events; sending reset to every subscriber')
     const frame = encodeEvent({ event: 'reset', id, data: RESET_DATA })
-    const seq = this.#batch.next(frame)
+    const seq = this.#batch.next(frame, performance.now())
     for (const sub of subs) {
-      this.#resets++
+      this.#counters.resets++
       if (sub.held === null) sub.session.enqueue(frame, seq, false)
       else sub.session.end('server')
     }
@@ -414,7 +439,7 @@ export class SseHub {
     const frame = this.#frameOf(message)
     if (subs === undefined) return
     const started = performance.now()
-    const seq = this.#batch.next(frame)
+    const seq = this.#batch.next(frame, started)
     if (this.#batch.frames >= REST_END_FRAMES || this.#batch.bytes >= this.#restEndBytes) this.#scheduler.endRest()
     const id = Number(message.id)
     for (const sub of subs) {
@@ -444,11 +469,14 @@ export class SseHub {
       const head = await this.#transport.head()
       const headId = parseId(head) ?? -1
       if (session.closed) return
-      this.#resets++
+      this.#counters.resets++
       session.writeNow(encodeEvent({ event: 'reset', id: head, data: RESET_DATA }), 0)
       page = undefined
       lastSent = headId
+    } else {
+      this.#counters.replays++
     }
+    let depth = 0
     // Paced by the socket: written as it drains, and the next page read only
     // then, so a herd of reconnects holds neither the store nor memory, and a
     // client evicted for slowness is not evicted again on every reconnect.
@@ -458,7 +486,8 @@ export class SseHub {
         const id = Number(message.id)
         if (id <= lastSent) continue
         session.writeNow(this.#frameOf(message), 1)
-        this.#replayed++
+        this.#counters.replayed++
+        depth++
         lastSent = id
         if (session.backlog > this.#maxBuffered / 2) await session.writable(this.#maxBuffered / 4)
       }
@@ -473,6 +502,7 @@ export class SseHub {
         return
       }
     }
+    if (page !== undefined) this.#counters.observeReplayDepth?.(depth)
     if (session.closed || sub.held === null) return
     const held = sub.held
     sub.held = null

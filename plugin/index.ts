@@ -8,6 +8,7 @@ import type { Server as HttpServer } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { Admission, type Authorize } from './admission.js'
+import { bindProbe, createCounters } from './counters.js'
 import { SseHub } from './hub.js'
 import { PreRequestSockets } from './pre-request-sockets.js'
 import { serveAssets } from './assets.js'
@@ -206,7 +207,7 @@ function resolveOptions (options: HtmxSseOptions) {
 const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance, options: HtmxSseOptions) => {
   const settings = resolveOptions(options)
   const { heartbeatMs, retryMs, maxBufferedBytes, maxStreamAgeMs, htmx, liveTtlMs, assetsPath, streamPath } = settings
-  const counters = { delivered: 0, writes: 0, evicted: 0 }
+  const counters = createCounters()
   const scheduler = new FlushScheduler({ maxWriteShare: settings.maxWriteShare })
   const hub = new SseHub({
     transport: settings.transport,
@@ -241,6 +242,12 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   const secrets = settings.secrets ?? [randomBytes(32)]
 
   await hub.start()
+  bindProbe(hub, {
+    counters,
+    transport: settings.transport,
+    backlogs: () => admission.backlogs(),
+    streams: () => admission.size
+  })
   app.decorate('sseHub', hub)
   app.decorateReply('sse', function (this: FastifyReply, source?: SseSource | SseTopicsOptions) {
     return openStream(this, ctx, source)
@@ -258,7 +265,8 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
     assetsPath,
     // Live pages need both routes; with either turned off, they use the defaults' paths and the app serves them.
     resumeScriptPath: resumePath === false ? '/_sse/resume.js' : resumePath,
-    refreshPath: refreshPath === false ? '/_sse/refresh' : refreshPath
+    refreshPath: refreshPath === false ? '/_sse/refresh' : refreshPath,
+    counters
   }
   app.decorateReply('live', function (this: FastifyReply, topics: readonly string[], liveOptions?: LiveOptions) {
     return livePage(hub, live, topics, liveOptions)
@@ -279,6 +287,7 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   // http2 sessions are Fastify's to close; plain and TLS HTTP/1 sockets are ours to reap.
   const preRequest = app.initialConfig.http2 === true || !settings.closePreRequestSockets ? undefined : new PreRequestSockets(app.server as HttpServer)
   app.addHook('preClose', async () => {
+    hub.closing()
     preRequest?.close()
     const sessions = admission.shutdown()
     for (const session of sessions) session.shutdown()

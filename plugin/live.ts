@@ -21,6 +21,7 @@
 import type { Children } from '@kitajs/html'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { assetScripts } from './assets.js'
+import type { SseCounters } from './counters.js'
 import { SseInvalidTokenError } from './errors.js'
 import type { SseHub } from './hub.js'
 import { signTopics, verifyTopics, type HtmxMajor } from './live-token.js'
@@ -70,6 +71,8 @@ export interface LiveSettings {
   readonly assetsPath: string
   readonly resumeScriptPath: string
   readonly refreshPath: string
+  /** Where refused and expired tokens are counted. */
+  readonly counters: SseCounters
 }
 
 /** Every key of LiveOptions: the compiler refuses this object when one is missing or extra. */
@@ -131,7 +134,11 @@ export function liveStreamRoute (app: FastifyInstance, settings: LiveSettings, o
       // Without a configured secret, a token from before a restart cannot be
       // told from a forged one; a reload (the reset) is what that page needs,
       // and a reset carries nothing a forger could use.
-      if (!settings.ownSecret || typeof query.t !== 'string' || !query.t.startsWith('v1.')) throw new SseInvalidTokenError(result.problem)
+      if (!settings.ownSecret || typeof query.t !== 'string' || !query.t.startsWith('v1.')) {
+        settings.counters.tokensInvalid++
+        throw new SseInvalidTokenError(result.problem)
+      }
+      settings.counters.tokensExpired++
       request.log.info('sse: live token not signed by this process (no `secret` option, restarted?); the page gets reset and reloads')
       return expired(reply)
     }
@@ -141,7 +148,10 @@ export function liveStreamRoute (app: FastifyInstance, settings: LiveSettings, o
       return reply.code(400).type('text/plain; charset=utf-8')
         .send('fastify-htmx-sse: this htmx 2 live page does not load the resume script; put live.scripts in its <head>')
     }
-    if (!result.ok) return expired(reply)
+    if (!result.ok) {
+      settings.counters.tokensExpired++
+      return expired(reply)
+    }
     return openTopics(reply, result.claims.topics)
   })
 }

@@ -6,6 +6,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Connection } from './connection.js'
+import type { SseCounters } from './counters.js'
 import { encodeRetry, type Frame, joinFrames } from './encode.js'
 import type { Beating, Flushable, FlushScheduler, Heartbeat } from './scheduler.js'
 
@@ -26,16 +27,6 @@ export type SseCloseReason =
  */
 export interface FrameJoiner {
   joined (first: number, last: number, frames: readonly Frame[]): Frame
-}
-
-/** Plugin-wide counters (reported by `app.sseHub.stats()`). */
-export interface SseCounters {
-  /** Events handed to sockets. */
-  delivered: number
-  /** Socket writes (one carries every frame a stream had queued). */
-  writes: number
-  /** Slow consumers closed. */
-  evicted: number
 }
 
 /** Shared by every session of one plugin instance. */
@@ -125,8 +116,10 @@ export class Session implements Flushable, Beating {
     if (this.#closeReason !== undefined) return
     this.#conn.write(frame)
     this.#wrote = true
-    this.#ctx.counters.writes++
-    this.#ctx.counters.delivered += events
+    const counters = this.#ctx.counters
+    counters.writes++
+    counters.delivered += events
+    counters.bytes += frame.bytes.length
     this.#checkBacklog()
   }
 
@@ -168,8 +161,10 @@ export class Session implements Flushable, Beating {
     if (this.#closeReason === undefined) {
       conn.write(frame)
       this.#wrote = true
-      this.#ctx.counters.writes++
-      this.#ctx.counters.delivered += events
+      const counters = this.#ctx.counters
+      counters.writes++
+      counters.delivered += events
+      counters.bytes += frame.bytes.length
       this.#checkBacklog()
     }
     const waiters = this.#flushWaiters

@@ -75,6 +75,12 @@ export interface HubTransport {
   head (): Promise<string | undefined>
   /** Drops a topic's history now (a run the store no longer keeps). Optional: without it, history stays until trimmed. */
   forget? (topic: string): Promise<void>
+  /**
+   * Whether the transport can deliver now (its store connected, live delivery
+   * running), with why not: what `sseHub.ready()` reports. Synchronous and
+   * cheap (a probe calls it). Optional: without it, the transport is always ready.
+   */
+  ready? (): { ready: boolean, reason?: string }
   /** Stops delivery and releases every timer, connection and subscription. */
   close (): Promise<void>
 }

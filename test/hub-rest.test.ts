@@ -9,6 +9,7 @@ import t, { type Test } from 'tap'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Connection } from '../plugin/connection.js'
+import { createCounters } from '../plugin/counters.js'
 import type { Frame } from '../plugin/encode.js'
 import { SseHub } from '../plugin/hub.js'
 import { FlushScheduler, Heartbeat, REST_AFTER_MS } from '../plugin/scheduler.js'
@@ -37,7 +38,7 @@ class FakeConnection implements Connection {
 
 async function setup (subscribers: number, spinUs: number, maxWriteShare: number): Promise<{ hub: SseHub, scheduler: FlushScheduler, conns: FakeConnection[] }> {
   const scheduler = new FlushScheduler({ maxWriteShare })
-  const counters = { delivered: 0, writes: 0, evicted: 0 }
+  const counters = createCounters()
   const maxBufferedBytes = 1 << 20
   const hub = new SseHub({ transport: new MemoryTransport({ history: 100 }), scheduler, log, maxBufferedBytes, counters })
   await hub.start()

@@ -37,7 +37,7 @@ const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as Manifest
  * The core entry stays ≤ 40 and the package ≤ 100 in all.
  */
 /** Exported names (runtime and types) per entry point: each is a promise kept under semver. */
-const BUDGET: Record<string, number> = { '.': 26, './views': 36, './routes': 23, './runs': 9, './redis': 2, './runs/redis': 3, './testing': 1 }
+const BUDGET: Record<string, number> = { '.': 26, './views': 36, './routes': 23, './runs': 9, './redis': 2, './runs/redis': 3, './testing': 1, './metrics': 1 }
 
 function sourceOf (entry: string): string {
   const target = pkg.exports[entry]
@@ -113,7 +113,8 @@ t.test('runtime exports: functions and one errors object, no class', async t => 
   const core = await import('fastify-htmx-sse')
   t.same(Object.keys(core).sort(), ['default', 'errors', 'memoryTransport'])
   t.same(Object.keys(await import('fastify-htmx-sse/redis')).sort(), ['redisTransport'])
-  for (const entry of ['fastify-htmx-sse', 'fastify-htmx-sse/views', 'fastify-htmx-sse/redis']) {
+  t.same(Object.keys(await import('fastify-htmx-sse/metrics')).sort(), ['sseMetrics'])
+  for (const entry of ['fastify-htmx-sse', 'fastify-htmx-sse/views', 'fastify-htmx-sse/redis', 'fastify-htmx-sse/metrics']) {
     const module = await import(entry) as Record<string, unknown>
     const classes = Object.keys(module).filter(name => typeof module[name] === 'function' && /^class\b/.test(Function.prototype.toString.call(module[name])))
     t.same(classes, [], `${entry}: no class to construct`)
@@ -152,8 +153,8 @@ t.test('the package as published: export map, peers, engines, types; installed w
   t.same(declarations.filter(f => readFileSync(f, 'utf8').includes('@internal')).map(f => f.slice(src.length + 1)), [], 'no declaration mentions @internal')
 
   t.equal(shipped.dependencies?.fastify, undefined, 'fastify is not a dependency')
-  t.match(shipped.peerDependencies, { fastify: /^\^5/, ioredis: String, systeminformation: String }, 'fastify, ioredis and systeminformation are peers')
-  t.match(shipped.peerDependenciesMeta, { ioredis: { optional: true }, systeminformation: { optional: true } })
+  t.match(shipped.peerDependencies, { fastify: /^\^5/, ioredis: String, systeminformation: String, 'prom-client': String }, 'fastify, ioredis, systeminformation and prom-client are peers')
+  t.match(shipped.peerDependenciesMeta, { ioredis: { optional: true }, systeminformation: { optional: true }, 'prom-client': { optional: true } })
   t.notOk(shipped.peerDependenciesMeta?.fastify?.optional, 'fastify is a required peer')
 
   // The stripped declarations type-check on their own, as a user's compiler sees them.
@@ -179,6 +180,7 @@ t.test('the package as published: export map, peers, engines, types; installed w
   }
   t.ok(existsSync(join(app, 'node_modules/fastify/package.json')), 'the fastify peer is installed')
   t.notOk(existsSync(join(app, 'node_modules/systeminformation')), 'the optional systeminformation is not')
+  t.notOk(existsSync(join(app, 'node_modules/prom-client')), 'nor the optional prom-client')
 
   // Plain Node, no conditions: every export resolves; the metrics sampler says what it misses.
   const probe = `
@@ -186,10 +188,18 @@ t.test('the package as published: export map, peers, engines, types; installed w
     for (const entry of ${JSON.stringify(entries.map(e => `${pkg.name}${e.slice(1)}`))}) out[entry] = Object.keys(await import(entry)).length
     const { systemSampler } = await import('${pkg.name}/routes')
     out.sampler = await systemSampler().sample().then(() => 'sampled', err => ({ code: err.code, message: err.message }))
+    const { default: Fastify } = await import('fastify')
+    const { default: htmxSse } = await import('${pkg.name}')
+    const { sseMetrics } = await import('${pkg.name}/metrics')
+    const metricsApp = Fastify()
+    await metricsApp.register(htmxSse, {})
+    out.metrics = await metricsApp.register(sseMetrics).ready().then(() => 'registered', err => ({ code: err.code, message: err.message }))
+    await metricsApp.close()
     console.log(JSON.stringify(out))`
   const ran = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: app, encoding: 'utf8' })) as Record<string, unknown>
   for (const entry of entries) t.ok((ran[`${pkg.name}${entry.slice(1)}`] as number) > 0, `${entry} imports from the installed package`)
   t.match(ran.sampler, { code: 'HTMX_SSE_MISSING_PEER', message: /systemSampler.*systeminformation: npm install systeminformation/ }, 'a missing optional peer is a coded, clear error')
+  t.match(ran.metrics, { code: 'HTMX_SSE_MISSING_PEER', message: /sseMetrics.*prom-client: npm install prom-client/ }, 'sseMetrics without prom-client: the same')
 
   // A user's TypeScript against the installed declarations.
   writeFileSync(join(app, 'consumer.ts'), [

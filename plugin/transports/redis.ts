@@ -100,6 +100,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
+import { TRANSPORT_METRICS, type TransportMetrics } from '../counters.js'
 import { SseHubClosedError, SseInvalidOptionError, SseRedisError, SseRedisUnavailableError } from '../errors.js'
 import type { HubMessage, HubTransport, PublishInput, SincePage, SinceResult } from '../transport.js'
 import { parseId } from '../transport.js'
@@ -154,6 +155,8 @@ export class RedisTransport implements HubTransport {
   #loop: Promise<void> = Promise.resolve()
   #closed = false
   #down = false
+  /** Times live delivery came back after an outage. */
+  #reconnects = 0
   /** Stream id the live loop reads after, and its number: every event up to it was delivered (or predates start). */
   #position: string | undefined
   #delivered = -1
@@ -394,6 +397,49 @@ export class RedisTransport implements HubTransport {
     return seq
   }
 
+  /**
+   * Not ready while either connection (the client's, or the live loop's) is
+   * down, or before live delivery knows where to start (Redis unreachable at start).
+   */
+  ready (): { ready: boolean, reason?: string } {
+    if (this.#closed) return { ready: false, reason: 'redis transport closed' }
+    const status = this.#redis.status
+    if (status !== 'ready') return { ready: false, reason: `redis connection is ${status}` }
+    if (this.#position === undefined) return { ready: false, reason: 'redis live delivery has not started' }
+    if (this.#down || this.#sub?.status !== 'ready') return { ready: false, reason: 'redis live delivery is reconnecting' }
+    return { ready: true }
+  }
+
+  /** @internal What `fastify-htmx-sse/metrics` reports for this transport. */
+  [TRANSPORT_METRICS] (): TransportMetrics {
+    const reconnects = (): number => this.#reconnects
+    return {
+      get reconnects () { return reconnects() },
+      lag: async () => await this.#lag()
+    }
+  }
+
+  /**
+   * Ids the counter assigned that live delivery here has not reached. Ids
+   * are consecutive within an epoch; when the counter is in an epoch this
+   * instance has not reached yet, what is left of the old one is unknown and
+   * only the new epoch's events are counted.
+   */
+  async #lag (): Promise<number | undefined> {
+    if (this.#closed || this.#position === undefined || this.#redis.status !== 'ready') return undefined
+    let reply: Array<string | null>
+    try {
+      reply = await this.#call('lag', () => this.#redis.mget(this.#keys.seq, this.#keys.epoch))
+    } catch {
+      return undefined
+    }
+    const seq = parseId(reply[0] ?? undefined)
+    if (seq === undefined) return 0
+    const epoch = parseId(reply[1] ?? undefined) ?? 0
+    if (epoch !== this.#epoch && epoch > this.#delivered) return Math.max(0, seq - epoch)
+    return Math.max(0, seq - this.#delivered)
+  }
+
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -507,6 +553,7 @@ export class RedisTransport implements HubTransport {
   #markUp (): void {
     if (!this.#down) return
     this.#down = false
+    this.#reconnects++
     this.#log.info({ resumeAfter: this.#position }, 'sse redis: Redis reachable again; live delivery resumes after the last delivered id')
   }
 
