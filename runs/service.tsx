@@ -244,7 +244,7 @@ export class RunsService {
   #context (own: Active): RunContext {
     const { signal } = own.controller
     const gate = (what: string): void => {
-      if (own.workDone && !signal.aborted) throw new SseRunEndedError(`${what}: run ${own.stored.id} is over (its work function returned); call it before returning`)
+      if (own.workDone) throw new SseRunEndedError(`${what}: run ${own.stored.id} is over (its work function returned); call it before returning`)
     }
     return {
       id: own.stored.id,
