@@ -240,7 +240,7 @@ t.test('progress faster than the store answers is coalesced: bounded writes and 
 
 t.test('the plugin needs the core plugin first; a URL of another runner\'s kind never reaches its runs', async t => {
   const bare = Fastify({ logger: false })
-  await t.rejects(async () => { await bare.register(runs); await bare.ready() }, /fastify-htmx-sse/, 'registered before the core plugin: a clear error')
+  await t.rejects(async () => { await bare.register(runs); await bare.ready() }, { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: "The dependency 'fastify-htmx-sse' of plugin 'fastify-htmx-sse/runs' is not registered" }, 'registered before the core plugin: a clear error')
   await bare.close()
 
   const store = new MemoryRunStore()
