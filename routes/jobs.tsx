@@ -10,6 +10,8 @@ import type { Children } from '@kitajs/html'
 import type { LayoutLive } from '../views/layout.js'
 import { RunList, type RunInfo } from '../views/run.js'
 import type { RunContext } from '../runs/run.js'
+// `app.runs` (the runs plugin's declaration merging).
+import type {} from '../runs/plugin.js'
 import { SseInvalidOptionError, SseRunsFullError } from '../plugin/errors.js'
 import { acceptForms, isHtmx, RoutePage, routeModule, wantsJson } from './util.js'
 
