@@ -19,8 +19,8 @@ import { AgentRunner } from '../runs/agent-runner.js'
 import { agentRoutes } from '../routes/agent.js'
 import { simulatedAgent, type AgentSource, type SimulatedAgentOptions } from '../runs/agent-source.js'
 import { ChatPanel, chatRoutes, chatTopic } from '../routes/chat.js'
-import { JobRunner, type JobsOptions } from '../runs/job-runner.js'
-import { jobsRoutes } from '../routes/jobs.js'
+import { runs } from '../runs/plugin.js'
+import { JOB_KIND, JobsPanel, jobsRoutes, type JobsRoutesOptions } from '../routes/jobs.js'
 import { LogFeed, logsRoutes } from '../routes/logs.js'
 import { MetricsFeed, metricsRoutes, type Sampler } from '../routes/metrics.js'
 import { NotificationsPanel, notificationsRoutes } from '../routes/notifications.js'
@@ -28,7 +28,6 @@ import type { RunStore } from '../runs/store.js'
 import { HubStatsFeed, hubStatsRoutes } from '../routes/stats.js'
 import { RoutePage } from '../routes/util.js'
 import { AgentPanel } from '../views/agent.js'
-import { JobsPanel } from '../views/jobs.js'
 
 export interface BuildAppOptions {
   /** Log level, or false for no logger (and no log tail). Default 'info'. */
@@ -46,7 +45,8 @@ export interface BuildAppOptions {
   metricsLingerMs?: number
   /** Default 2000 ms. */
   statsIntervalMs?: number
-  jobs?: JobsOptions
+  /** The demo jobs' stages and tick. */
+  jobs?: JobsRoutesOptions
   /** An AgentSource, or options for the bundled simulator. */
   agent?: AgentSource | SimulatedAgentOptions
   /** Hub transport (default in-process). Pass one object to several apps to keep history across restarts. */
@@ -82,7 +82,6 @@ export interface DashboardApp {
   app: FastifyInstance
   metrics: MetricsFeed
   stats: HubStatsFeed
-  jobs: JobRunner
   agent: AgentRunner
   logs: LogFeed | undefined
   /** Topics of the dashboard's one connection. */
@@ -121,6 +120,8 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
     const health = app.sseHub.ready()
     return reply.code(health.ready ? 200 : 503).header('cache-control', 'no-store').send(health)
   })
+  // app.runs and the run pages (/runs/:kind/:id); the jobs module runs its demo function there.
+  await app.register(runs, { store: options.runStore, ...options.leases })
 
   // reply.html() for the whole app; the route modules use it instead of registering their own.
   await app.register(fastifyKitaHtml)
@@ -128,27 +129,25 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
 
   const metrics = new MetricsFeed({ sampler: options.sampler, intervalMs: options.metricsIntervalMs, lingerMs: options.metricsLingerMs, topic: own('metrics') })
   const stats = new HubStatsFeed({ intervalMs: options.statsIntervalMs, topic: own('hub-stats') })
-  const runs = { store: options.runStore, ...options.leases }
-  const jobs = new JobRunner({ ...runs, ...options.jobs })
   const agentSource = isSource(options.agent) ? options.agent : simulatedAgent(options.agent)
-  const agent = new AgentRunner({ ...runs, source: agentSource })
+  const agent = new AgentRunner({ store: app.runs.store, ...options.leases, source: agentSource })
   const room = options.chatRoom ?? 'lobby'
 
   // The modules' feeds sample while any page (theirs or the dashboard) follows their topic.
   await app.register(metricsRoutes, { prefix: '/metrics', feed: metrics })
   await app.register(hubStatsRoutes, { prefix: '/hub', feed: stats })
   await app.register(notificationsRoutes, { prefix: '/notifications', topic: NOTIFY_TOPIC })
-  await app.register(jobsRoutes, { prefix: '/jobs', runner: jobs })
+  await app.register(jobsRoutes, { prefix: '/jobs', ...options.jobs })
   await app.register(chatRoutes, { prefix: '/chat' })
   await app.register(agentRoutes, { prefix: '/agent', runner: agent })
   if (logs !== undefined) await app.register(logsRoutes, { prefix: '/logs', feed: logs })
 
-  const topics = [metrics.topic, stats.topic, NOTIFY_TOPIC, jobs.listTopic, chatTopic(room), ...(logs === undefined ? [] : [logs.topic])]
+  const topics = [metrics.topic, stats.topic, NOTIFY_TOPIC, app.runs.listTopic(JOB_KIND), chatTopic(room), ...(logs === undefined ? [] : [logs.topic])]
 
   app.get('/', async (_request, reply) => {
     // The page's one connection, for every panel; first, so nothing the panels miss while rendering is lost.
     const live = await reply.live(topics)
-    const recentJobs = await jobs.recent()
+    const recentJobs = await app.runs.recent(JOB_KIND)
     return reply.html(
       <RoutePage title='Live dashboard · fastify-htmx-sse' live={live} head={<DashboardStyles />}>
         <header class='app topbar'>
@@ -172,7 +171,7 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
           <h2 class='section-title'>Activity</h2>
           <div class='grid panels'>
             <div class='span-2 slot'><NotificationsPanel hub={app.sseHub} action='/notifications' topic={NOTIFY_TOPIC} /></div>
-            <div class='span-2 slot'><JobsPanel jobs={recentJobs} base='/jobs' /></div>
+            <div class='span-2 slot'><JobsPanel jobs={recentJobs} action='/jobs' list={app.runs.listId(JOB_KIND)} /></div>
             <div class='span-2 slot'><AgentPanel action='/agent/runs' /></div>
             <div class='span-2 slot'><ChatPanel hub={app.sseHub} room={room} action={`/chat/${room}/messages`} title={`Chat · #${room}`} /></div>
             {logs === undefined ? '' : <div class='span-3 slot'>{logs.Panel({ title: 'Server log (this process, live)' })}</div>}
@@ -183,7 +182,7 @@ export async function buildApp (options: BuildAppOptions = {}): Promise<Dashboar
     )
   })
 
-  return { app, metrics, stats, jobs, agent, logs, topics }
+  return { app, metrics, stats, agent, logs, topics }
 }
 
 const dashboardCss = `

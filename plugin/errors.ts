@@ -66,6 +66,18 @@ export const SseTestTimeoutError = createError('HTMX_SSE_TEST_TIMEOUT', '%s', 50
 /** `openStream()` (`fastify-htmx-sse/testing`) on a URL that answered neither a stream nor a page with a connect element. */
 export const SseTestStreamError = createError('HTMX_SSE_TEST_STREAM', '%s', 500)
 
+/** A run's kind, title, progress, label, log entry or result that cannot be stored (`runs.start`, `run.progress`, `run.append`): thrown at the call. */
+export const SseInvalidRunValueError = createError('HTMX_SSE_INVALID_RUN_VALUE', '%s', 500, TypeError)
+
+/** `run.progress()` or `run.append()` after the run's work function returned or threw: the run is over. */
+export const SseRunEndedError = createError('HTMX_SSE_RUN_ENDED', '%s', 500)
+
+/** `runs.start()` when every kept run of its kind is still running (`maxRuns`): answered as a 503. */
+export const SseRunsFullError = createError('HTMX_SSE_RUNS_FULL', 'runs: all %d kept runs of kind %s are running', 503)
+
+/** The reason of a run's aborted `signal`: cancelled, the app closing, or the run no longer this instance's (the message says which). */
+export const SseRunAbortedError = createError('HTMX_SSE_RUN_ABORTED', 'run %s', 500)
+
 /**
  * What a dynamic import of an optional peer rejected with: the coded error
  * when the package itself is missing, anything else as it was.
@@ -97,5 +109,9 @@ export const errors = {
   SseRedisError,
   SseNotReadyError,
   SseTestTimeoutError,
-  SseTestStreamError
+  SseTestStreamError,
+  SseInvalidRunValueError,
+  SseRunEndedError,
+  SseRunsFullError,
+  SseRunAbortedError
 } as const

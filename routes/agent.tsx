@@ -19,13 +19,15 @@ import { Update } from '../views/fragments.js'
 import { SSE_CLOSE_EVENT } from '../views/sse.js'
 import { agentEvents, AgentRunner, AgentRunSnapshot, AgentRunsFullError, DONE_EVENT, RUN_ID, type AgentSource } from '../runs/agent-runner.js'
 import type { RunStore } from '../runs/store.js'
+// `app.runs` (the runs plugin's declaration merging).
+import type {} from '../runs/plugin.js'
 import { acceptForms, htmxScripts, isHtmx, RoutePage, routeModule, trimFields, wantsJson } from './util.js'
 
 export interface AgentRoutesOptions {
   source?: AgentSource
   /** Topic of run `id` is `${topicPrefix}${id}`. Default 'agent:'. */
   topicPrefix?: string
-  /** Where runs are kept (ignored with `runner`). Default: in this process. */
+  /** Where runs are kept (ignored with `runner`). Default: the runs plugin's store when it is registered (`app.runs.store`), else in this process. */
   store?: RunStore
   runner?: AgentRunner
 }
@@ -53,7 +55,9 @@ const promptError = <p class='form-error' role='alert'>Write a prompt (at most 5
 export const agentRoutes = routeModule<AgentRoutesOptions>('agent', async (app, options) => {
   const htmx = app.htmxSse.htmx
   const base = app.prefix
-  const runner = options.runner ?? new AgentRunner({ topicPrefix: options.topicPrefix, source: options.source, store: options.store })
+  // With the runs plugin registered, agent runs share its store unless told otherwise.
+  const store = options.store ?? (app.hasDecorator('runs') ? app.runs.store : undefined)
+  const runner = options.runner ?? new AgentRunner({ topicPrefix: options.topicPrefix, source: options.source, store })
   runner.hrefOf ??= id => `${base}/runs/${id}`
   const href = runner.hrefOf
   const source = options.source ?? runner.source

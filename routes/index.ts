@@ -9,7 +9,8 @@
  * are live through `reply.live` in the app's htmx major. Each module exposes
  * its state object (feed / runner) so a dashboard can embed its panel in a
  * page with one connection (`reply.live` of all the panels' topics).
- * Jobs and agent runs are the runners and stores of `fastify-htmx-sse/runs`.
+ * Jobs run a demo work function through the runs plugin (`fastify-htmx-sse/runs`,
+ * registered first); agent runs use its `AgentRunner` and, by default, its store.
  */
 export { metricsRoutes, MetricsFeed, systemSampler, fakeSampler, type Sampler, type MetricsRoutesOptions } from './metrics.js'
 export { notificationsRoutes, publishNotification, type NotificationsOptions } from './notifications.js'
@@ -18,4 +19,4 @@ export { chatRoutes, type ChatOptions } from './chat.js'
 export { agentRoutes, type AgentRoutesOptions } from './agent.js'
 export { logsRoutes, LogFeed, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
 export { hubStatsRoutes, HubStatsFeed, type HubStatsOptions } from './stats.js'
-export { sameOrigin } from './same-origin.js'
+export { sameOrigin } from '../plugin/same-origin.js'

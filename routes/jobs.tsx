@@ -1,24 +1,71 @@
 /**
- * Background jobs with live progress, as stored runs (see job-runner.tsx):
- * POST starts a job and answers with its page; each tick is an unnamed event
- * on `job:<id>` that replaces the run's body out of band; the last one
- * replaces the whole run with its static form (badge, result banner), then
- * `done` closes the page's connection. A job page is live only while the
- * job's stored status is running, on whichever instance renders it; a reload
- * mid-job resumes, and a job whose instance died shows as interrupted.
+ * Background jobs with live progress: the runs plugin (`fastify-htmx-sse/runs`)
+ * running a demo work function. POST starts `app.runs.start('job', demoJob(…))`
+ * and answers with the run's page (`/runs/job/:id`, served by the runs
+ * plugin: live while the stored status is running, on whichever instance
+ * renders it); the index lists the newest jobs, live on the kind's list topic.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Children } from '@kitajs/html'
-import { SSE_CLOSE_EVENT } from '../views/sse.js'
-import { JobActions, JobList, JobRun } from '../views/jobs.js'
 import type { LayoutLive } from '../views/layout.js'
-import { JobRunner, type JobsOptions } from '../runs/job-runner.js'
+import { RunList, type RunInfo } from '../views/run.js'
+import type { RunContext } from '../runs/run.js'
+// `app.runs` (the runs plugin's declaration merging).
+import type {} from '../runs/plugin.js'
+import { SseInvalidOptionError, SseRunsFullError } from '../plugin/errors.js'
 import { acceptForms, isHtmx, RoutePage, routeModule, wantsJson } from './util.js'
 
-export interface JobsRoutesOptions extends JobsOptions {
-  runner?: JobRunner
+export interface JobStage {
+  name: string
+  durationMs: number
 }
 
-const JOB_ID = /^[\w-]{1,48}$/
+export interface JobsRoutesOptions {
+  /** Stages every job walks through. Default: queue, fetch, transform, upload (~6.5 s). */
+  stages?: readonly JobStage[]
+  /** How often a job reports progress. Default 250 ms. */
+  tickMs?: number
+}
+
+export const DEFAULT_STAGES: readonly JobStage[] = [
+  { name: 'Queue', durationMs: 500 },
+  { name: 'Fetch sources', durationMs: 1750 },
+  { name: 'Transform', durationMs: 2750 },
+  { name: 'Upload artefacts', durationMs: 1500 }
+]
+
+/** The run kind of jobs. */
+export const JOB_KIND = 'job'
+
+/**
+ * The demo's work function: walks the stages in ticks, reporting progress
+ * (labelled with the stage) every tick and a log line per stage; with
+ * `fail`, it throws halfway through the last stage.
+ */
+export function demoJob (options: { stages?: readonly JobStage[], tickMs?: number, fail?: boolean } = {}): (run: RunContext, signal: AbortSignal) => Promise<string> {
+  const stages = options.stages ?? DEFAULT_STAGES
+  const tickMs = options.tickMs ?? 250
+  if (!(tickMs > 0) || stages.length === 0 || !stages.every(s => s.durationMs > 0)) throw new SseInvalidOptionError('stages/tickMs (jobs)', 'need stages of positive durations and tickMs > 0')
+  const total = stages.reduce((sum, s) => sum + s.durationMs, 0)
+  return async (run, signal) => {
+    const started = Date.now()
+    let spent = 0
+    for (const [i, stage] of stages.entries()) {
+      const label = `${stage.name} (${i + 1}/${stages.length})`
+      await run.progress(spent / total, label)
+      for (let at = 0; at < stage.durationMs;) {
+        if (options.fail === true && i === stages.length - 1 && at >= stage.durationMs / 2) throw new Error(`${stage.name} failed (on purpose)`)
+        await sleep(tickMs, undefined, { signal })
+        const step = Math.min(tickMs, stage.durationMs - at)
+        at += step
+        spent += step
+        await run.progress(spent / total, label)
+      }
+      await run.append(`${stage.name}: done`)
+    }
+    return `Completed all ${stages.length} stages in ${((Date.now() - started) / 1000).toFixed(1)} s.`
+  }
+}
 
 /** The start form or JSON body: both fields optional (a form with only a button posts nothing). */
 const startBody = {
@@ -30,70 +77,35 @@ const startBody = {
 } as const
 
 /**
- * `GET /` jobs page with a start form and the recent jobs (live), `POST /`
- * start (303 to the job page; 202 for htmx; 201 JSON for clients that prefer
- * it, see `wantsJson`), `GET /:id` job page (live while running), `POST /:id/cancel`.
+ * `GET /` jobs page with a start form and the newest jobs (live), `POST /`
+ * start (303 to the job's page; 202 for htmx; 201 `{ id, url }` for clients
+ * that prefer JSON, see `wantsJson`). Needs the runs plugin (`app.runs`).
  */
 export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, options) => {
-  const runner = options.runner ?? new JobRunner(options)
-  runner.bind(app.sseHub, app.log)
-  runner.base = app.prefix
-  app.addHook('onClose', async () => await runner.close())
+  // Checked now, not at the first start.
+  demoJob(options)
   await acceptForms(app)
   const base = app.prefix
+  let seq = 0
 
   app.post<{ Body: { title?: string, fail?: string } | null }>('/', { schema: { body: startBody } }, async (request, reply) => {
-    const job = await runner.start({ title: request.body?.title, fail: request.body?.fail === '1' })
-    if (job === undefined) return reply.code(503).header('retry-after', '5').send({ error: 'too many running jobs' })
-    const href = runner.hrefOf(job.id)
-    if (isHtmx(request.headers)) return reply.code(202).header('location', href).send()
-    if (wantsJson(request)) return reply.code(201).header('location', href).send({ id: job.id, url: href })
-    return reply.redirect(href, 303)
-  })
-
-  /**
-   * Cancel. Of concurrent cancels of one job exactly one is accepted: 200
-   * (JSON; htmx 204) when this instance ran it and the cancel is stored, 202
-   * when it is accepted but not yet final (another instance runs it and
-   * stops it on its next renewal, or this one stopped it and stores it once
-   * the store answers). Every other cancel gets what a retry would: 409 with
-   * the job's status ("job is cancelled", "job is done"), or "cancel already
-   * requested" while the instance that runs it has not stopped it yet.
-   * 404 for an unknown id, and for the id of a run of another kind.
-   */
-  app.post<{ Params: { id: string } }>('/:id/cancel', async (request, reply) => {
-    const outcome = await runner.cancel(request.params.id)
-    if (outcome.result === 'unknown') return reply.code(404).send({ error: 'no such job' })
-    if (outcome.result === 'not-running') return reply.code(409).send({ error: `job is ${outcome.job.status}` })
-    if (outcome.result === 'already-requested') return reply.code(409).send({ error: 'cancel already requested' })
-    const final = outcome.result === 'cancelled'
-    if (isHtmx(request.headers)) return reply.code(final ? 204 : 202).send()
-    if (wantsJson(request)) return reply.code(final ? 200 : 202).send({ id: outcome.job.id, result: outcome.result })
-    return reply.redirect(runner.hrefOf(outcome.job.id), 303)
-  })
-
-  app.get<{ Params: { id: string } }>('/:id', async (request, reply) => {
-    // Live first, then the state: whatever is published after its cursor is
-    // replayed on connect, and progress events replace the body, so replaying
-    // one the page already shows is harmless. A finished job renders static
-    // (the element is not put in the page); the scripts serve its links.
-    // An id that cannot be part of a topic is no job of ours (ids are 8 hex digits).
-    if (!JOB_ID.test(request.params.id)) return reply.code(404).html(<JobsLayout title='No such job'><p class='card'>No such job. <a href={base}>All jobs</a></p></JobsLayout>)
-    const live = await reply.live([runner.topicOf(request.params.id)], { closeOn: SSE_CLOSE_EVENT })
-    const job = await runner.get(request.params.id)
-    if (job === undefined) return reply.code(404).html(<JobsLayout title='No such job'><p class='card'>This job does not exist (or was dropped: the store keeps the newest {runner.maxJobs}). <a href={base}>All jobs</a></p></JobsLayout>)
-    return reply.html(
-      <JobsLayout title={job.title} live={live}>
-        <JobRun job={job} base={base} live={live.element} />
-        <JobActions job={job} base={base} />
-      </JobsLayout>
-    )
+    const title = request.body?.title?.trim().slice(0, 80) ?? ''
+    let run
+    try {
+      run = await app.runs.start(JOB_KIND, demoJob({ ...options, fail: request.body?.fail === '1' }), { title: title === '' ? `Build #${++seq}` : title })
+    } catch (err) {
+      if (err instanceof SseRunsFullError) return await reply.code(503).header('retry-after', '5').send({ error: 'too many running jobs' })
+      throw err
+    }
+    if (isHtmx(request.headers)) return await reply.code(202).header('location', run.url).send()
+    if (wantsJson(request)) return await reply.code(201).header('location', run.url).send({ id: run.id, url: run.url })
+    return await reply.redirect(run.url, 303)
   })
 
   app.get('/', async (_request, reply) => {
-    const live = await reply.live([runner.listTopic])
-    const jobs = await runner.recent()
-    return reply.html(
+    const live = await reply.live([app.runs.listTopic(JOB_KIND)])
+    const jobs = await app.runs.recent(JOB_KIND)
+    return await reply.html(
       <JobsLayout title='Jobs' live={live}>
         <section class='card'>
           <form method='post' action={base} class='stack-form'>
@@ -106,13 +118,28 @@ export const jobsRoutes = routeModule<JobsRoutesOptions>('jobs', async (app, opt
         </section>
         <section class='card'>
           <h2>Recent jobs</h2>
-          <ol id='jobs-list' class='job-list'><JobList jobs={jobs} base={base} /></ol>
+          <RunList id={app.runs.listId(JOB_KIND)} runs={jobs} />
         </section>
         {live.element}
       </JobsLayout>
     )
   })
-})
+}, ['fastify-htmx-sse/runs'])
+
+/** Dashboard panel: a start button and the newest jobs (live through `app.runs.listTopic('job')`, which the page follows). */
+export function JobsPanel (props: { jobs: readonly RunInfo[], action: string, list: string }): JSX.Element {
+  return (
+    <section class='card jobs-card' aria-label='Jobs'>
+      <header>
+        <h2>Jobs</h2>
+        <form method='post' action={props.action} hx-post={props.action} hx-swap='none' class='inline-form'>
+          <button type='submit'>Start job</button>
+        </form>
+      </header>
+      <RunList id={props.list} runs={props.jobs} />
+    </section>
+  )
+}
 
 function JobsLayout (props: { title: string, live?: LayoutLive, children?: Children }): JSX.Element {
   return (

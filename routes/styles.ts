@@ -1,5 +1,5 @@
 /**
- * Styles for the route modules' own markup (forms, job stages, stats, the
+ * Styles for the route modules' own markup (forms, stats, the
  * dashboard frame), on top of the views' stylesheet and its CSS variables.
  */
 export const routeStyles = `
@@ -26,24 +26,6 @@ button:hover{filter:brightness(1.08)}
 .feed{max-height:300px}
 .note .text{grid-column:1/-1;overflow-wrap:anywhere}
 .cores-card .cores{height:92px;margin-top:14px}
-.stages{list-style:none;padding:0;margin:14px 0;display:grid;gap:10px}
-.stage-done .bar{background:var(--ok)}
-.stage-failed .bar{background:var(--crit)}
-.stage-pending{opacity:.55}
-.banner-slot:empty{display:none}
-.job-actions{display:flex;gap:12px;align-items:center}
-.job-list{list-style:none;padding:0;margin:0;display:grid;gap:12px}
-.job-row{display:grid;grid-template-columns:1fr auto;gap:4px 8px;align-items:center}
-.job-row a{color:inherit;font-weight:600;text-decoration:none}
-.job-row a:hover{text-decoration:underline}
-.job-row .progress-item{grid-column:1/-1}
-.job-row .progress-item .label{display:none}
-.job-row .progress{height:14px}
-.job-row .progress .pct{font-size:.7rem}
-.job-row[data-status=done] .bar{background:var(--ok)}
-.job-row[data-status=failed] .bar{background:var(--crit)}
-.job-row[data-status=cancelled] .bar{background:var(--muted)}
-.run .progress-item .label{font-weight:600}
 .stats-grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:10px 16px;margin:4px 0 0}
 .stat dt{font-size:.72rem;color:var(--muted);text-transform:uppercase;letter-spacing:.05em}
 .stat dd{margin:0;font-size:1.25rem;font-weight:650;font-variant-numeric:tabular-nums}

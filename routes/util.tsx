@@ -2,13 +2,10 @@
  * Small pieces shared by the route modules: the Fastify plugins and helpers
  * their forms use, and their page shell.
  */
-import fastifyAccepts from '@fastify/accepts'
-import fastifyFormbody from '@fastify/formbody'
-import { fastifyKitaHtml } from '@kitajs/fastify-html-plugin'
 import { Ajv } from 'ajv'
-import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, FastifyReply, FastifyRequest } from 'fastify'
-import { sameOriginHook } from './same-origin.js'
+import type { FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { formsAndAccepts, pageScope } from '../plugin/pages.js'
 import { assetScripts } from '../plugin/assets.js'
 import { routeStyles } from './styles.js'
 import type { Children } from '@kitajs/html'
@@ -20,30 +17,14 @@ import { Layout, type LayoutLive } from '../views/layout.js'
  * hooks and parsers stay inside), and gets `reply.html()` (from
  * `@kitajs/fastify-html-plugin`, unless the app already has it).
  */
-export function routeModule<Options extends FastifyPluginOptions> (name: string, plugin: FastifyPluginAsync<Options>): FastifyPluginAsync<Options> {
+export function routeModule<Options extends FastifyPluginOptions> (name: string, plugin: FastifyPluginAsync<Options>, dependencies: readonly string[] = []): FastifyPluginAsync<Options> {
   const wrapped: FastifyPluginAsync<Options> = async (app, options) => {
-    if (!app.hasReplyDecorator('html')) await app.register(fastifyKitaHtml)
-    // Forms of other sites must not publish here (CSRF).
-    app.addHook('onRequest', sameOriginHook())
-    app.setErrorHandler(unavailableHandler)
+    await pageScope(app)
     // The module in a child scope: an error handler of its own passes what it
     // does not handle up to this one.
     await app.register(async child => await plugin(child, options))
   }
-  return fp(wrapped, { fastify: '5.x', name: `fastify-htmx-sse/routes/${name}`, dependencies: ['fastify-htmx-sse'], encapsulate: true })
-}
-
-/**
- * A 503 from the hub (Redis unavailable, connection limits, shutdown) or the
- * run store (unreachable) is a clean "try again" with Retry-After, not the
- * internal message; every other error goes on to the app's error handler.
- */
-function unavailableHandler (this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  // The run store's outage (RedisRunStore) is the same kind of "try again".
-  if (err.statusCode !== 503 && err.code !== 'HTMX_SSE_RUN_STORE_UNAVAILABLE') throw err
-  if (reply.getHeader('retry-after') === undefined) reply.header('retry-after', '2')
-  request.log.warn({ code: err.code, reason: err.message }, 'service unavailable')
-  void reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'temporarily unavailable, try again in a moment' })
+  return fp(wrapped, { fastify: '5.x', name: `fastify-htmx-sse/routes/${name}`, dependencies: ['fastify-htmx-sse', ...dependencies], encapsulate: true })
 }
 
 /** Route schemas are checked with every error reported (Fastify's default stops at the first), so a form can flag each field. */
@@ -58,8 +39,7 @@ export const compileSchema = (schema: object): ReturnType<Ajv['compile']> => ajv
  * (`@fastify/accepts`), and the validator that reports every field's problem.
  */
 export async function acceptForms (app: FastifyInstance): Promise<void> {
-  if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) await app.register(fastifyFormbody, { bodyLimit: 16 * 1024 })
-  if (!app.hasRequestDecorator('accepts')) await app.register(fastifyAccepts)
+  await formsAndAccepts(app)
   app.setValidatorCompiler(({ schema }) => compileSchema(schema))
 }
 
@@ -119,21 +99,7 @@ export function field (body: unknown, name: string): string {
   return typeof value === 'string' ? value : ''
 }
 
-/**
- * Whether to answer JSON: when the client prefers `application/json` to
- * `text/html` in `Accept`. A client that takes both alike (a wildcard Accept,
- * or none, as curl and fetch send) gets the format it posted: JSON for a JSON
- * body, HTML for a form.
- */
-export function wantsJson (request: FastifyRequest): boolean {
-  const sentJson = request.headers['content-type']?.startsWith('application/json') === true
-  return request.accepts().type(sentJson ? ['json', 'html'] : ['html', 'json']) === 'json'
-}
-
-/** True for requests made by htmx (`HX-Request: true`). */
-export function isHtmx (headers: Record<string, unknown>): boolean {
-  return headers['hx-request'] === 'true'
-}
+export { isHtmx, wantsJson } from '../plugin/pages.js'
 
 /** The route modules' extra stylesheet (a constant of this package, not user input). */
 export function RouteStyles (props: { nonce?: string }): JSX.Element {

@@ -1,12 +1,14 @@
 /**
- * `fastify-htmx-sse/runs`: runs (jobs, agent runs) as stored state. A run is
- * a record in a `RunStore` (status, progress or transcript, owner, lease), so
- * any instance renders any run and a page is live or static from the store.
- * `MemoryRunStore` is the embedded default; `RedisRunStore`
- * (`fastify-htmx-sse/runs/redis`) shares runs between instances on the hub's
- * Redis and keeps them across restarts.
+ * `fastify-htmx-sse/runs`: runs (the app's own work functions, agent runs)
+ * as stored state. A run is a record in a `RunStore` (status, progress or
+ * transcript, owner, lease), so any instance renders any run and a page is
+ * live or static from the store. `runs` is the plugin (`app.runs.start(kind,
+ * async (run, signal) => …)` and the run pages). `MemoryRunStore` is the
+ * embedded default; `RedisRunStore` (`fastify-htmx-sse/runs/redis`) shares
+ * runs between instances on the hub's Redis and keeps them across restarts.
  */
-export { JobRunner, type JobsOptions } from './job-runner.js'
+export { runs, type RunsOptions } from './plugin.js'
+export type { Run, RunContext } from './run.js'
 export { AgentRunner, type AgentRunnerOptions } from './agent-runner.js'
 export { simulatedAgent, type AgentEvent, type AgentSource } from './agent-source.js'
 export { MemoryRunStore, type RunStore } from './store.js'

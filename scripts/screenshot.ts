@@ -10,6 +10,7 @@ import { dirname } from 'node:path'
 import { chromium } from 'playwright-core'
 import { buildApp } from '../example-app/app.js'
 import { publishMessage } from '../routes/chat.js'
+import { demoJob, JOB_KIND } from '../routes/jobs.js'
 import { publishNotification } from '../routes/notifications.js'
 import { CHROMIUM, CHROMIUM_ARGS } from '../test/helpers/browser.js'
 
@@ -18,7 +19,7 @@ const out = args.find(a => !a.startsWith('--')) ?? 'docs/dashboard.png'
 const dark = args.includes('--dark')
 
 const htmx = process.env.HTMX === '4' ? 4 : 2
-const { app, jobs } = await buildApp({ echoLogs: false, metricsIntervalMs: 500, htmx })
+const { app } = await buildApp({ echoLogs: false, metricsIntervalMs: 500, htmx })
 await app.listen({ host: '127.0.0.1', port: 0 })
 const address = app.server.address()
 if (address === null || typeof address === 'string') throw new Error('no address')
@@ -38,9 +39,9 @@ try {
   await publishMessage(app.sseHub, 'lobby', { nick: 'ada', text: 'Deploy looks good from here.' })
   await publishMessage(app.sseHub, 'lobby', { nick: 'grace', text: 'Watching the CPU card while the job runs.' })
   await publishMessage(app.sseHub, 'lobby', { nick: 'linus', text: '<b>tags</b> stay text: <img src=x onerror=alert(1)>' })
-  jobs.start({ title: 'Nightly export' })
+  await app.runs.start(JOB_KIND, demoJob(), { title: 'Nightly export' })
   await new Promise(resolve => setTimeout(resolve, 400))
-  jobs.start({ title: 'Rebuild search index' })
+  await app.runs.start(JOB_KIND, demoJob(), { title: 'Rebuild search index' })
   // An agent run is private to the page that asks: ask in the page.
   await page.click('.agent-card button')
   // Live data: metric values filled in and sparklines with a few points.

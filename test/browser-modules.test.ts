@@ -8,6 +8,7 @@
 import t from 'tap'
 import { publishMessage } from '../routes/chat.js'
 import { publishNotification } from '../routes/notifications.js'
+import { demoJob, JOB_KIND } from '../routes/jobs.js'
 import { launch, startDashboard, type LaunchedBrowser } from './helpers/browser.js'
 import { connectElements, pageHtmx, watch } from './helpers/dashboard-suite.js'
 
@@ -25,7 +26,7 @@ for (const htmx of [2, 4] as const) {
       ['/chat/lobby', async () => { await publishMessage(server.app.sseHub, 'lobby', { nick: 'ann', text: `hello ${htmx}` }) }, async page => await page.waitForSelector(`#chat-messages >> text=hello ${htmx}`)],
       ['/logs/', async () => { server.app.log.warn(`a warning ${htmx}`) }, async page => await page.waitForSelector(`.log-tail >> text=a warning ${htmx}`)],
       ['/hub/', async () => {}, async page => await page.waitForSelector('#hub-stats-body .num')],
-      ['/jobs/', async () => { await server.jobs.start({ title: `listed ${htmx}` }) }, async page => await page.waitForSelector(`#jobs-list >> text=listed ${htmx}`)]
+      ['/jobs/', async () => { await server.app.runs.start(JOB_KIND, demoJob(), { title: `listed ${htmx}` }) }, async page => await page.waitForSelector(`#runs-job >> text=listed ${htmx}`)]
     ]
     for (const [path, act, check] of pages) {
       const w = await watch(browser, server)

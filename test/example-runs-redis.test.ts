@@ -1,6 +1,7 @@
 /**
  * Runs as stored state across real processes: two `npm start` instances
- * (example-app/server.tsx with REDIS_URL) on one real redis-server. A job or
+ * (example-app/server.tsx with REDIS_URL) on one real redis-server. A job
+ * (a run of the jobs module's own work function, `app.runs.start`) or an
  * agent run started on A renders on B (live, then static), cancel works from
  * B, A killed with SIGKILL mid-run shows as interrupted on B, and a fresh
  * instance after both are gone renders every run from Redis.
@@ -60,11 +61,11 @@ t.test('two instances on one Redis: every run renders everywhere, a killed owner
   const { redisUrl, instances } = await cluster(t)
   const [a, b] = instances as [Instance, Instance]
 
-  // A job started on A (the JSON API) renders live on B, and B's stream carries it to 100%.
+  // A job started on A (the JSON API) renders live on B, and B's stream carries it to 100%, then its result.
   const started = await postJson(`${a.url}/jobs`, { title: 'Nightly <export>' })
   t.equal(started.status, 201)
   const { id: done, url: doneUrl } = started.json
-  t.equal(doneUrl, `/jobs/${done}`)
+  t.equal(doneUrl, `/runs/job/${done}`)
   const onB = await request(b.url + doneUrl!)
   t.equal(onB.status, 200, 'B renders A\'s job (not a 404)')
   t.match(onB.body, /data-status="running"/)
@@ -72,16 +73,22 @@ t.test('two instances on one Redis: every run renders everywhere, a killed owner
   const live = await follow(b.url, onB.body)
   t.teardown(() => live.close())
   await live.waitUntil(() => live.events.some(e => e.event === 'done'), 20_000)
-  t.ok(live.events.filter(e => e.data.includes(`#run-${done}-body`)).length >= 3, 'progress arrives on B as A ticks')
-  t.match(live.events.at(-2)?.data, /data-status="done"[\s\S]*aria-valuenow="100"/, 'B\'s page ends at 100%, static')
+  const bars = live.events.filter(e => e.data.includes(`innerHTML: #run-${done}-progress`)).map(e => Number(/aria-valuenow="(\d+)"/.exec(e.data)?.[1]))
+  t.ok(bars.length >= 3, `progress arrives on B as A reports it (${bars.length} updates)`)
+  t.equal(bars.at(-1), 100, 'up to 100%')
+  t.same(bars, [...bars].sort((x, y) => x - y), 'never backwards')
+  t.match(live.events.at(-2)?.data, /data-status="done"[\s\S]*aria-valuenow="100"[\s\S]*banner-success[\s\S]*Completed all 4 stages in/, 'then the static run with its result')
+  const asJson = JSON.parse((await request(b.url + doneUrl!, { headers: { accept: 'application/json' } })).body) as Record<string, unknown>
+  t.match(asJson, { id: done, kind: 'job', status: 'done', progress: 1, result: /^Completed all 4 stages in/ }, 'B\'s JSON API has the result')
+  t.equal((asJson.entries as unknown[]).length, 4, 'and the log lines')
   const list = await request(`${b.url}/jobs/`)
-  t.match(list.body, new RegExp(`href="/jobs/${done}"`), 'B\'s recent-jobs list has it')
+  t.match(list.body, new RegExp(`href="/runs/job/${done}"`), 'B\'s recent-jobs list has it')
 
   // Cancel from B reaches A, which runs it.
   const second = (await postJson(`${a.url}/jobs`, { title: 'to cancel' })).json.id!
-  const cancel = await request(`${b.url}/jobs/${second}/cancel`, { method: 'POST', headers: { 'hx-request': 'true' } })
+  const cancel = await request(`${b.url}/runs/job/${second}/cancel`, { method: 'POST', headers: { 'hx-request': 'true' } })
   t.equal(cancel.status, 202, 'B asks (A runs it)')
-  await until('the cancel to reach A', async () => (await request(`${b.url}/jobs/${second}`)).body.includes('data-status="cancelled"'), 10_000)
+  await until('the cancel to reach A', async () => (await request(`${b.url}/runs/job/${second}`)).body.includes('data-status="cancelled"'), 10_000)
   t.pass('cancelled by its owner, seen on B')
 
   // A dies mid-job and mid-agent-run: B shows both as interrupted.
@@ -89,7 +96,7 @@ t.test('two instances on one Redis: every run renders everywhere, a killed owner
   const agentRun = await postJson(`${a.url}/agent/runs`, { prompt: 'Is the server healthy?' })
   t.equal(agentRun.status, 202)
   const agentUrl = agentRun.json.url!
-  const orphanPage = await request(`${b.url}/jobs/${orphan}`)
+  const orphanPage = await request(`${b.url}/runs/job/${orphan}`)
   const watching = await follow(b.url, orphanPage.body)
   t.teardown(() => watching.close())
   await watching.waitUntil(() => watching.events.length >= 2, 10_000)
@@ -108,7 +115,7 @@ t.test('two instances on one Redis: every run renders everywhere, a killed owner
   t.match(watching.events.at(-2)?.data, /data-status="interrupted"[\s\S]*banner-interrupted/, 'the live job page gets the interrupted banner')
   await agentWatch.waitUntil(() => agentWatch.events.some(e => e.event === 'done'), 15_000)
   t.match(agentWatch.events.at(-2)?.data, /data-status="interrupted"/, 'so does the live agent run page')
-  const orphanAfter = await request(`${b.url}/jobs/${orphan}`)
+  const orphanAfter = await request(`${b.url}/runs/job/${orphan}`)
   t.match(orphanAfter.body, /data-status="interrupted"/)
   t.notMatch(orphanAfter.body, /sse-connect/, 'static')
 
@@ -118,7 +125,7 @@ t.test('two instances on one Redis: every run renders everywhere, a killed owner
   instances.push(c)
   const expect: Array<[string, string]> = [[done!, 'done'], [second, 'cancelled'], [orphan, 'interrupted']]
   for (const [id, status] of expect) {
-    const page = await request(`${c.url}/jobs/${id}`)
+    const page = await request(`${c.url}/runs/job/${id}`)
     t.equal(page.status, 200, `job ${status}: still there`)
     t.match(page.body, new RegExp(`id="run-${id}" class="card run" data-status="${status}"`))
     t.notMatch(page.body, /sse-connect/, 'static')
@@ -127,7 +134,7 @@ t.test('two instances on one Redis: every run renders everywhere, a killed owner
   t.match(agentOnC.body, /data-status="interrupted"/, 'the agent run too')
   t.match(agentOnC.body, /<span class="chunk">Let /, 'with its stored transcript')
   const dashboard = await request(`${c.url}/`)
-  t.match(dashboard.body, new RegExp(`href="/jobs/${orphan}"`), 'the dashboard lists the stored jobs')
+  t.match(dashboard.body, new RegExp(`href="/runs/job/${orphan}"`), 'the dashboard lists the stored jobs')
 })
 
 t.test('Chromium on B watches a job started on A reach 100%', async t => {
@@ -142,7 +149,7 @@ t.test('Chromium on B watches a job started on A reach 100%', async t => {
   await page.goto(b.url + url!)
   await page.waitForSelector(`#run-${id!}[data-status="running"]`)
   await page.waitForSelector(`#run-${id!}[data-status="done"]`, { timeout: 20_000 })
-  t.equal(await page.getAttribute(`#job-${id!}-overall [role="progressbar"]`, 'aria-valuenow'), '100', 'the bar on B reached 100')
+  t.equal(await page.getAttribute(`#run-${id!}-progress [role="progressbar"]`, 'aria-valuenow'), '100', 'the bar on B reached 100')
   t.equal(await page.locator(`#run-${id!} .banner-success`).count(), 1, 'with the success banner')
   t.equal(await page.locator(`#run-${id!} [sse-connect]`).count(), 0, 'and no connection left')
   t.same(errors, [], 'no page errors')

@@ -1,12 +1,13 @@
 /**
- * The README's snippets ("A live page", "Register it in your own Fastify app", the
- * testing helpers' example test), run as written (imports by package name, as a
+ * The README's snippets ("A live page", "A task with live progress", "Register it in your own Fastify app",
+ * the testing helpers' example test), run as written (imports by package name, as a
  * user would) and checked over real sockets.
  */
 import t, { type Test } from 'tap'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { connect, request } from './helpers/sse-client.js'
+import { liveUrl } from './helpers/live-page.js'
 import { freePort, spawnTsx, waitForHttp } from './helpers/process.js'
 
 /** Runs a README snippet as written (tsx, package names) on a free port; resolves with its base URL once it answers. */
@@ -78,4 +79,25 @@ t.test('the README example test of fastify-htmx-sse/testing runs and passes unde
   t.equal(status, 0, `the test file passes: ${out}`)
   t.match(out, /# pass 1\b/)
   t.match(out, /# fail 0\b/)
+})
+
+t.test('the README progress recipe runs: a run of the user\'s function streams to 100%, then its result', async t => {
+  const { base, snippet } = await runSnippet(t, /### A task with live progress\n/, 'progress')
+  const lines = snippet.trim().split('\n').filter(line => line.trim() !== '')
+  t.ok(lines.length <= 18, `${lines.length} lines, imports included`)
+  const started = await request(`${base}/reports`, { method: 'POST' })
+  t.equal(started.status, 303)
+  const url = started.headers.location!
+  t.match(url, /^\/runs\/report\/[0-9a-f]{16}$/)
+  const page = await request(base + url)
+  t.match(page.body, /<h2>Monthly report<\/h2>[\s\S]*data-status="running"|data-status="running"[\s\S]*<h2>Monthly report<\/h2>/, 'its page, running')
+  const stream = await connect(liveUrl(base, page.body)!)
+  t.teardown(() => stream.close())
+  await stream.waitUntil(() => stream.events.some(e => e.event === 'done'), 15_000)
+  const bars = stream.events.filter(e => /innerHTML: #run-[0-9a-f]+-progress/.test(e.data)).map(e => Number(/aria-valuenow="(\d+)"/.exec(e.data)?.[1]))
+  t.equal(bars.at(-1), 100, `the bar reaches 100% (${bars.join(', ')})`)
+  t.ok(bars.some(p => p < 100), 'after steps below it')
+  t.match(stream.events.at(-2)?.data, /data-status="done"[\s\S]*Step 5 of 5[\s\S]*Report ready: 42 rows/, 'then the run, static, with its result')
+  const json = JSON.parse((await request(base + url, { headers: { accept: 'application/json' } })).body) as Record<string, unknown>
+  t.match(json, { kind: 'report', title: 'Monthly report', status: 'done', progress: 1, label: 'Step 5 of 5', result: 'Report ready: 42 rows' })
 })

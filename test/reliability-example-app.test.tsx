@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { buildApp, type DashboardApp } from '../example-app/app.js'
-import { fakeSampler } from './helpers/routes.js'
+import { demoJob, fakeSampler, JOB_KIND } from './helpers/routes.js'
 import { connect, request, waitUntil } from './helpers/sse-client.js'
 
 interface Running extends DashboardApp { url: string }
@@ -60,10 +60,15 @@ t.test('(a) cross-origin state-changing POSTs are refused with 403 and publish n
       t.equal(await published(d, topic, tag), 0, `POST ${path} with ${what}: nothing published on ${topic}`)
     }
   }
-  const jobsBefore = (await d.app.sseHub.history(d.jobs.listTopic, { limit: 1000 })).length
+  const listTopic = d.app.runs.listTopic(JOB_KIND)
+  const jobsBefore = (await d.app.sseHub.history(listTopic, { limit: 1000 })).length
   const job = await request(`${d.url}/jobs`, { method: 'POST', headers: { 'content-type': FORM, origin: 'http://evil.example' }, body: 'title=xsrf-job' })
   t.equal(job.status, 403, `POST /jobs cross-origin: 403 (got ${job.status})`)
-  t.equal((await d.app.sseHub.history(d.jobs.listTopic, { limit: 1000 })).length, jobsBefore, 'and no job was started')
+  t.equal((await d.app.sseHub.history(listTopic, { limit: 1000 })).length, jobsBefore, 'and no job was started')
+  const running = await d.app.runs.start(JOB_KIND, demoJob({ stages: [{ name: 'Long', durationMs: 60_000 }], tickMs: 100 }))
+  const cancel = await request(`${d.url}${running.url}/cancel`, { method: 'POST', headers: { 'content-type': FORM, 'sec-fetch-site': 'cross-site' } })
+  t.equal(cancel.status, 403, `POST a run's cancel cross-site: 403 (got ${cancel.status})`)
+  t.equal((await d.app.runs.get(JOB_KIND, running.id))?.status, 'running', 'and the run goes on')
 
   // Same-origin requests and requests without Origin (curl, scripts) still work.
   const allowed: Array<[string, Record<string, string>]> = [

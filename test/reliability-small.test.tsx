@@ -9,7 +9,8 @@
  */
 import t from 'tap'
 import type { SseStream } from '../plugin/index.js'
-import { LogLine, NotificationItem, RunStatusBadge } from '../views/index.js'
+import { LogLine, NotificationItem } from '../views/index.js'
+import { RunStatusBadge } from '../views/run.js'
 import { AgentStatus } from '../views/agent.js'
 import { Oob, SseSwap } from '../views/sse.js'
 import { ResultBanner } from '../views/progress.js'

@@ -14,6 +14,7 @@ import {
   MetricsFeed, metricsRoutes, notificationsRoutes, simulatedAgent
 } from './helpers/routes.js'
 import { connect } from './helpers/sse-client.js'
+import { runs } from '../runs/index.js'
 
 const modules: Array<[string, FastifyPluginAsync<any>, object]> = [
   ['metrics', metricsRoutes, { feed: new MetricsFeed({ sampler: fakeSampler() }) }],
@@ -40,6 +41,12 @@ t.test('every route module refuses to register without the core plugin, with a c
     }, `${name}: says which plugin is missing`)
     await app.close()
   }
+  const app = await appWith()
+  await t.rejects(async () => { await app.register(jobsRoutes, { prefix: '/jobs' }) }, {
+    code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED',
+    message: "The dependency 'fastify-htmx-sse/runs' of plugin 'fastify-htmx-sse/routes/jobs' is not registered"
+  }, 'jobs: runs its demo through the runs plugin, and says so')
+  await app.close()
 })
 
 t.test('modules stay encapsulated: prefix works, the same module twice, nothing leaks to the app', async t => {
@@ -80,6 +87,7 @@ t.test('pages load the scripts the core plugin serves for the app\'s major (htmx
   const pages = ['/notifications', '/jobs/', '/chat/lobby', '/metrics/', '/logs/', '/hub/', '/agent/']
   const register = async (app: Awaited<ReturnType<typeof appWith>>): Promise<void> => {
     await app.register(notificationsRoutes, { prefix: '/notifications' })
+    await app.register(runs)
     await app.register(jobsRoutes, { prefix: '/jobs' })
     await app.register(chatRoutes, { prefix: '/chat' })
     await app.register(metricsRoutes, { prefix: '/metrics', feed: new MetricsFeed({ sampler: fakeSampler() }) })
@@ -118,6 +126,7 @@ t.test('responses follow Accept; a JSON post with a wildcard Accept gets JSON, a
   t.teardown(() => app.close())
   await app.register(notificationsRoutes, { prefix: '/notifications' })
   await app.register(chatRoutes, { prefix: '/chat' })
+  await app.register(runs)
   await app.register(jobsRoutes, { prefix: '/jobs' })
   const json = { 'content-type': 'application/json' }
   const form = { 'content-type': 'application/x-www-form-urlencoded' }
@@ -161,7 +170,7 @@ t.test('responses follow Accept; a JSON post with a wildcard Accept gets JSON, a
 
   const job = await post('/jobs', { ...json, accept: 'application/json' }, JSON.stringify({ title: 'api' }))
   t.equal(job.statusCode, 201)
-  t.match(job.json(), { id: /^[0-9a-f]{8}$/, url: /^\/jobs\/[0-9a-f]{8}$/ })
+  t.match(job.json(), { id: /^[0-9a-f]{16}$/, url: /^\/runs\/job\/[0-9a-f]{16}$/ })
   t.equal((await post('/jobs', { ...form, accept: 'application/json' }, 'title=form')).statusCode, 201)
   t.equal((await post('/jobs', { ...json, accept: 'text/html' }, '{}')).statusCode, 303)
   t.equal((await app.inject({ method: 'POST', url: '/jobs' })).statusCode, 303, 'a post with no body at all starts a job')

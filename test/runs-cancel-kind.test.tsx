@@ -1,6 +1,6 @@
 /**
- * Runs as seen through their routes when things race: a job route never
- * reaches an agent run (both stores), concurrent cancels of one job get one
+ * Runs as seen through their routes when things race: a run page's route never
+ * reaches an agent run (both stores), concurrent cancels of one run get one
  * acceptance and truthful refusals, and an agent owner that stalled past its
  * lease publishes nothing after the instance that interrupted it closed its
  * stream.
@@ -8,7 +8,8 @@
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { AgentRunner, agentRoutes, JobRunner, jobsRoutes, MemoryRunStore, type AgentEvent, type AgentSource, type RunStore } from './helpers/routes.js'
+import { AgentRunner, agentRoutes, demoJob, JOB_KIND, MemoryRunStore, type AgentEvent, type AgentSource, type RunStore } from './helpers/routes.js'
+import { runs } from '../runs/index.js'
 import { RedisRunStore } from '../runs/store-redis.js'
 import { connect, request, until } from './helpers/sse-client.js'
 import { Redis, startRedisServer } from './helpers/redis-server.js'
@@ -42,9 +43,10 @@ function gated (): { source: AgentSource, release: () => void } {
   return { source, release }
 }
 
-async function serve (t: Test, register: (app: FastifyInstance) => Promise<void>): Promise<{ app: FastifyInstance, url: string }> {
+async function serve (t: Test, register: (app: FastifyInstance) => Promise<void>, store?: RunStore, sweepMs = 50): Promise<{ app: FastifyInstance, url: string }> {
   const app = Fastify({ logger: false })
   await app.register(htmxSse, { heartbeatMs: false })
+  await app.register(runs, { store, leaseMs: sweepMs * 20, sweepMs })
   // A run's topic from a given id, as its page's connection reads it (the modules have no stream routes of their own).
   app.get<{ Params: { topic: string } }>('/topic/:topic', (request, reply) => reply.sse({ topics: [request.params.topic] }))
   await register(app)
@@ -56,18 +58,18 @@ async function serve (t: Test, register: (app: FastifyInstance) => Promise<void>
 const json = { accept: 'application/json' }
 
 for (const [name, make] of [['memory', () => new MemoryRunStore()], ['redis', redisStore]] as Array<[string, () => RunStore]>) {
-  t.test(`${name}: POST /jobs/<agent run id>/cancel is a 404 and leaves the agent run alone`, async t => {
+  t.test(`${name}: POST /runs/<kind>/<agent run id>/cancel is a 404 and leaves the agent run alone`, async t => {
     const store = make()
     const { source, release } = gated()
     const agent = new AgentRunner({ store, source, leaseMs: 1000, sweepMs: 50 })
-    const jobs = new JobRunner({ store, leaseMs: 1000, sweepMs: 50 })
     const { url } = await serve(t, async app => {
-      await app.register(jobsRoutes, { prefix: '/jobs', runner: jobs })
       await app.register(agentRoutes, { prefix: '/agent', runner: agent })
-    })
+    }, store)
     const id = await agent.start('mine')
-    const res = await request(`${url}/jobs/${id}/cancel`, { method: 'POST', headers: json })
-    t.equal(res.status, 404, 'no such job')
+    for (const kind of ['job', 'agent']) {
+      const res = await request(`${url}/runs/${kind}/${id}/cancel`, { method: 'POST', headers: json })
+      t.equal(res.status, 404, `no such run of kind ${kind}`)
+    }
     // A renewal after the request: a cancel flag, had it been set, would have reached the owner with it.
     const lease = (await agent.get(id))!.leaseUntil
     await until('a renewal', async () => (await agent.get(id))!.leaseUntil > lease + 1, 5000)
@@ -80,30 +82,30 @@ for (const [name, make] of [['memory', () => new MemoryRunStore()], ['redis', re
   })
 }
 
-t.test('concurrent cancels of a job its instance runs: one 200, the rest 409 "job is cancelled"', async t => {
-  const jobs = new JobRunner({ store: redisStore(), stages: [{ name: 'Long', durationMs: 60_000 }] })
-  const { url } = await serve(t, async app => { await app.register(jobsRoutes, { prefix: '/jobs', runner: jobs }) })
-  const job = (await jobs.start())!
-  const answers = await Promise.all(Array.from({ length: 4 }, async () => await request(`${url}/jobs/${job.id}/cancel`, { method: 'POST', headers: json })))
+const long = demoJob({ stages: [{ name: 'Long', durationMs: 60_000 }], tickMs: 50 })
+
+t.test('concurrent cancels of a run its instance runs: one 200, the rest 409 "run is cancelled"', async t => {
+  const { app, url } = await serve(t, async () => {}, redisStore())
+  const job = await app.runs.start(JOB_KIND, long)
+  const answers = await Promise.all(Array.from({ length: 4 }, async () => await request(`${url}${job.url}/cancel`, { method: 'POST', headers: json })))
   t.same(answers.map(a => a.status).sort(), [200, 409, 409, 409])
-  t.same(answers.filter(a => a.status === 409).map(a => JSON.parse(a.body)), Array(3).fill({ error: 'job is cancelled' }))
-  t.equal((await jobs.get(job.id))?.status, 'cancelled')
-  const late = await request(`${url}/jobs/${job.id}/cancel`, { method: 'POST', headers: json })
+  t.same(answers.filter(a => a.status === 409).map(a => JSON.parse(a.body)), Array(3).fill({ error: 'run is cancelled' }))
+  t.equal((await app.runs.get(JOB_KIND, job.id))?.status, 'cancelled')
+  const late = await request(`${url}${job.url}/cancel`, { method: 'POST', headers: json })
   t.equal(late.status, 409, 'and so does a cancel after it')
 })
 
-t.test('concurrent cancels on an instance that does not run the job: one 202, the rest 409 "cancel already requested"', async t => {
+t.test('concurrent cancels on an instance that does not run it: one 202, the rest 409 "cancel already requested"', async t => {
   const store = redisStore()
-  const owner = new JobRunner({ store, stages: [{ name: 'Long', durationMs: 60_000 }], sweepMs: 100, leaseMs: 1000 })
-  const other = new JobRunner({ store, sweepMs: 100, leaseMs: 1000 })
-  await serve(t, async app => { await app.register(jobsRoutes, { prefix: '/jobs', runner: owner }) })
-  const { url } = await serve(t, async app => { await app.register(jobsRoutes, { prefix: '/jobs', runner: other }) })
-  const job = (await owner.start())!
-  const answers = await Promise.all(Array.from({ length: 4 }, async () => await request(`${url}/jobs/${job.id}/cancel`, { method: 'POST', headers: json })))
+  // The owner sees cancel requests when it renews: not before the four requests are answered.
+  const { app: owner } = await serve(t, async () => {}, store, 500)
+  const { app: other, url } = await serve(t, async () => {}, store, 500)
+  const job = await owner.runs.start(JOB_KIND, long)
+  const answers = await Promise.all(Array.from({ length: 4 }, async () => await request(`${url}${job.url}/cancel`, { method: 'POST', headers: json })))
   t.same(answers.map(a => a.status).sort(), [202, 409, 409, 409])
   t.match(JSON.parse(answers.find(a => a.status === 202)!.body), { result: 'requested' })
   t.same(answers.filter(a => a.status === 409).map(a => JSON.parse(a.body)), Array(3).fill({ error: 'cancel already requested' }))
-  await until('the owner cancels it', async () => (await other.get(job.id))?.status === 'cancelled', 5000)
+  await until('the owner cancels it', async () => (await other.runs.get(JOB_KIND, job.id))?.status === 'cancelled', 5000)
   t.pass('cancelled by its owner')
 })
 

@@ -9,7 +9,8 @@ import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import htmxSse from '../plugin/index.js'
-import { AgentRunner, agentRoutes, JobRunner, jobsRoutes, type AgentEvent, type AgentSource } from './helpers/routes.js'
+import { AgentRunner, agentRoutes, demoJob, JOB_KIND, type AgentEvent, type AgentSource } from './helpers/routes.js'
+import { runs } from '../runs/index.js'
 import { RedisRunStore } from '../runs/store-redis.js'
 import { connect, request, until } from './helpers/sse-client.js'
 import { Redis, startRedisServer } from './helpers/redis-server.js'
@@ -39,14 +40,14 @@ async function stall (ms: number): Promise<void> {
 }
 
 let prefixes = 0
-async function start (t: Test, runners: { jobs: JobRunner, agent?: AgentRunner }) {
+async function start (t: Test, runners: { jobs: RedisRunStore, agent?: AgentRunner }) {
   const lines: string[] = []
   const stream = new Writable({ write (chunk, _enc, done) { lines.push(String(chunk)); done() } })
   const app = Fastify({ logger: { level: 'warn', stream } })
   await app.register(htmxSse, { heartbeatMs: false })
   // A run's topic from a given id, as its page's connection reads it (the modules have no stream routes of their own).
   app.get<{ Params: { topic: string } }>('/topic/:topic', (request, reply) => reply.sse({ topics: [request.params.topic] }))
-  await app.register(jobsRoutes, { prefix: '/jobs', runner: runners.jobs })
+  await app.register(runs, { store: runners.jobs })
   if (runners.agent !== undefined) await app.register(agentRoutes, { prefix: '/agent', runner: runners.agent })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
@@ -59,31 +60,29 @@ function store (): RedisRunStore {
 }
 
 t.test('a job that finishes during a stall is stored as done once Redis answers; its page gets the end', async t => {
-  const jobs = new JobRunner({ store: store(), tickMs: 50, stages: [{ name: 'Work', durationMs: 100 }] })
-  const { url, lines } = await start(t, { jobs })
-  const job = (await jobs.start({ title: 'finishes in a stall' }))!
-  const watch = await connect(`${url}/topic/${encodeURIComponent(jobs.topicOf(job.id))}`)
+  const { app, url, lines } = await start(t, { jobs: store() })
+  const job = await app.runs.start(JOB_KIND, demoJob({ tickMs: 50, stages: [{ name: 'Work', durationMs: 100 }] }), { title: 'finishes in a stall' })
+  const watch = await connect(`${url}/topic/${encodeURIComponent(app.runs.topicOf(JOB_KIND, job.id))}`)
   t.teardown(() => watch.close())
   await stall(800)
   await watch.waitUntil(() => watch.events.some(e => e.event === 'done'), 10_000)
   t.equal(watch.events.at(-1)?.data, 'done', 'the page is told it is done')
-  t.equal((await jobs.get(job.id))?.status, 'done', 'stored as done')
+  t.equal((await app.runs.get(JOB_KIND, job.id))?.status, 'done', 'stored as done')
   t.same(unhandled, [], 'no unhandled rejection')
-  t.equal(lines.filter(l => l.includes('store write failed') && l.includes(job.id)).length, 1, 'one warning for the stalled end, not one per retry')
+  t.equal(lines.filter(l => l.includes('store write failed') && l.includes(job.id)).length, 1, 'one warning for the stalled write, not one per retry')
 })
 
 t.test('a cancel during a stall: accepted (202 pending), concurrent ones get 409, stored as cancelled once Redis answers', async t => {
-  const jobs = new JobRunner({ store: store(), tickMs: 50, stages: [{ name: 'Long', durationMs: 60_000 }] })
-  const { url } = await start(t, { jobs })
-  const job = (await jobs.start({ title: 'cancelled in a stall' }))!
+  const { app, url } = await start(t, { jobs: store() })
+  const job = await app.runs.start(JOB_KIND, demoJob({ tickMs: 50, stages: [{ name: 'Long', durationMs: 60_000 }] }), { title: 'cancelled in a stall' })
   await stall(800)
   const headers = { accept: 'application/json' }
-  const answers = await Promise.all([0, 1, 2].map(async () => await request(`${url}/jobs/${job.id}/cancel`, { method: 'POST', headers })))
+  const answers = await Promise.all([0, 1, 2].map(async () => await request(`${url}${job.url}/cancel`, { method: 'POST', headers })))
   const codes = answers.map(a => a.status).sort()
   t.same(codes, [202, 409, 409], 'one accepted, the others told it is already ending')
   t.match(JSON.parse(answers.find(a => a.status === 202)!.body), { id: job.id, result: 'pending' })
-  t.match(JSON.parse(answers.find(a => a.status === 409)!.body), { error: 'job is cancelled' })
-  await until('stored as cancelled', async () => (await jobs.get(job.id).catch(() => undefined))?.status === 'cancelled', 10_000, 100)
+  t.match(JSON.parse(answers.find(a => a.status === 409)!.body), { error: 'run is cancelled' })
+  await until('stored as cancelled', async () => (await app.runs.get(JOB_KIND, job.id).catch(() => undefined))?.status === 'cancelled', 10_000, 100)
   t.pass('cancelled once Redis answered')
   t.same(unhandled, [], 'no unhandled rejection')
 })
@@ -100,8 +99,7 @@ t.test('an agent run that ends during a stall: its last event is recorded once, 
     }
   }
   const agent = new AgentRunner({ store: store(), source })
-  const jobs = new JobRunner({ store: store() })
-  const { app, url } = await start(t, { jobs, agent })
+  const { app, url } = await start(t, { jobs: store(), agent })
   const cursor = await app.sseHub.head() ?? '0'
   const before = await (await fetch(`${url}/agent/runs`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ prompt: 'stall me' }) })).json() as { id: string, url: string }
   const watch = await connect(`${url}/topic/${encodeURIComponent(agent.topicOf(before.id))}?lastEventId=${cursor}`)

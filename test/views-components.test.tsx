@@ -2,7 +2,7 @@ import t from 'tap'
 import {
   AgentError, AgentStatus, ChatForm, ChatRoom, CoreBars, Gauge, Layout, LogLine, LogTail, LogTailEntry, MessageCard,
   MessageChunk, MetricCard, NotificationFeed, NotificationItem, ProgressBar, ProgressContainer, ResultBanner, RunDetail,
-  RunStatusBadge, Sparkline, ToolResult, ToolUseCard, logSlotId, metricStatus, sparklinePoints, styles,
+  RunEntryUpdate, RunList, RunProgressUpdate, RunRowUpdate, RunStatusBadge, Sparkline, ToolResult, ToolUseCard, logSlotId, metricStatus, sparklinePoints, styles,
 } from './helpers/views.js'
 import { render, attr, count } from './helpers/html.js'
 
@@ -213,4 +213,26 @@ t.test('RunDetail: the page\'s connect element only while running, inside the ru
   }
   t.equal(await render(<RunStatusBadge runId='r1' status='done' oob />), '<span id="run-r1-status" class="badge badge-done" role="status" hx-swap-oob="true">done</span>')
   t.throws(() => RunDetail({ run: { id: 'a b', status: 'done' } }), { code: 'HTMX_SSE_INVALID_PROP' })
+})
+
+t.test('RunDetail from plain props: bar, log, outcome; cancel only while running; rows and updates target its ids', async (t) => {
+  const run = { id: 'r9', status: 'running' as const, title: 'Import', progress: 0.426, label: 'Batch <2>', entries: ['line <1>', { n: 2 }] }
+  const running = await render(<RunDetail run={run} cancel='/runs/import/r9/cancel' />)
+  t.match(running, '<div id="run-r9-progress" class="run-progress">')
+  t.match(running, 'aria-valuenow="43"')
+  t.match(running, 'Batch &lt;2>')
+  t.match(running, '<ol id="run-r9-log" class="run-log"><li id="run-r9-e0"><span>line &lt;1></span></li><li id="run-r9-e1"><code>{&#34;n&#34;:2}</code></li></ol>')
+  t.match(running, '<form method="post" action="/runs/import/r9/cancel" hx-post="/runs/import/r9/cancel" hx-swap="none" class="run-actions">')
+  t.notMatch(running, /banner/, 'no outcome yet')
+  const done = await render(<RunDetail run={{ ...run, status: 'done', result: 'All <good>' }} cancel='/runs/import/r9/cancel' />)
+  t.notMatch(done, /<form/, 'no cancel once over')
+  t.match(done, /aria-valuenow="100"[\s\S]*banner-success[\s\S]*All &lt;good>/)
+  t.match(await render(<RunDetail run={{ ...run, status: 'failed', error: '<oops>' }} />), /role="alert"[\s\S]*Failed: &lt;oops>/)
+  t.match(await render(<RunDetail run={{ ...run, status: 'interrupted' }} />), /Interrupted: the server running it stopped before it finished\. It had reached 43%\./)
+  t.match(await render(<RunDetail run={{ ...run, status: 'cancelled' }} />), /Cancelled at 43%\./)
+  t.match(await render(<RunProgressUpdate run={run} />), /^<div hx-swap-oob="innerHTML: #run-r9-progress">/)
+  t.match(await render(<RunEntryUpdate runId='r9' index={2} entry='third' />), /hx-swap-oob="beforeend: #run-r9-log:not\(:has\(> #run-r9-e2\)\), #run-r9-log > #run-r9-e2"/)
+  const list = await render(<RunList id='runs-import' runs={[{ ...run, url: '/runs/import/r9' }]} />)
+  t.match(list, '<ol id="runs-import" class="run-list"><li id="run-row-r9" class="run-row run-row-running"><a href="/runs/import/r9">Import</a>')
+  t.match(await render(<RunRowUpdate list='runs-import' run={{ ...run, status: 'done' }} limit={8} />), /afterbegin: #runs-import[\s\S]*class="run-row run-row-done"/)
 })

@@ -24,4 +24,4 @@ export {
   type AgentTranscriptProps, type MessageChunkProps, type ToolCardProps
 } from './agent.js'
 export { LogLine, type LogLineProps } from './logs.js'
-export { RunDetail, RunStatusBadge, type RunDetailProps, type RunStatusBadgeProps } from './run.js'
+export { RunDetail, type RunDetailProps } from './run.js'

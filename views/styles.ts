@@ -74,7 +74,24 @@ button{padding:7px 14px;border:0;border-radius:8px;background:var(--accent);colo
 .log-line{display:grid;grid-template-columns:auto auto 1fr;gap:8px;white-space:pre-wrap;overflow-wrap:anywhere}
 .log-line time{color:#7d8896}.log-line .level{font-weight:700;text-transform:uppercase}
 .log-trace .level,.log-debug .level{color:#7d8896}.log-info .level{color:#6cb6ff}.log-warn .level{color:#f0b429}.log-error .level,.log-fatal .level{color:#ff6b6b}
-.run>header{display:flex;gap:10px;align-items:center}
+.run>header{display:flex;gap:10px;align-items:center;flex-wrap:wrap}
+.run .progress-item .label{font-weight:600}
+.run-log{list-style:none;margin:10px 0;padding:0;display:grid;gap:2px;font-family:var(--mono);font-size:.8rem;max-height:320px;overflow-y:auto}
+.run-log:empty{display:none}
+.run-result{font-family:var(--mono);font-size:.8rem;white-space:pre-wrap;overflow-wrap:anywhere;background:var(--bg);border-radius:8px;padding:8px 10px}
+.run-actions{margin:10px 0 0}
+.run-list{list-style:none;padding:0;margin:0;display:grid;gap:12px}
+.run-list:not(:empty)~.empty-hint{display:none}
+.run-row{display:grid;grid-template-columns:1fr auto;gap:4px 8px;align-items:center}
+.run-row a{color:inherit;font-weight:600;text-decoration:none}
+.run-row a:hover{text-decoration:underline}
+.run-row .progress-item{grid-column:1/-1}
+.run-row .progress-item .label{display:none}
+.run-row .progress{height:14px}
+.run-row .progress .pct{font-size:.7rem}
+.run-row-done .bar{background:var(--ok)}
+.run-row-failed .bar{background:var(--crit)}
+.run-row-cancelled .bar,.run-row-interrupted .bar{background:var(--muted)}
 .sse-sink{display:none}
 @media (prefers-reduced-motion:reduce){.progress .bar{transition:none}}
 `

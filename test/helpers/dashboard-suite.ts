@@ -114,30 +114,42 @@ export function dashboardSuite (htmx: 2 | 4): void {
     clean(t, b)
   })
 
-  t.test(`htmx ${htmx}: a job runs to 100% with its banner; a reload mid-job resumes`, async t => {
+  t.test(`htmx ${htmx}: a job runs to 100% with its banner; a reload mid-job resumes; the dashboard lists it`, async t => {
     const w = await watch(browser, server)
     const { page } = w
     t.teardown(() => page.close())
     await page.goto(server.url + '/jobs/')
     await page.click('text=Start job')
-    await page.waitForURL(/\/jobs\/[0-9a-f]{8}$/)
+    await page.waitForURL(/\/runs\/job\/[0-9a-f]{16}$/)
     const id = page.url().split('/').pop()!
-    const overall = page.locator(`#job-${id}-overall [role=progressbar]`)
-    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.getAttribute('aria-valuenow')) >= 15, `#job-${id}-overall [role=progressbar]`, { timeout: 5000 })
+    const bar = `#run-${id}-progress [role=progressbar]`
+    const overall = page.locator(bar)
+    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.getAttribute('aria-valuenow')) >= 15, bar, { timeout: 5000 })
     await page.reload()
     const after = Number(await overall.getAttribute('aria-valuenow'))
     t.ok(after >= 15, `the reloaded page shows the progress so far (${after}%)`)
-    await page.waitForSelector(`#job-${id}-banner .banner-success`, { timeout: 8000 })
+    await page.waitForSelector(`#run-${id} .banner-success`, { timeout: 8000 })
     t.equal(await overall.getAttribute('aria-valuenow'), '100')
     t.equal(await page.locator(`#run-${id}-status`).innerText(), 'done')
     t.equal(await page.locator(`#run-${id}`).getAttribute('data-status'), 'done')
+    t.equal(await page.locator(`#run-${id}-log li`).count(), 3, 'a log line per stage')
     t.equal(await connectElements(page), 0, 'the last update replaced the run with its static form')
     await page.waitForTimeout(1500)
-    t.equal(server.app.sseHub.stats().topics[`job:${id}`], undefined, 'and the stream is closed (no reconnect)')
+    t.equal(server.app.sseHub.stats().topics[`run:job:${id}`], undefined, 'and the stream is closed (no reconnect)')
     await page.reload()
     t.equal(await connectElements(page), 0, 'a finished job page is static')
-    t.equal(await page.locator(`#job-${id}-banner .banner-success`).count(), 1)
+    t.equal(await page.locator(`#run-${id} .banner-success`).count(), 1)
     clean(t, w)
+
+    // The dashboard's panel starts one with htmx and shows it live in its list, to 100%.
+    const d = await watch(browser, server)
+    t.teardown(() => d.page.close())
+    await d.page.goto(server.url + '/')
+    await d.page.click('.jobs-card button')
+    await d.page.waitForSelector('#runs-job > li.run-row-running', { timeout: 5000 })
+    await d.page.waitForSelector('#runs-job > li:first-child.run-row-done', { timeout: 8000 })
+    t.equal(await d.page.locator('#runs-job > li:first-child [role=progressbar]').getAttribute('aria-valuenow'), '100')
+    clean(t, d)
   })
 
   t.test(`htmx ${htmx}: chat renders hostile input as text and no dialog fires`, async t => {

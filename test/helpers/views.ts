@@ -2,7 +2,6 @@
 export * from '../../views/agent.js'
 export * from '../../views/chat.js'
 export * from '../../views/fragments.js'
-export * from '../../views/jobs.js'
 export * from '../../views/layout.js'
 export * from '../../views/logs.js'
 export * from '../../views/metrics.js'
