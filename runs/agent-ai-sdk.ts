@@ -38,9 +38,9 @@ async function loadAi (): Promise<Ai> {
  * Streams a prompt through `streamText(…).stream` (`fullStream` before ai 7):
  * `text-delta` → `text`, `tool-call` → `tool_use`, `tool-result` /
  * `tool-error` / `tool-output-denied` → `tool_result`, the end → `done`. An
- * `error` part, a thrown stream, a content-filter stop, or tool calls still
- * unanswered at the end (`maxSteps` reached, a tool without `execute`) end
- * the run with `error`. After `signal` aborts nothing more is emitted and the
+ * `error` part, a thrown stream, a content-filter stop, or a last step that
+ * still called tools (`maxSteps` reached, a tool without `execute`) end the
+ * run with `error`. After `signal` aborts nothing more is emitted and the
  * SDK's request is aborted.
  */
 export function aiSdkAgent (options: AiSdkAgentOptions): AgentSource {
@@ -108,8 +108,13 @@ export function aiSdkAgent (options: AiSdkAgentOptions): AgentSource {
         finished = true
         if (finishReason === 'content-filter') {
           yield { type: 'error', message: 'The provider\'s content filter stopped the answer.' }
-        } else if (open.size > 0) {
-          yield { type: 'error', message: `Stopped with ${open.size} tool call(s) unanswered (maxSteps ${maxSteps} reached, or a tool without execute).` }
+        } else if (finishReason === 'tool-calls') {
+          yield {
+            type: 'error',
+            message: open.size > 0
+              ? `Stopped with ${open.size} tool call(s) unanswered (a tool without execute).`
+              : `Stopped after ${maxSteps} model calls (maxSteps) with tool calls still going.`
+          }
         } else {
           yield { type: 'done' }
         }
