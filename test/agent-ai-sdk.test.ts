@@ -8,7 +8,7 @@
  * this adapter uses needs it: these tests pass on Node 20 (v20.20) as on
  * Node 24, so they run on both (CI's `npm test` on 20 and its Node 24 pass).
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { tool, jsonSchema } from 'ai'
 import { createOpenAI } from '@ai-sdk/openai'
 import { createAnthropic } from '@ai-sdk/anthropic'
@@ -46,7 +46,7 @@ function weather (execute: (input: { city: string }) => Promise<unknown>): AiSdk
   return { get_weather: tool({ description: 'The weather in a city', inputSchema: weatherInput, execute }) }
 }
 
-async function openaiSetup (t: Tap.Test, options: Omit<AiSdkAgentOptions, 'model'> = {}): Promise<{ server: LlmServer, agent: AgentSource }> {
+async function openaiSetup (t: Test, options: Omit<AiSdkAgentOptions, 'model'> = {}): Promise<{ server: LlmServer, agent: AgentSource }> {
   const server = await startLlmServer()
   t.teardown(() => server.close())
   const openai = createOpenAI({ apiKey: KEY, baseURL: server.url })

@@ -3,7 +3,7 @@
  * Anthropic({ baseURL })`) against a local server that replays Messages API
  * streams (test/helpers/llm-fixtures.ts) and records what the SDK sent.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Anthropic from '@anthropic-ai/sdk'
 import { anthropicAgent, type AnthropicAgentOptions } from '../runs/agent-anthropic.js'
 import type { AgentEvent, AgentSource } from '../runs/agent-source.js'
@@ -38,7 +38,7 @@ async function collect (source: AgentSource, prompt: string, signal = new AbortC
   return out
 }
 
-async function setup (t: Tap.Test, options: Partial<AnthropicAgentOptions> = {}): Promise<{ server: LlmServer, agent: AgentSource }> {
+async function setup (t: Test, options: Partial<AnthropicAgentOptions> = {}): Promise<{ server: LlmServer, agent: AgentSource }> {
   const server = await startLlmServer()
   t.teardown(() => server.close())
   // The app's own client, as a user builds it; only the base URL points here.

@@ -5,7 +5,7 @@
  * real SSE client follows the run's page stream, and the transcript HTML is
  * checked as it streamed and as the run page renders it afterwards.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import Anthropic from '@anthropic-ai/sdk'
 import { createOpenAI } from '@ai-sdk/openai'
@@ -21,7 +21,7 @@ import { anthropicFailing, anthropicMessage, responsesStream } from './helpers/l
 import { openPage } from './helpers/live-page.js'
 import { until } from './helpers/sse-client.js'
 
-const weatherSchema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } as const
+const weatherSchema = { type: 'object' as const, properties: { city: { type: 'string' as const } }, required: ['city'] }
 const weatherResult = { city: 'Paris', temp_c: 21 }
 
 interface Provider {
@@ -63,7 +63,7 @@ const providers: Provider[] = [{
   failure: /Model API error.*The server had an error\./
 }]
 
-async function setup (t: Tap.Test, provider: Provider): Promise<{ base: string, server: LlmServer, runner: AgentRunner }> {
+async function setup (t: Test, provider: Provider): Promise<{ base: string, server: LlmServer, runner: AgentRunner }> {
   const server = await startLlmServer()
   const app = Fastify({ logger: false })
   await app.register(htmxSse, { heartbeatMs: false })
@@ -118,7 +118,7 @@ for (const provider of providers) {
 
     await until('the run stored as done', async () => (await runner.get(id))?.status === 'done')
     const after = (await openPage(base, url)).html
-    t.match(after, `data-state="done"`)
+    t.match(after, 'data-state="done"')
     t.notMatch(after, /sse-connect|hx-sse/, 'a finished run\'s page is static')
     t.equal(chunks(after).join(''), 'Hello world\n\nIt is 21 °C <b>now</b>.', 'the stored transcript: the same text')
     t.match(after, new RegExp(`id="${card}-status" class="badge badge-ok" role="status">done<`), 'the tool card with its result')
