@@ -35,7 +35,7 @@ async function loadAi (): Promise<Ai> {
 }
 
 /**
- * Streams a prompt through `streamText(…).stream` (`fullStream` before ai 7):
+ * Streams a prompt through `streamText(…).stream` (ai 7's name for `fullStream`):
  * `text-delta` → `text`, `tool-call` → `tool_use`, `tool-result` /
  * `tool-error` / `tool-output-denied` → `tool_result`, the end → `done`. An
  * `error` part, a thrown stream, a content-filter stop, or a last step that
@@ -66,10 +66,9 @@ export function aiSdkAgent (options: AiSdkAgentOptions): AgentSource {
           // Errors reach the run as `error` parts; the SDK's default logs them to the console as well.
           onError: () => {}
         })
-        const parts = (result as { stream?: typeof result.fullStream }).stream ?? result.fullStream
         const open = new Set<string>()
         let finishReason: string | undefined
-        for await (const part of parts) {
+        for await (const part of result.stream) {
           if (signal.aborted) return
           switch (part.type) {
             case 'text-delta':

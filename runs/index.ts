@@ -4,9 +4,14 @@
  * any instance renders any run and a page is live or static from the store.
  * `MemoryRunStore` is the embedded default; `RedisRunStore`
  * (`fastify-htmx-sse/runs/redis`) shares runs between instances on the hub's
- * Redis and keeps them across restarts.
+ * Redis and keeps them across restarts. Agent runs stream from an
+ * `AgentSource`: the simulator, `anthropicAgent` (the Anthropic SDK) or
+ * `aiSdkAgent` (the Vercel AI SDK; both SDKs are optional peers).
  */
-export { JobRunner, type JobsOptions } from './job-runner.js'
+export { JobRunner } from './job-runner.js'
 export { AgentRunner, type AgentRunnerOptions } from './agent-runner.js'
 export { simulatedAgent, type AgentEvent, type AgentSource } from './agent-source.js'
+// Their options are typed inline (`Parameters<typeof anthropicAgent>[0]` names them): the surface is budgeted.
+export { anthropicAgent } from './agent-anthropic.js'
+export { aiSdkAgent } from './agent-ai-sdk.js'
 export { MemoryRunStore, type RunStore } from './store.js'
