@@ -124,7 +124,8 @@ export function sse (frames: readonly SseFrame[], options: SseReplyOptions = {})
       await sleep(1)
     }
     if (options.hold === true) {
-      await Promise.race([req.hungUp, sleep(options.holdMs ?? 10_000)])
+      // Unref'd: a hold the client ended must not keep the test process alive.
+      await Promise.race([req.hungUp, sleep(options.holdMs ?? 10_000, undefined, { ref: false })])
     }
     res.end()
   }
