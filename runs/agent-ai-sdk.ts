@@ -6,7 +6,7 @@
  */
 import { missingPeer } from '../plugin/errors.js'
 import type { AgentSource } from './agent-source.js'
-import { describeError } from './agent-sdk-util.js'
+import { countOption, describeError } from './agent-sdk-util.js'
 
 export interface AiSdkAgentOptions {
   /** A provider's model (`openai('gpt-5')`, `anthropic('claude-sonnet-4-5')`), or a gateway model id string. */
@@ -44,7 +44,8 @@ async function loadAi (): Promise<Ai> {
  * SDK's request is aborted.
  */
 export function aiSdkAgent (options: AiSdkAgentOptions): AgentSource {
-  const maxSteps = options.maxSteps ?? 8
+  const maxSteps = countOption(options.maxSteps, 8, 'maxSteps (aiSdkAgent)')
+  if (options.maxOutputTokens !== undefined) countOption(options.maxOutputTokens, 1, 'maxOutputTokens (aiSdkAgent)')
   return {
     async * run (prompt, signal) {
       const ai = await loadAi()

@@ -6,7 +6,7 @@
  * test/agent-anthropic.test.ts against @anthropic-ai/sdk 1.10).
  */
 import type { AgentEvent, AgentSource } from './agent-source.js'
-import { describeError } from './agent-sdk-util.js'
+import { countOption, describeError } from './agent-sdk-util.js'
 
 /** The fields of a raw Messages stream event the adapter reads (`RawMessageStreamEvent`). */
 export interface AnthropicStreamEvent {
@@ -75,8 +75,8 @@ type Block = Record<string, unknown> & { type: string, json?: string }
  */
 export function anthropicAgent (options: AnthropicAgentOptions): AgentSource {
   const { client, model } = options
-  const maxTokens = options.maxTokens ?? 1024
-  const maxSteps = options.maxSteps ?? 8
+  const maxTokens = countOption(options.maxTokens, 1024, 'maxTokens (anthropicAgent)')
+  const maxSteps = countOption(options.maxSteps, 8, 'maxSteps (anthropicAgent)')
   const tools = options.tools === undefined || options.tools.length === 0 ? undefined : [...options.tools]
   return {
     async * run (prompt, signal) {

@@ -1,7 +1,15 @@
 /**
  * What the LLM SDK adapters share: an error's message as a run's transcript
- * may show it (to anyone who can open the run's page).
+ * may show it (to anyone who can open the run's page), and their options check.
  */
+import { SseInvalidOptionError } from '../plugin/errors.js'
+
+/** A count option (steps, tokens): a whole number ≥ 1, or its default when absent. */
+export function countOption (value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < 1) throw new SseInvalidOptionError(name, `must be a whole number ≥ 1, got ${String(value)}`)
+  return value
+}
 
 /** Longest message kept: an error body can be a whole HTML page from a proxy. */
 const MAX_MESSAGE = 300

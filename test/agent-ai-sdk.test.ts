@@ -137,6 +137,11 @@ t.test('OpenAI: maxSteps bounds the tool loop', async t => {
   t.match(events.at(-1), { type: 'error', message: /Stopped after 2 model calls/ })
 })
 
+t.test('options: a step or token count that is not a whole number ≥ 1 is refused at once', async t => {
+  t.throws(() => aiSdkAgent({ model: 'm', maxSteps: -1 }), { code: 'HTMX_SSE_INVALID_OPTION', message: /maxSteps \(aiSdkAgent\) must be a whole number ≥ 1, got -1/ })
+  t.throws(() => aiSdkAgent({ model: 'm', maxOutputTokens: 0 }), { code: 'HTMX_SSE_INVALID_OPTION', message: /maxOutputTokens/ })
+})
+
 t.test('OpenAI: abort mid-stream ends the iterable at once, nothing after it; the server sees the request closed', async t => {
   const { server, agent } = await openaiSetup(t)
   const frames = responsesStream([{ text: ['Hello', ' there', ' and more'] }])

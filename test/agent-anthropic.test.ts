@@ -163,6 +163,12 @@ t.test('maxSteps bounds the tool loop', async t => {
   t.match(events.at(-1), { type: 'error', message: /Stopped after 2 model calls/ })
 })
 
+t.test('options: a step or token count that is not a whole number ≥ 1 is refused at once', async t => {
+  const client = new Anthropic({ apiKey: KEY, baseURL: 'http://127.0.0.1:9' })
+  t.throws(() => anthropicAgent({ client, model: 'm', maxSteps: 0 }), { code: 'HTMX_SSE_INVALID_OPTION', message: /maxSteps \(anthropicAgent\) must be a whole number ≥ 1, got 0/ })
+  t.throws(() => anthropicAgent({ client, model: 'm', maxTokens: 1.5 }), { code: 'HTMX_SSE_INVALID_OPTION', message: /maxTokens/ })
+})
+
 t.test('abort mid-stream: the iterable ends at once, nothing after the abort, the server sees the request closed', async t => {
   const { server, agent } = await setup(t)
   // Two deltas, then the stream stays open (a long answer still coming).
