@@ -5,6 +5,8 @@
  * two on different ports, start a job on one and open it on the other).
  * SSE_SECRET signs the topics of live pages (several instances need the same
  * one; without REDIS_URL a random one per process is fine).
+ * ANTHROPIC_API_KEY (or OPENAI_API_KEY) makes the agent panel ask a real
+ * model instead of the offline simulator (agents.ts).
  * Logs are pino JSON on stdout, pretty-printed (pino-pretty) when stdout is a
  * terminal; the live log tail reads the JSON either way.
  */
@@ -14,6 +16,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { HubTransport } from '../plugin/transport.js'
 import type { RunStore } from '../runs/store.js'
 import PinoPretty from 'pino-pretty'
+import { agentFromEnv } from './agents.js'
 import { buildApp } from './app.js'
 
 const host = process.env.HOST ?? '127.0.0.1'
@@ -70,8 +73,11 @@ if (transport !== undefined && secret === undefined) {
   await closeRedis?.()
   process.exit(1)
 }
-const { app } = await buildApp({ transport, runStore, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs, htmx, secret })
+// ANTHROPIC_API_KEY or OPENAI_API_KEY: the agent panel asks a real model (see agents.ts); the simulator otherwise.
+const agent = await agentFromEnv()
+const { app } = await buildApp({ transport, runStore, logLevel: process.env.LOG_LEVEL ?? 'info', instance, echoLogs, htmx, secret, agent: agent?.source })
 logger.current = app.log
+app.log.info(`agent: ${agent?.label ?? 'the offline simulator (set ANTHROPIC_API_KEY or OPENAI_API_KEY for a real model)'}`)
 
 // SIGINT/SIGTERM (and an uncaught error): close the app (streams end with a
 // retry hint), then Redis; past the grace delay, exit anyway. A second signal exits at once.

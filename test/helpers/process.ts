@@ -17,7 +17,8 @@ export async function freePort (): Promise<number> {
 /** Runs `file` with tsx under the package's source condition (imports by package name resolve to the sources). */
 export function spawnTsx (file: string, env: Record<string, string> = {}, options: { capture?: boolean } = {}): ChildProcess {
   return spawn(process.execPath, ['--conditions=htmx-sse-source', '--import', 'tsx', file], {
-    env: { ...process.env, ...env },
+    // A developer's LLM keys would make the example app's agent call a real model: tests use no network.
+    env: { ...process.env, ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '', ...env },
     stdio: options.capture === true ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'ignore', 'inherit']
   })
 }
