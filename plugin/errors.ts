@@ -39,7 +39,10 @@ export const SseClosedError = createError('HTMX_SSE_CLOSED', 'SSE stream closed 
 /** `publish()` after the app closed, or one that was still waiting for Redis's connection when it closed: not applied. */
 export const SseHubClosedError = createError('HTMX_SSE_HUB_CLOSED', 'sseHub is closed', 500)
 
-/** Redis could not be reached in time (or refused the command); the publish was not applied unless the message says "not confirmed". */
+/**
+ * Redis could not be reached in time (or refused the command); the publish was not applied unless the message says "not confirmed".
+ * The Redis run store's outage (HTMX_SSE_RUN_STORE_UNAVAILABLE) is a subclass: `instanceof` this holds for both.
+ */
 export const SseRedisUnavailableError = createError('HTMX_SSE_REDIS_UNAVAILABLE', 'redis unavailable: %s', 503)
 
 /** A plugin option (or `reply.live` option) that cannot be used; thrown at registration or at the call. */
