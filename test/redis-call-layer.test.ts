@@ -28,6 +28,8 @@ t.teardown(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 const outcome = async (p: Promise<unknown>): Promise<unknown> => await p.then(() => 'resolved', (err: unknown) => err)
+/** `p`'s outcome, or 'no answer' after `ms`: every wait here is bounded, whatever the layer does. */
+const within = async (p: Promise<unknown>, ms = 10_000): Promise<unknown> => await Promise.race([outcome(p), sleep(ms).then(() => 'no answer')])
 
 /** A started transport on `redis` (no hub: deliveries are dropped), closed at the end of the test. */
 async function transportOn (t: Test, redis: Redis, prefix: string, publishTimeoutMs = 2000): Promise<ReturnType<typeof redisTransport>> {
@@ -44,13 +46,14 @@ async function evals (admin: Redis): Promise<number> {
 }
 
 /**
- * Pauses every client of Redis for `ms` and resolves `answered` when a
- * command sent during the pause gets its reply: after the pause, so an
- * outcome that settles before it did so without Redis.
+ * Pauses every client of Redis for `ms`. `answered` resolves when a command
+ * sent during the pause gets its reply, after the pause; `first(p)` is p's
+ * outcome if it settles before that (so without Redis), else 'Redis answered'.
  */
-async function stall (ms: number): Promise<{ answered: Promise<'Redis answered'> }> {
+async function stall (ms: number): Promise<{ answered: Promise<string>, first: (p: Promise<unknown>) => Promise<unknown> }> {
   await client().call('CLIENT', 'PAUSE', String(ms), 'ALL')
-  return { answered: client().ping().then(() => 'Redis answered' as const) }
+  const answered = client().ping().then(() => 'Redis answered')
+  return { answered, first: async p => await Promise.race([outcome(p), answered]) }
 }
 
 t.test('after SCRIPT FLUSH the transport and the run store load their scripts again, once', async t => {
@@ -82,8 +85,7 @@ t.test('a stalled Redis: reads and writes of both users reject with their coded 
   await store.create(aRun('s'), 10, LONG) // a write's reply tells the store Redis's clock
   await transport.publish('t', { data: 'warm' })
 
-  const { answered } = await stall(3000)
-  const first = async (p: Promise<unknown>): Promise<unknown> => await Promise.race([outcome(p), answered])
+  const { answered, first } = await stall(3000)
   const [read, write, history, publish] = await Promise.all([
     first(store.get('job', 's')),
     first(store.update('job', 's', 'A', { data: 'late' })),
@@ -114,7 +116,7 @@ t.test('deadlines are in Redis time: a clock 30 s behind refuses none of its wri
   await slowStore.create(aRun('b'), 10, LONG) // carries no deadline yet; its reply tells the clock
   const accepted: unknown[] = []
   for (let i = 0; i < 5; i++) {
-    accepted.push(await outcome(slowStore.update('job', 'b', 'A', { data: i })), await outcome(slow.publish('t', { data: `${i}` })))
+    accepted.push(await within(slowStore.update('job', 'b', 'A', { data: i })), await within(slow.publish('t', { data: `${i}` })))
   }
   t.same(accepted, Array(10).fill('resolved'), 'every write and publish applied')
   t.equal(await behind.xlen('k3:t:t'), 5)
@@ -126,8 +128,8 @@ t.test('deadlines are in Redis time: a clock 30 s behind refuses none of its wri
   const fastStore = new RedisRunStore({ redis: ahead, prefix: 'k4runs', commandTimeoutMs: 300 })
   await fastStore.create(aRun('f'), 10, LONG)
   await fast.publish('t', { data: 'warm' })
-  const { answered } = await stall(1500)
-  const [write, publish] = await Promise.all([outcome(fastStore.update('job', 'f', 'A', { data: 'late' })), outcome(fast.publish('t', { data: 'late' }))])
+  const { answered, first } = await stall(1500)
+  const [write, publish] = await Promise.all([first(fastStore.update('job', 'f', 'A', { data: 'late' })), first(fast.publish('t', { data: 'late' }))])
   t.match(write, { code: 'HTMX_SSE_RUN_STORE_UNAVAILABLE', message: /not confirmed/ })
   t.match(publish, { code: 'HTMX_SSE_REDIS_UNAVAILABLE', message: /not confirmed/ })
   await answered
@@ -148,10 +150,10 @@ t.test('run store calls waiting out an outage share one ready listener, like the
 
   await own.kill()
   await sleep(50)
-  const attempts = [outcome(store.get('job', 'x'))]
+  const attempts = [within(store.get('job', 'x'))]
   await sleep(100)
   const one = redis.listenerCount('ready')
-  for (let i = 1; i < 30; i++) attempts.push(outcome(i % 2 === 0 ? store.get('job', 'x') : store.update('job', 'x', 'A', { data: i })))
+  for (let i = 1; i < 30; i++) attempts.push(within(i % 2 === 0 ? store.get('job', 'x') : store.update('job', 'x', 'A', { data: i })))
   await sleep(100)
   t.equal(redis.listenerCount('ready'), one, `as many ready listeners with 30 waiting calls as with one (${one})`)
   const outcomes = await Promise.all(attempts)
