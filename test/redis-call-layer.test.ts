@@ -11,20 +11,9 @@ import { errors } from '../plugin/errors.js'
 import { redisTransport } from '../plugin/transports/redis.js'
 import { RedisRunStore } from '../runs/store-redis.js'
 import { aRun, LONG } from './helpers/run-store-contract.js'
-import { Redis, startRedisServer } from './helpers/redis-server.js'
+import { fileRedis, Redis, startRedisServer } from './helpers/redis-server.js'
 
-const server = await startRedisServer()
-const clients: Redis[] = []
-function client (url = server.url): Redis {
-  const redis = new Redis(url)
-  redis.on('error', () => {})
-  clients.push(redis)
-  return redis
-}
-t.teardown(async () => {
-  for (const c of clients) c.disconnect()
-  await server.stop()
-})
+const { client } = fileRedis(t)
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 const outcome = async (p: Promise<unknown>): Promise<unknown> => await p.then(() => 'resolved', (err: unknown) => err)
@@ -137,11 +126,14 @@ t.test('deadlines are in Redis time: a clock 30 s behind refuses none of its wri
   t.equal(await ahead.xlen('k4:t:t'), 1, 'and the late publish')
 })
 
-t.test('run store calls waiting out an outage share one ready listener, like the transport\'s', async t => {
+t.test('calls of the transport and the run store waiting out an outage on one client share a ready listener each', async t => {
   const own = await startRedisServer()
   t.teardown(() => own.stop())
-  const redis = client(own.url)
-  const store = new RedisRunStore({ redis, prefix: 'r5', commandTimeoutMs: 500 })
+  const redis = new Redis(own.url)
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  const transport = await transportOn(t, redis, 'r5', 500)
+  const store = new RedisRunStore({ redis, prefix: 'r5runs', commandTimeoutMs: 500 })
   await store.create(aRun('x'), 10, LONG)
   const warnings: Error[] = []
   const onWarning = (w: Error): void => { warnings.push(w) }
@@ -150,14 +142,21 @@ t.test('run store calls waiting out an outage share one ready listener, like the
 
   await own.kill()
   await sleep(50)
-  const attempts = [within(store.get('job', 'x'))]
+  const calls = [
+    () => transport.publish('t', { data: 'x' }),
+    () => store.get('job', 'x'),
+    () => store.update('job', 'x', 'A', { data: 2 })
+  ]
+  const attempts = calls.map(async call => await within(call()))
   await sleep(100)
   const one = redis.listenerCount('ready')
-  for (let i = 1; i < 30; i++) attempts.push(within(i % 2 === 0 ? store.get('job', 'x') : store.update('job', 'x', 'A', { data: i })))
+  for (let i = 3; i < 45; i++) attempts.push(within(calls[i % 3]!()))
   await sleep(100)
-  t.equal(redis.listenerCount('ready'), one, `as many ready listeners with 30 waiting calls as with one (${one})`)
-  const outcomes = await Promise.all(attempts)
-  t.same(outcomes.map(o => (o as { code?: string }).code), Array(30).fill('HTMX_SSE_RUN_STORE_UNAVAILABLE'), 'each rejected with the coded error')
+  t.equal(redis.listenerCount('ready'), one, `as many ready listeners with 45 waiting calls as with one of each user (${one})`)
+  const outcomes = await Promise.all(attempts) as Array<{ code?: string, message?: string }>
+  const publishes = outcomes.filter((_, i) => i % 3 === 0)
+  t.ok(publishes.every(o => o.code === 'HTMX_SSE_REDIS_UNAVAILABLE' && /not accepted: connection is/.test(o.message ?? '')), 'each publish rejected as not accepted')
+  t.same(outcomes.filter((_, i) => i % 3 !== 0).map(o => o.code), Array(30).fill('HTMX_SSE_RUN_STORE_UNAVAILABLE'), 'each store call rejected with its coded error')
   t.ok(redis.listenerCount('ready') <= one, 'none left behind')
   t.same(warnings.filter(w => w.name === 'MaxListenersExceededWarning').map(w => w.message), [], 'no MaxListenersExceededWarning')
 })
