@@ -59,10 +59,9 @@ import createError from '@fastify/error'
 import type { Redis } from 'ioredis'
 import { scripts } from './store-redis-scripts.js'
 import type { CancelRequest, CreateResult, NewRun, RunPatch, RunStore, StoredRun } from './store.js'
-import { SseInvalidEventError, SseInvalidOptionError, SseRedisUnavailableError } from '../plugin/errors.js'
+import { SseInvalidEventError, SseInvalidOptionError, SseRedisError, SseRedisUnavailableError } from '../plugin/errors.js'
 import { RedisCalls } from '../plugin/redis/call.js'
 import { checkClient, intOption, prefixOption, type RedisUser } from '../plugin/redis/client.js'
-import type { Script } from '../plugin/redis/script.js'
 
 export interface RedisRunStoreOptions {
   /** Your ioredis client (the one the hub's transport uses). Never closed here. */
@@ -155,10 +154,11 @@ export class RedisRunStore implements RunStore {
     if (typeof maxRuns !== 'number' || Number.isNaN(maxRuns)) throw new SseInvalidOptionError('maxRuns (RedisRunStore)', `must be a number, got ${String(maxRuns)}`)
     // Lua numbers are doubles too; only ±Infinity needs a stand-in.
     const max = Math.max(-1e15, Math.min(1e15, maxRuns))
-    const [created, dropped] = await this.#write(`create run "${id}"`, scripts.create,
+    const [created, dropped] = await this.#calls.write(`create run "${id}"`, scripts.create,
       [this.#run(id), this.#byKind(run.kind), this.#leases(run.kind), this.#entries(id)],
       [this.#prefix, id, max, startedAt, lease, ...fields]).catch((err: unknown) => {
-      const reply = (err as { code?: string, cause?: unknown }).code === 'HTMX_SSE_REDIS_ERROR' ? (err as { cause?: unknown }).cause : undefined
+      // The script's own refusal, not Redis's: the caller's id is taken.
+      const reply = err instanceof SseRedisError ? err.cause : undefined
       if (reply instanceof Error && reply.message.startsWith('EXISTS ')) throw new SseInvalidOptionError('id (RunStore.create)', `is taken by another run (${reply.message.slice(7)})`)
       throw err
     }) as [number, string[]]
@@ -187,7 +187,7 @@ export class RedisRunStore implements RunStore {
       const json = JSON.stringify(patch[name])
       changes.push(name, ...(json === undefined ? ['0', ''] : ['1', json]))
     }
-    const [written] = await this.#write(`update run "${id}"`, scripts.update, [this.#run(id)],
+    const [written] = await this.#calls.write(`update run "${id}"`, scripts.update, [this.#run(id)],
       [this.#prefix, id, text('owner', owner), text('kind', kind), ...changes]) as [number]
     return written === 1
   }
@@ -196,7 +196,7 @@ export class RedisRunStore implements RunStore {
     const json = JSON.stringify(entry)
     if (json === undefined) throw new SseInvalidEventError('RedisRunStore: a transcript entry must be JSON (got undefined or a function)')
     if (index !== undefined && !(Number.isSafeInteger(index) && index >= 0)) throw new SseInvalidEventError(`RedisRunStore: index must be an integer >= 0, got ${String(index)}`)
-    const [written] = await this.#write(`append to run "${id}"`, scripts.append, [this.#run(id), this.#entries(id)],
+    const [written] = await this.#calls.write(`append to run "${id}"`, scripts.append, [this.#run(id), this.#entries(id)],
       [text('owner', owner), text('kind', kind), json, index ?? -1]) as [number]
     return written === 1
   }
@@ -209,13 +209,13 @@ export class RedisRunStore implements RunStore {
   async renew (kind: string, owner: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
     const lease = duration(leaseMs)
     if (ids.length === 0) return []
-    const [cancel] = await this.#write(`renew ${ids.length} lease(s)`, scripts.renew, ids.map(id => this.#run(id)),
+    const [cancel] = await this.#calls.write(`renew ${ids.length} lease(s)`, scripts.renew, ids.map(id => this.#run(id)),
       [this.#prefix, text('owner', owner), text('kind', kind), lease, ...ids]) as [string[]]
     return cancel
   }
 
   async requestCancel (kind: string, id: string): Promise<CancelRequest | undefined> {
-    const [first, hash] = await this.#write(`cancel request for run "${id}"`, scripts.requestCancel, [this.#run(id)], [text('kind', kind)]) as [number, string[]]
+    const [first, hash] = await this.#calls.write(`cancel request for run "${id}"`, scripts.requestCancel, [this.#run(id)], [text('kind', kind)]) as [number, string[]]
     const run = runOf(hash)
     return run === undefined ? undefined : { run, first: first === 1 }
   }
@@ -225,7 +225,7 @@ export class RedisRunStore implements RunStore {
   }
 
   async interrupt (kind: string, id: string): Promise<StoredRun | undefined> {
-    const [hash] = await this.#write(`interrupt run "${id}"`, scripts.interrupt, [this.#run(id)], [this.#prefix, id, text('kind', kind)]) as [string[]]
+    const [hash] = await this.#calls.write(`interrupt run "${id}"`, scripts.interrupt, [this.#run(id)], [this.#prefix, id, text('kind', kind)]) as [string[]]
     return runOf(hash)
   }
 
@@ -233,9 +233,4 @@ export class RedisRunStore implements RunStore {
   #entries (id: string): string { return `${this.#prefix}:e:${id}` }
   #byKind (kind: string): string { return `${this.#prefix}:k:${text('kind', kind)}` }
   #leases (kind: string): string { return `${this.#prefix}:lease:${text('kind', kind)}` }
-
-  /** A write script (its ARGV[1] is the deadline the call layer sets). */
-  async #write (what: string, script: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown[]> {
-    return await this.#calls.write(what, script, keys, args)
-  }
 }

@@ -43,6 +43,15 @@ export interface WriteOptions {
   grace?: boolean
 }
 
+/**
+ * A script's arguments, or a function that gives them when the command is
+ * sent: after any wait for the connection, so they say what the caller
+ * knows then (the transport's floor, its last delivery).
+ */
+export type ScriptArgs = ReadonlyArray<string | number> | (() => ReadonlyArray<string | number>)
+
+const argsOf = (args: ScriptArgs): ReadonlyArray<string | number> => typeof args === 'function' ? args() : args
+
 interface Write {
   /** When Redis refuses it, in Redis's clock; 0: no deadline (the clock was not known yet). */
   deadline: number
@@ -82,13 +91,13 @@ export class RedisCalls {
   }
 
   /** A script that only reads, bounded. */
-  async script (what: string, script: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-    return await this.call(what, async () => await script.run(this.client, keys, args))
+  async script (what: string, script: Script, keys: readonly string[], args: ScriptArgs): Promise<unknown> {
+    return await this.call(what, async () => await script.run(this.client, keys, argsOf(args)))
   }
 
   /** A read script whose reply starts with Redis's time: the clock learns from it; the rest of the reply. */
-  async timed (what: string, script: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown[]> {
-    return await this.call(what, async () => await this.clock.run(this.client, script, keys, args))
+  async timed (what: string, script: Script, keys: readonly string[], args: ScriptArgs): Promise<unknown[]> {
+    return await this.call(what, async () => await this.clock.run(this.client, script, keys, argsOf(args)))
   }
 
   /**
@@ -97,9 +106,9 @@ export class RedisCalls {
    * with Redis's time. So a write ioredis resends after a reconnect, or one
    * stuck behind a slow Redis, is not applied after its caller heard it failed.
    */
-  async write (what: string, script: Script, keys: readonly string[], args: ReadonlyArray<string | number>, options: WriteOptions = {}): Promise<unknown[]> {
+  async write (what: string, script: Script, keys: readonly string[], args: ScriptArgs, options: WriteOptions = {}): Promise<unknown[]> {
     const deadline = this.clock.deadline(this.timeoutMs)
-    return await this.call(what, async () => await this.clock.run(this.client, script, keys, [deadline, ...args]),
+    return await this.call(what, async () => await this.clock.run(this.client, script, keys, [deadline, ...argsOf(args)]),
       { deadline, grace: options.grace === true })
   }
 

@@ -127,7 +127,7 @@ export class RedisTransport implements HubTransport {
     try {
       reply = await this.#calls.write(`publish to topic "${topic}"`, scripts.publish, [
         ...this.#baseKeys(), this.#keys.ticks, this.#keys.topic(topic), this.#keys.mark(topic), this.#keys.instance(this.#token)
-      ], [this.#delivery.floor, this.#firehose, this.#history, topic, this.#delivery.after, this.#ttlMs, ...fields], { grace: true })
+      ], () => [this.#delivery.floor, this.#firehose, this.#history, topic, this.#delivery.after, this.#ttlMs, ...fields], { grace: true })
     } finally {
       done()
     }
@@ -152,7 +152,7 @@ export class RedisTransport implements HubTransport {
       // Queued behind a herd of replays while Redis went away: fail now, not one timeout after another.
       if (this.#closed) return none
       if (this.#redis.status !== 'ready') throw this.#calls.unavailable(`${what}: connection is ${this.#redis.status}`)
-      reply = await this.#calls.script(what, scripts.since, keys, [this.#delivery.floor, after, upTo, limit, this.#ttlMs]) as typeof reply
+      reply = await this.#calls.script(what, scripts.since, keys, () => [this.#delivery.floor, after, upTo, limit, this.#ttlMs]) as typeof reply
     } catch (err) {
       // The hub cannot fail a stream here: the client gets `reset` instead (or, mid-replay, reconnects).
       this.#log.warn({ err: describe(err), topics }, 'sse redis: replay failed; the reconnecting client gets reset')
@@ -201,7 +201,7 @@ export class RedisTransport implements HubTransport {
   async head (): Promise<string | undefined> {
     let reply: unknown[]
     try {
-      reply = await this.#calls.timed('head', scripts.head, this.#baseKeys(), [this.#delivery.floor])
+      reply = await this.#calls.timed('head', scripts.head, this.#baseKeys(), () => [this.#delivery.floor])
     } catch (err) {
       this.#log.warn({ err: describe(err) }, 'sse redis: could not read the newest id; using the newest this instance has seen')
       const floor = this.#delivery.floor

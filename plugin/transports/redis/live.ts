@@ -78,7 +78,7 @@ export class LiveLoop {
     this.#sub = sub
     try {
       // Where live delivery starts: the counter now (the `$` of the firehose, in ids).
-      this.delivery.setStart(await this.#calls.timed('start', scripts.head, this.#headKeys(), [this.delivery.floor]), false)
+      this.delivery.setStart(await this.#calls.timed('start', scripts.head, this.#headKeys(), () => [this.delivery.floor]), false)
     } catch (err) {
       this.#markDown(err)
     }
