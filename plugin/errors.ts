@@ -39,8 +39,20 @@ export const SseClosedError = createError('HTMX_SSE_CLOSED', 'SSE stream closed 
 /** `publish()` after the app closed, or one that was still waiting for Redis's connection when it closed: not applied. */
 export const SseHubClosedError = createError('HTMX_SSE_HUB_CLOSED', 'sseHub is closed', 500)
 
-/** Redis could not be reached in time (or refused the command); the publish was not applied unless the message says "not confirmed". */
+/**
+ * Redis could not be reached in time (or refused the command); the publish was not applied unless the message says "not confirmed".
+ * The Redis run store's outage (HTMX_SSE_RUN_STORE_UNAVAILABLE) is a subclass: `instanceof` this holds for both.
+ */
 export const SseRedisUnavailableError = createError('HTMX_SSE_REDIS_UNAVAILABLE', 'redis unavailable: %s', 503)
+
+/**
+ * Redis could not be reached in time (or the connection failed); a write
+ * that was "not confirmed" may have been applied just before its deadline.
+ * Its own code, which apps may already match; `instanceof
+ * errors.SseRedisUnavailableError` holds too, like the transport's outage.
+ */
+// @fastify/error types its Base as ErrorConstructor; at runtime any constructor works (its prototype is the base).
+export const SseRunStoreUnavailableError = createError('HTMX_SSE_RUN_STORE_UNAVAILABLE', 'run store: redis unavailable: %s', 503, SseRedisUnavailableError as unknown as ErrorConstructor)
 
 /** A plugin option (or `reply.live` option) that cannot be used; thrown at registration or at the call. */
 export const SseInvalidOptionError = createError('HTMX_SSE_INVALID_OPTION', 'fastify-htmx-sse: option %s %s', 500, TypeError)
@@ -113,5 +125,6 @@ export const errors = {
   SseInvalidRunValueError,
   SseRunEndedError,
   SseRunsFullError,
-  SseRunAbortedError
+  SseRunAbortedError,
+  SseRunStoreUnavailableError
 } as const

@@ -17,6 +17,6 @@ export { notificationsRoutes, publishNotification, type NotificationsOptions } f
 export { jobsRoutes, type JobsRoutesOptions } from './jobs.js'
 export { chatRoutes, type ChatOptions } from './chat.js'
 export { agentRoutes, type AgentRoutesOptions } from './agent.js'
-export { logsRoutes, LogFeed, type LogFeedOptions, type LogsRoutesOptions } from './logs.js'
+export { logsRoutes, LogFeed, type LogsRoutesOptions } from './logs.js'
 export { hubStatsRoutes, HubStatsFeed, type HubStatsOptions } from './stats.js'
 export { sameOrigin } from '../plugin/same-origin.js'

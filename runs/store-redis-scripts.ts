@@ -1,26 +1,13 @@
 /**
- * The Lua scripts of the Redis run store (run-store-redis.ts): each is a
- * check and a write done atomically, and each reads Redis `TIME` for every
- * instant it decides on (a write's deadline, a lease's end, expiry).
+ * The Lua scripts of the Redis run store (store-redis.ts): each is a check
+ * and a write done atomically, and each reads Redis `TIME` for every instant
+ * it decides on (a write's deadline, a lease's end, expiry). A write takes
+ * its deadline as ARGV[1] and answers Redis's time first (see
+ * ../plugin/redis/call.ts, which sends them).
  */
-import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import { CLOCK_LUA, Script } from '../plugin/redis/script.js'
 
-const LIB = `
-local function nowMs()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
--- ARGV[1] is the write's deadline in Redis time (0: none yet). Returns
--- Redis's time, and an error reply when the write came too late.
-local function arrived()
-  local now = nowMs()
-  local deadline = tonumber(ARGV[1])
-  if deadline > 0 and now > deadline then
-    return now, redis.error_reply('EXPIRED reached Redis ' .. (now - deadline) .. ' ms after its deadline; not applied')
-  end
-  return now, nil
-end
+const LIB = CLOCK_LUA + `
 local function held(key, owner, kind)
   local f = redis.call('HMGET', key, 'status', 'owner', 'kind')
   return f[1] == 'running' and f[2] == owner and f[3] == kind
@@ -34,7 +21,7 @@ end
  * leaseMs after Redis's now.
  */
 const CREATE = LIB + `
-local now, late = arrived()
+local now, late = arrived('write')
 if late then return late end
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS run ' .. ARGV[3] .. ' exists') end
 local prefix = ARGV[2]
@@ -64,7 +51,7 @@ return { now, 1, dropped }
 
 /** KEYS run; ARGV deadline prefix id owner kind then (field, set 1|0, value)... → { redisMs, written } */
 const UPDATE = LIB + `
-local now, late = arrived()
+local now, late = arrived('write')
 if late then return late end
 if not held(KEYS[1], ARGV[4], ARGV[5]) then return { now, 0 } end
 local status = 'running'
@@ -81,7 +68,7 @@ return { now, 1 }
  * With an index, a transcript already past it means an earlier attempt landed.
  */
 const APPEND = LIB + `
-local now, late = arrived()
+local now, late = arrived('write')
 if late then return late end
 if not held(KEYS[1], ARGV[2], ARGV[3]) then return { now, 0 } end
 local index = tonumber(ARGV[5])
@@ -92,7 +79,7 @@ return { now, 1 }
 
 /** KEYS the runs; ARGV deadline prefix owner kind leaseMs ids... → { redisMs, ids with a cancel request } */
 const RENEW = LIB + `
-local now, late = arrived()
+local now, late = arrived('write')
 if late then return late end
 local lease = now + tonumber(ARGV[5])
 local cancel = {}
@@ -110,7 +97,7 @@ return { now, cancel }
 
 /** KEYS run; ARGV deadline kind → { redisMs, first (1|0), the run's hash (empty: unknown or another kind) } */
 const REQUEST_CANCEL = LIB + `
-local now, late = arrived()
+local now, late = arrived('write')
 if late then return late end
 local f = redis.call('HMGET', KEYS[1], 'status', 'kind', 'cancel')
 if f[2] ~= ARGV[2] then return { now, 0, {} } end
@@ -124,7 +111,7 @@ return { now, first, redis.call('HGETALL', KEYS[1]) }
 
 /** KEYS run; ARGV deadline prefix id kind → { redisMs, the run's hash when this call interrupted it (at Redis's now), else empty } */
 const INTERRUPT = LIB + `
-local now, late = arrived()
+local now, late = arrived('write')
 if late then return late end
 local f = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil', 'kind')
 local lease = tonumber(f[2])
@@ -153,23 +140,6 @@ for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]))) do
 end
 return out
 `
-
-export class Script {
-  readonly sha: string
-  constructor (readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex')
-  }
-
-  async run (client: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-    try {
-      return await client.evalsha(this.sha, keys.length, ...keys, ...args)
-    } catch (err) {
-      // A restarted (or flushed) Redis has an empty script cache.
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return await client.eval(this.source, keys.length, ...keys, ...args)
-    }
-  }
-}
 
 export const scripts = {
   create: new Script(CREATE),

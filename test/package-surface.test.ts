@@ -37,7 +37,7 @@ const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as Manifest
  * The core entry stays ≤ 40 and the package ≤ 100 in all.
  */
 /** Exported names (runtime and types) per entry point: each is a promise kept under semver. */
-const BUDGET: Record<string, number> = { '.': 26, './views': 34, './routes': 23, './runs': 12, './redis': 2, './runs/redis': 3, './testing': 1, './metrics': 1 }
+const BUDGET: Record<string, number> = { '.': 26, './views': 34, './routes': 22, './runs': 12, './redis': 2, './runs/redis': 2, './testing': 1, './metrics': 1 }
 
 function sourceOf (entry: string): string {
   const target = pkg.exports[entry]

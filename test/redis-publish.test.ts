@@ -2,12 +2,12 @@
  * Publishing over Redis under a burst and around an outage: publishes not
  * awaited one by one are all accepted on a healthy Redis and delivered once,
  * in order, everywhere; a publish reply does not grow with the publishes in
- * flight; a rejection says truthfully whether the event was applied; waiting
- * for the connection adds no listener per command.
+ * flight; a rejection says truthfully whether the event was applied. (That
+ * calls waiting for the connection add no listener each: redis-call-layer.)
  */
 import t from 'tap'
 import { redisTransport } from '../plugin/transports/redis.js'
-import { fileRedis, hubInstance, openSse, Redis, startRedisServer, type HubInstance, type SseClient } from './helpers/redis-server.js'
+import { fileRedis, hubInstance, openSse, Redis, type HubInstance, type SseClient } from './helpers/redis-server.js'
 
 const server = fileRedis(t)
 const client = server.client
@@ -96,33 +96,4 @@ t.test('a publish Redis refuses after its deadline: the rejection says not accep
   t.ok(err !== undefined, 'rejected')
   t.match(err?.message, /^redis unavailable: publish to topic "t" not accepted: publish reached Redis \d+ ms after its deadline; not applied/, 'the rejection says it was not applied')
   t.equal(await redis.xlen('b3:t:t'), 1, 'and it was not')
-})
-
-t.test('commands waiting for the connection share one ready listener', async t => {
-  const own = await startRedisServer()
-  t.teardown(() => own.stop())
-  const redis = new Redis(own.url)
-  redis.on('error', () => {})
-  t.teardown(() => redis.disconnect())
-  const transport = redisTransport({ redis, prefix: 'b4', publishTimeoutMs: 500 })
-  await transport.start(() => {}, undefined as never)
-  t.teardown(() => transport.close())
-  const warnings: Error[] = []
-  const onWarning = (w: Error): void => { warnings.push(w) }
-  process.on('warning', onWarning)
-  t.teardown(() => { process.off('warning', onWarning) })
-
-  await own.kill()
-  await new Promise(resolve => setTimeout(resolve, 50))
-  const publish = (i: number): Promise<string> => transport.publish('t', { data: `${i}` }).then(() => 'accepted', (err: Error) => err.message)
-  const attempts = [publish(0)]
-  await new Promise(resolve => setTimeout(resolve, 100))
-  const one = redis.listenerCount('ready')
-  for (let i = 1; i < 30; i++) attempts.push(publish(i))
-  await new Promise(resolve => setTimeout(resolve, 100))
-  t.equal(redis.listenerCount('ready'), one, `as many ready listeners with 30 waiting publishes as with one (${one})`)
-  const outcomes = await Promise.all(attempts)
-  t.ok(outcomes.every(o => /not accepted: connection is/.test(o)), 'each rejected as not accepted')
-  t.ok(redis.listenerCount('ready') <= one, 'none added afterwards')
-  t.same(warnings.filter(w => w.name === 'MaxListenersExceededWarning').map(w => w.message), [], 'no MaxListenersExceededWarning')
 })

@@ -1,9 +1,29 @@
 /**
  * The Lua scripts of the Redis transport (each runs atomically in Redis) and
- * the key layout they share. See ../redis.ts for what each key is for.
+ * the key layout they share. Keys (prefix `sse` by default):
+ *
+ * - `sse:seq`      the id counter (a string integer); ids are `String(seq)`.
+ * - `sse:epoch`    the id the current counter epoch started from (see "Data
+ *                  loss" in ./live.ts).
+ * - `sse:all`      the firehose: every event of every topic, `XADD MAXLEN ~ firehose`.
+ *                  Each instance runs one `XREAD BLOCK` loop on it for live delivery.
+ * - `sse:t:<topic>` per-topic history, exactly the newest `history` events;
+ *                  expires once the topic is idle for `topicTtlMs`.
+ * - `sse:m:<topic>` the topic's mark: its newest id and the newest id trimmed
+ *                  from its history; outlives the stream by another `topicTtlMs`.
+ * - `sse:ticks`    a few counter checkpoints (one per `topicTtlMs / 4`), which
+ *                  bound the newest id of any topic whose mark expired.
+ * - `sse:i:<instance>` the last id an instance published (expires when idle).
+ *
+ * Every publish is one script: it increments the counter and adds the event
+ * to the firehose and to the topic's stream, both with the explicit stream
+ * id `<seq>-0`. So ids are totally ordered across topics and instances, the
+ * firehose order is the id order, and stream ids equal hub ids. PUBLISH and
+ * HEAD answer Redis's time first (the call layer learns the clock offset
+ * from it); PUBLISH is a write, its ARGV[1] the deadline after which Redis
+ * refuses it (../../redis/call.ts).
  */
-import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import { CLOCK_LUA, Script } from '../../redis/script.js'
 
 export interface Keys {
   seq: string
@@ -12,7 +32,7 @@ export interface Keys {
   ticks: string
   /** The per-topic stream. */
   topic: (topic: string) => string
-  /** The per-topic mark: hash { last, trimmed } (see the header of ../redis.ts). */
+  /** The per-topic mark: hash { last, trimmed } (see above). */
   mark: (topic: string) => string
   /** The last id an instance published (its publish replies carry only what others published after it). */
   instance: (token: string) => string
@@ -30,17 +50,13 @@ export function keysOf (prefix: string): Keys {
   }
 }
 
-const LIB = `
+const LIB = CLOCK_LUA + `
 local function top(key)
   local e = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
   if e[1] then return tonumber(string.match(e[1][1], '^(%d+)')) end
   return 0
 end
 local function fmt(n) return string.format('%.0f', n) end
-local function nowMs()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local function streamOrNone(key)
   local t = redis.call('TYPE', key).ok
   if t ~= 'none' and t ~= 'stream' then return redis.error_reply('fastify-htmx-sse: key ' .. key .. ' holds a ' .. t .. ', not a stream') end
@@ -79,9 +95,9 @@ const INSTANCE_KEY_MS = 60_000
 export const MISSED_MAX = 256
 
 /**
- * KEYS seq epoch firehose ticks topic mark instance; ARGV floor firehoseLen
- * history topic deadline after ttlMs field value... → { id, newEpoch, redisMs,
- * missed, epoch }.
+ * KEYS seq epoch firehose ticks topic mark instance; ARGV deadline floor
+ * firehoseLen history topic after ttlMs field value... → { redisMs, id,
+ * newEpoch, missed, epoch }.
  *
  * A publish reaching Redis after its deadline (in Redis time; 0: none) is
  * refused, so one that ioredis resends after an outage cannot be applied long
@@ -99,12 +115,11 @@ export const MISSED_MAX = 256
  * checkpoints, one per ttlMs/4) bound what an expired mark could have held.
  */
 const PUBLISH = LIB + `
-local now = nowMs()
-local deadline = tonumber(ARGV[5])
-if deadline > 0 and now > deadline then return redis.error_reply('EXPIRED publish reached Redis ' .. (now - deadline) .. ' ms after its deadline; not applied') end
+local now, late = arrived('publish')
+if late then return late end
 local bad = streamOrNone(KEYS[3]) or streamOrNone(KEYS[5])
 if bad then return bad end
-local _, fresh = ensure(tonumber(ARGV[1]), KEYS[5])
+local _, fresh = ensure(tonumber(ARGV[2]), KEYS[5])
 local ttl = tonumber(ARGV[7])
 local seq = redis.call('INCR', KEYS[1])
 local id = fmt(seq)
@@ -112,11 +127,11 @@ local sid = id .. '-0'
 local prevOwn = tonumber(redis.call('GET', KEYS[7]) or '-1')
 redis.call('SET', KEYS[7], id, 'PX', ${INSTANCE_KEY_MS})
 redis.call('XADD', KEYS[5], sid, unpack(ARGV, 8))
-local over = redis.call('XLEN', KEYS[5]) - tonumber(ARGV[3])
+local over = redis.call('XLEN', KEYS[5]) - tonumber(ARGV[4])
 if over > 0 then
   local old = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', over)
   redis.call('HSET', KEYS[6], 'trimmed', string.match(old[#old][1], '^(%d+)'))
-  redis.call('XTRIM', KEYS[5], 'MAXLEN', ARGV[3])
+  redis.call('XTRIM', KEYS[5], 'MAXLEN', ARGV[4])
 end
 redis.call('HSET', KEYS[6], 'last', id)
 redis.call('PEXPIRE', KEYS[5], ttl)
@@ -126,19 +141,19 @@ if not tick[2] or now - tonumber(tick[2]) >= ttl / 4 then
   redis.call('ZADD', KEYS[4], now, fmt(seq - 1))
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. fmt(now - ttl * 3))
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], sid, 'topic', ARGV[4], unpack(ARGV, 8))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], sid, 'topic', ARGV[5], unpack(ARGV, 8))
 local missed = {}
 local from = math.max(tonumber(ARGV[6]), prevOwn)
 if fresh == 0 and from >= 0 and seq - 1 > from then
   missed = redis.call('XRANGE', KEYS[3], fmt(from + 1) .. '-0', fmt(seq - 1) .. '-0', 'COUNT', ${MISSED_MAX})
 end
-return { id, fresh, now, missed, fmt(epochOf()) }
+return { now, id, fresh, missed, fmt(epochOf()) }
 `
 
-/** KEYS seq epoch firehose; ARGV floor → { seq, firehoseTop, newEpoch, redisMs, epoch } */
+/** KEYS seq epoch firehose; ARGV floor → { redisMs, seq, firehoseTop, newEpoch, epoch } */
 const HEAD = LIB + `
 local seq, fresh = ensure(tonumber(ARGV[1]), nil)
-return { fmt(seq), fmt(top(KEYS[3])), fresh, nowMs(), fmt(epochOf()) }
+return { nowMs(), fmt(seq), fmt(top(KEYS[3])), fresh, fmt(epochOf()) }
 `
 
 /**
@@ -206,27 +221,10 @@ redis.call('DEL', KEYS[1])
 return 1
 `
 
-export class Script {
-  readonly sha: string
-  constructor (readonly source: string, readonly keys: number) {
-    this.sha = createHash('sha1').update(source).digest('hex')
-  }
-
-  async run (client: Redis, args: Array<string | number>, keys = this.keys): Promise<unknown> {
-    try {
-      return await client.evalsha(this.sha, keys, ...args)
-    } catch (err) {
-      // A restarted (or flushed) Redis has an empty script cache.
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return await client.eval(this.source, keys, ...args)
-    }
-  }
-}
-
 export const scripts = {
-  publish: new Script(PUBLISH, 7),
-  head: new Script(HEAD, 3),
+  publish: new Script(PUBLISH),
+  head: new Script(HEAD),
   /** Keys: 4 + 2 per topic. */
-  since: new Script(SINCE, 4),
-  forget: new Script(FORGET, 2)
+  since: new Script(SINCE),
+  forget: new Script(FORGET)
 }

@@ -1,13 +1,11 @@
 /** Parsing and small helpers of the Redis transport. */
 import type { FastifyBaseLogger } from 'fastify'
-import { SseRedisUnavailableError } from '../../errors.js'
+import { noop } from '../../redis/call.js'
 import type { HubMessage } from '../../transport.js'
 import { parseId } from '../../transport.js'
-import { SseInvalidOptionError } from '../../errors.js'
 
 export type StreamEntry = [id: string, fields: string[]]
 
-export const noop = (): void => {}
 export const silentLog: FastifyBaseLogger = {
   level: 'silent', fatal: noop, error: noop, warn: noop, info: noop, debug: noop, trace: noop, silent: noop, child: () => silentLog
 } as unknown as FastifyBaseLogger
@@ -33,20 +31,6 @@ export function messageOf (id: string, topic: string | undefined, fields: string
   }
   if (topic === undefined || data === undefined) return undefined
   return { id, topic, event, data, retry }
-}
-
-export function unavailable (message: string, cause?: unknown): Error {
-  return cause === undefined ? new SseRedisUnavailableError(message) : new SseRedisUnavailableError(message, { cause })
-}
-
-export function describe (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
-}
-
-export function nonNegativeInt (name: string, value: number | undefined, fallback: number, min = 0): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < min) throw new SseInvalidOptionError(`${name} (redisTransport)`, `must be an integer >= ${min}, got ${String(value)}`)
-  return value
 }
 
 /**
