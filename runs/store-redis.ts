@@ -71,7 +71,6 @@ export interface RedisRunStoreOptions {
   commandTimeoutMs?: number
 }
 
-
 const USER: RedisUser = { owner: 'RedisRunStore', noun: 'store' }
 
 /** The fields of a run that scripts change, stored as JSON text when present. */
