@@ -178,11 +178,8 @@ export class FlushScheduler implements HubPacing {
     } finally {
       this.#inFlight--
     }
-    if (this.#bytes > this.#paceBytes) {
-      // A producer pacing itself wants its frames written, not piling up during a rest.
-      if (this.#restUntil > 0) this.#endRest()
-      await new Promise(resolve => setImmediate(resolve))
-    }
+    // So much fanned out already ended any rest (see fannedOut): this only yields.
+    if (this.#bytes > this.#paceBytes) await new Promise(resolve => setImmediate(resolve))
     return result
   }
 
