@@ -12,7 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type CapacityResult, capacityTable, searchCapacity } from './lib/capacity.js'
+import { capacityChecks, type CapacityResult, capacityTable, searchCapacity } from './lib/capacity.js'
 import { ALL_VARIANTS, measure, type MeasureContext, VARIANTS } from './lib/measure.js'
 import { machineInfo } from './lib/proc.js'
 import { redisServerVersion } from './lib/redis-server.js'
@@ -157,7 +157,7 @@ out.push(ratioTable(markdown, rows), '')
 if (variants.includes('ours')) {
   h(2, 'Targets (ours vs raw, same run)')
   if (quick) out.push('--quick runs reduced sizes (e.g. 2,000 clients in "fanout-10k"): these results are indicative only; the targets are defined on the full run.', '')
-  out.push(targetTable(markdown, targetChecks(rows, MAX_BUFFERED_BYTES)), '')
+  out.push(targetTable(markdown, [...targetChecks(rows, MAX_BUFFERED_BYTES), ...capacityChecks(capacity)]), '')
 }
 const text = out.join('\n')
 process.stdout.write(`${text}\n`)
@@ -184,7 +184,7 @@ function updateReadme (): void {
     '',
     ratioTable(true, rows),
     '',
-    ...(variants.includes('ours') ? [targetTable(true, targetChecks(rows, MAX_BUFFERED_BYTES)), ''] : []),
+    ...(variants.includes('ours') ? [targetTable(true, [...targetChecks(rows, MAX_BUFFERED_BYTES), ...capacityChecks(capacity)]), ''] : []),
     end
   ].join('\n')
   writeFileSync(readme, current.slice(0, from) + section + current.slice(to + end.length))

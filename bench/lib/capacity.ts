@@ -2,7 +2,7 @@
 // highest publish rate it sustains (see CapacityScenario), rate by rate on a
 // fresh server, stopping at the first rate it misses.
 import { measure, type MeasureContext } from './measure.js'
-import { fmt, type Row, table } from './report.js'
+import { fmt, type Row, table, type TargetCheck } from './report.js'
 import { type CapacityScenario, capacityStep, MIN_DELIVERED } from './scenarios.js'
 
 export interface CapacityStepResult {
@@ -69,4 +69,27 @@ export function capacityTable (markdown: boolean, c: CapacityScenario, results: 
     ]
   })
   return table(markdown, header, body)
+}
+
+/** The capacity targets: ours sustains `minRate` to 10k subscribers, at least `factor` × the best peer. */
+export function capacityChecks (results: CapacityResult[], minRate = 50, factor = 5): TargetCheck[] {
+  const at = (variant: string): number | undefined => {
+    const r = results.find((x) => x.scenario === 'capacity-10k' && x.variant === variant)
+    return r === undefined ? undefined : sustained(r)?.rate ?? 0
+  }
+  const ours = at('ours')
+  if (ours === undefined) return []
+  const peers = ['raw', 'better-sse', 'fastify-sse'].map(at).filter((x): x is number => x !== undefined)
+  const best = peers.length > 0 ? Math.max(...peers) : undefined
+  return [{
+    target: `capacity-10k: ours sustains ≥ ${minRate} events/s`,
+    ours: `${ours} events/s`,
+    limit: `${minRate} events/s`,
+    pass: ours >= minRate
+  }, {
+    target: `capacity-10k: ours ≥ ${factor} × the best peer (raw, better-sse, @fastify/sse)`,
+    ours: `${ours} events/s`,
+    limit: best === undefined ? 'n/a' : `${factor * best} events/s (best ${best})`,
+    pass: best === undefined ? null : ours >= factor * best
+  }]
 }

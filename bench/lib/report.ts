@@ -268,6 +268,33 @@ export function targetChecks (rows: Row[], maxBufferedBytes: number): TargetChec
       pass: usable(o) && usable(w) ? o.cpuUsPerEvent <= 0.5 * w.cpuUsPerEvent : null
     })
   }
+  {
+    // Rests happen only on a saturated loop: the default's tail is the no-rest tail, and the load is delivered.
+    const o = get('fanout-10k', 'ours')
+    const n = get('fanout-10k', 'ours-norest')
+    if (n !== undefined) {
+      checks.push({
+        target: 'fanout-10k: p99 ≤ 1.1 × ours-norest (restAboveUtilization: 1)',
+        ours: usable(o) ? `${fmt(o.p99, 2)} ms` : 'n/a',
+        limit: usable(n) ? `${fmt(1.1 * n.p99, 2)} ms` : 'n/a',
+        pass: usable(o) && usable(n) ? o.p99 <= 1.1 * n.p99 : null
+      })
+    }
+    checks.push({
+      target: 'fanout-10k: ≥ 95 % of the offered deliveries',
+      ours: usable(o) ? `${fmt(100 * o.deliveredShare, 1)} %` : 'n/a',
+      limit: '95 %',
+      pass: usable(o) ? o.deliveredShare >= 0.95 : null
+    })
+    const o1 = get('fanout-1k', 'ours')
+    const w1 = get('fanout-1k', 'raw')
+    checks.push({
+      target: 'fanout-1k: p99 ≤ 1.1 × raw\'s',
+      ours: usable(o1) ? `${fmt(o1.p99, 2)} ms` : 'n/a',
+      limit: usable(w1) ? `${fmt(1.1 * w1.p99, 2)} ms` : 'n/a',
+      pass: usable(o1) && usable(w1) ? o1.p99 <= 1.1 * w1.p99 : null
+    })
+  }
   for (const s of ['fanout-1k', 'fanout-10k', 'burst', 'slow']) {
     const o = get(s, 'ours')
     const w = get(s, 'raw')
