@@ -16,6 +16,9 @@ interface Member { client: SseClient, slow: boolean }
 
 const normalHist = new Histogram()
 const slowHist = new Histogram()
+// Warm-up events (the first `init.warmup` of every client) are timed apart, for every variant alike.
+const normalWarm = new Histogram()
+const slowWarm = new Histogram()
 const members: Member[] = []
 const errors: Record<string, number> = {}
 let closing = false
@@ -55,6 +58,8 @@ async function connectAll (init: WorkerInit): Promise<{ ok: number, failed: numb
         path: init.path,
         count: init.count,
         hist: slow ? slowHist : normalHist,
+        warmup: init.warmup,
+        warmHist: slow ? slowWarm : normalWarm,
         onOpen: (c) => {
           if (!settled) { settled = true; settle(true) }
           if (slow && !draining) c.pause()
@@ -105,7 +110,9 @@ function group (slow: boolean): GroupReport {
     complete: 0,
     reconnects: 0,
     bytes: 0,
+    lastRecvMs: 0,
     hist: (slow ? slowHist : normalHist).toJSON(),
+    warmHist: (slow ? slowWarm : normalWarm).toJSON(),
     errors: {}
   }
   for (const m of members) {
@@ -121,6 +128,7 @@ function group (slow: boolean): GroupReport {
     if (c.complete) r.complete++
     r.reconnects += c.reconnects
     r.bytes += c.bytes
+    if (c.lastRecvMs > r.lastRecvMs) r.lastRecvMs = c.lastRecvMs
   }
   if (!slow) r.errors = errors
   return r

@@ -5,7 +5,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { encodeEvent, encodeEventText, type Frame, joinFrames, validateFields } from './encode.js'
 import { SseEventTooLargeError, SseHubClosedError, SseInvalidEventError, SseInvalidTopicsError } from './errors.js'
-import type { FlushScheduler } from './scheduler.js'
+import type { HubPacing } from './scheduler.js'
 import type { SseCounters } from './counters.js'
 import type { FrameJoiner, Session } from './session.js'
 import type { SseEvent } from './stream.js'
@@ -90,16 +90,13 @@ function oversize (event: string | undefined, retry: number | undefined, data: s
  */
 class TickBatch implements FrameJoiner {
   #seq = 0
-  /** Bytes of the frames fanned out since the last flush slice (each counted once, whatever the number of subscribers). */
-  bytes = 0
-  /** Frames fanned out since the last flush slice. */
+  /** Frames fanned out since the last flush slice (for the write-latency sample). */
   frames = 0
   /** When the first of them was fanned out (performance.now()). */
   firstAt = 0
   readonly #joined = new Map<number, Map<number, Frame>>()
 
-  next (frame: Frame, now: number): number {
-    this.bytes += frame.bytes.length
+  next (now: number): number {
     if (this.frames++ === 0) this.firstAt = now
     return this.#seq++
   }
@@ -113,18 +110,10 @@ class TickBatch implements FrameJoiner {
   }
 
   reset (): void {
-    this.bytes = 0
     this.frames = 0
     this.#joined.clear()
   }
 }
-
-/**
- * A rest after a long drain cycle (see FlushScheduler) ends once this many
- * frames are waiting: writes of this many events each already cost little
- * per event, and a producer that fast would otherwise only add latency.
- */
-const REST_END_FRAMES = 16
 
 const RESET_DATA = 'history no longer reaches your last event; reload'
 
@@ -150,7 +139,8 @@ class Subscriber {
 
 export interface HubOptions {
   transport: HubTransport
-  scheduler: FlushScheduler
+  /** The pacing policy (the plugin's FlushScheduler): the hub's only view of it. */
+  scheduler: HubPacing
   log: FastifyBaseLogger
   maxBufferedBytes: number
   counters: SseCounters
@@ -158,7 +148,7 @@ export interface HubOptions {
 
 export class SseHub {
   readonly #transport: HubTransport
-  readonly #scheduler: FlushScheduler
+  readonly #pacing: HubPacing
   readonly #log: FastifyBaseLogger
   readonly #maxBuffered: number
   readonly #counters: SseCounters
@@ -166,10 +156,6 @@ export class SseHub {
   readonly #batch = new TickBatch()
   /** Encoded frames of the messages the transport handed us (memory transport: its history objects, so replay reuses them). */
   readonly #frames = new WeakMap<HubMessage, Frame>()
-  /** A producer that awaits each publish yields to I/O once this much was fanned out in one turn. */
-  readonly #paceBytes: number
-  /** A rest ends once this much is waiting, whatever the number of frames. */
-  readonly #restEndBytes: number
   readonly #watchers = new Map<string, Set<{ start: () => void, stop: () => void, running: boolean }>>()
   #connections = 0
   #closing = false
@@ -178,13 +164,11 @@ export class SseHub {
   /** @internal Created by the plugin. */
   constructor (options: HubOptions) {
     this.#transport = options.transport
-    this.#scheduler = options.scheduler
+    this.#pacing = options.scheduler
     this.#log = options.log
     this.#maxBuffered = options.maxBufferedBytes
     this.#counters = options.counters
-    this.#paceBytes = Math.max(16 * 1024, options.maxBufferedBytes / 4)
-    this.#restEndBytes = this.#paceBytes / 4
-    options.scheduler.afterFlush(() => {
+    options.scheduler.onSlice(() => {
       // One sample per slice, not per socket: the oldest frame this slice could have written.
       const observe = this.#counters.observeWriteLatency
       if (observe !== undefined && this.#batch.frames > 0) observe((performance.now() - this.#batch.firstAt) / 1000)
@@ -223,17 +207,11 @@ export class SseHub {
     const size = oversize(fields.event, fields.retry, data, this.#maxBuffered)
     if (size !== undefined) throw new SseEventTooLargeError(size, this.#maxBuffered)
     if (this.#closed) throw new SseHubClosedError()
-    // While it is in flight (a Redis round trip), flush slices stay short: its reply is not held behind them.
-    const done = this.#scheduler.publishing()
-    let id: string
-    try {
-      id = await this.#transport.publish(topic, { event: fields.event, data, retry: fields.retry })
-    } finally {
-      done()
-    }
-    this.#counters.published++
-    if (this.#batch.bytes > this.#paceBytes) await this.#scheduler.nextTurn()
-    return id
+    return await this.#pacing.publish(async () => {
+      const id = await this.#transport.publish(topic, { event: fields.event, data, retry: fields.retry })
+      this.#counters.published++
+      return id
+    })
   }
 
   /** The newest events of a topic (oldest first), for pre-rendering a page. Put the last id into the page's connect URL. */
@@ -403,7 +381,8 @@ export class SseHub {
     if (subs.size === 0) return
     this.#log.warn({ connections: subs.size, id }, 'sse: transport lost events; sending reset to every subscriber')
     const frame = encodeEvent({ event: 'reset', id, data: RESET_DATA })
-    const seq = this.#batch.next(frame, performance.now())
+    const seq = this.#batch.next(performance.now())
+    this.#pacing.fannedOut(frame.bytes.length)
     for (const sub of subs) {
       this.#counters.resets++
       if (sub.held === null) sub.session.enqueue(frame, seq, false)
@@ -438,9 +417,8 @@ export class SseHub {
     const subs = this.#topics.get(message.topic)
     const frame = this.#frameOf(message)
     if (subs === undefined) return
-    const started = performance.now()
-    const seq = this.#batch.next(frame, started)
-    if (this.#batch.frames >= REST_END_FRAMES || this.#batch.bytes >= this.#restEndBytes) this.#scheduler.endRest()
+    const seq = this.#batch.next(performance.now())
+    this.#pacing.fannedOut(frame.bytes.length)
     const id = Number(message.id)
     for (const sub of subs) {
       if (sub.held === null) {
@@ -451,7 +429,6 @@ export class SseHub {
         if (sub.heldBytes > this.#maxBuffered) this.#evictWhileReplaying(sub)
       }
     }
-    this.#scheduler.fanoutWork(performance.now() - started)
   }
 
   #evictWhileReplaying (sub: Subscriber): void {

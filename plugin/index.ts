@@ -17,7 +17,7 @@ import { normalizeSecrets, type LiveSecret } from './live-token.js'
 import * as option from './options.js'
 import { openStream, type ReplyContext, type SseSource, type SseTopicsOptions } from './reply.js'
 import { RESUME_SCRIPT } from './resume.js'
-import { FlushScheduler, Heartbeat } from './scheduler.js'
+import { DEFAULT_REST_ABOVE_UTILIZATION, FlushScheduler, Heartbeat } from './scheduler.js'
 import type { AwaitableSseStream } from './stream.js'
 import type { HubTransport } from './transport.js'
 import { MemoryTransport } from './transports/memory.js'
@@ -67,14 +67,16 @@ export interface HtmxSseOptions {
    */
   history?: number
   /**
-   * The largest share of the event loop's time that writing to SSE sockets
-   * may take once one pass over them takes longer than 32 ms (thousands of
-   * sockets with frequent events): the writes then rest in between, so each
-   * carries more events. CPU per event falls to about this share of what it
-   * would be, and latency rises in proportion; smaller fan-outs are never
-   * delayed. 1 writes as soon as possible. Default 0.6.
+   * When the event loop is busier than this (its utilization over the last
+   * quarter to half second, 0 < u ≤ 1) after a pass over the SSE sockets that
+   * took more than 32 ms of writes, the next pass waits until the loop is
+   * back at this utilization (never longer than the pass took). Each write
+   * then carries more events: less CPU per event and CPU left for other
+   * work, for latency. A loop with idle time never waits. Lower it to give
+   * other work on a saturated loop more room; 1 never waits (latency at any
+   * CPU cost). Default 0.95.
    */
-  maxWriteShare?: number
+  restAboveUtilization?: number
   /** Where hub events live; default in-process. `redisTransport()` from `fastify-htmx-sse/redis` for many instances. */
   transport?: HubTransport
   /** Decides whether a request may subscribe to hub topics; refusal is a 403 before any byte. */
@@ -157,7 +159,7 @@ const OPTION_KEYS = Object.keys({
   maxBufferedBytes: 0,
   maxStreamAgeMs: 0,
   history: 0,
-  maxWriteShare: 0,
+  restAboveUtilization: 0,
   transport: 0,
   authorize: 0,
   authorizeTimeoutMs: 0,
@@ -193,7 +195,7 @@ function resolveOptions (options: HtmxSseOptions) {
     maxBufferedBytes: option.positiveNumber('maxBufferedBytes', options.maxBufferedBytes, 1 << 20),
     maxStreamAgeMs: option.optionalDuration('maxStreamAgeMs', options.maxStreamAgeMs, 1000),
     transport: transport ?? new MemoryTransport({ history: option.integer('history', options.history, 1_000, 0) }),
-    maxWriteShare: option.share('maxWriteShare', options.maxWriteShare, 0.6),
+    restAboveUtilization: option.share('restAboveUtilization', options.restAboveUtilization, DEFAULT_REST_ABOVE_UTILIZATION),
     authorize: option.optionalFunction<Authorize>('authorize', options.authorize),
     authorizeTimeoutMs: option.positiveNumber('authorizeTimeoutMs', options.authorizeTimeoutMs, 10_000),
     maxConnections: option.positiveNumber('maxConnections', options.maxConnections, Infinity),
@@ -208,7 +210,7 @@ const htmxSse: FastifyPluginAsync<HtmxSseOptions> = async (app: FastifyInstance,
   const settings = resolveOptions(options)
   const { heartbeatMs, retryMs, maxBufferedBytes, maxStreamAgeMs, htmx, liveTtlMs, assetsPath, streamPath } = settings
   const counters = createCounters()
-  const scheduler = new FlushScheduler({ maxWriteShare: settings.maxWriteShare })
+  const scheduler = new FlushScheduler({ restAboveUtilization: settings.restAboveUtilization, maxBufferedBytes })
   const hub = new SseHub({
     transport: settings.transport,
     scheduler,

@@ -1,8 +1,47 @@
 /**
- * Plugin-wide timing shared by every stream: the per-turn flush that
- * coalesces writes, and the one heartbeat interval.
+ * The pacing policy of SSE writes, all of it in this module: the per-turn
+ * flush that coalesces writes, flush slices, rests when the loop is
+ * saturated, pacing a producer, and the one heartbeat interval.
+ *
+ * The constants are trade-offs measured with bench/ on one machine kind (see
+ * bench/RESULTS.md and the README's Performance section for the runs); they
+ * are starting points, not laws: re-measure before changing them.
  */
+import { performance } from 'node:perf_hooks'
 import { encodeComment, type Frame } from './encode.js'
+
+/**
+ * A flush slice yields to I/O after about this long (checked every
+ * SLICE_CHECK streams). Longer slices cost fewer turns per pass; shorter ones
+ * let timers and replies in sooner during a pass over many sockets.
+ */
+const SLICE_MS = 16
+const SLICE_CHECK = 16
+/**
+ * The slice while a producer's publish is in flight (a Redis round trip), and
+ * for IN_FLIGHT_GAP_MS after one was: its reply is not held behind a long
+ * slice, so a producer awaiting each publish adds its events to the streams
+ * not yet written (more events per write, fewer round trips lost).
+ */
+const HELD_SLICE_MS = 0.25
+const IN_FLIGHT_GAP_MS = 2
+/** Only a pass whose writes took at least this long may be followed by a rest: shorter ones are not what saturates a loop. */
+export const REST_AFTER_MS = 2 * SLICE_MS
+/** The loop's utilization is read over the last one to two windows of this length. */
+export const UTILIZATION_WINDOW_MS = 250
+/**
+ * Default `restAboveUtilization`: rest only once the loop is almost never
+ * idle, so latency does not pay for CPU the machine has spare.
+ */
+export const DEFAULT_REST_ABOVE_UTILIZATION = 0.95
+/** A rest shorter than this is not taken: a timer cannot wait much less than a millisecond. */
+const MIN_REST_MS = 1
+/**
+ * A rest ends once this many frames wait, whatever their size: writes of
+ * this many events each already cost little per event, and a producer this
+ * fast would otherwise only add latency and memory.
+ */
+const REST_END_FRAMES = 16
 
 /** What the scheduler flushes: a stream's batch for this event-loop turn. */
 export interface Flushable {
@@ -10,80 +49,102 @@ export interface Flushable {
 }
 
 /**
- * A flush slice yields to I/O after about this long (checked every
- * SLICE_CHECK streams): long enough that a thousand sockets are one slice (an
- * in-process burst then paces its producer as an unsliced flush would: bench,
- * 4 ms slices tripled burst p99), short enough that a 10k fan-out lets timers
- * and replies in several times per cycle.
+ * All the hub knows of the pacing policy: it reports what it fans out, runs
+ * each publish through `publish`, and clears its per-slice state on `onSlice`.
  */
-const SLICE_MS = 16
-/**
- * The slice while a producer's publish is in flight (a Redis round trip), and
- * for IN_FLIGHT_GAP_MS after one was: its reply is not held behind a long
- * slice, so a producer awaiting each publish adds its events to the streams
- * not yet written. Longer held slices cost such a producer round trips per
- * cycle, and so events per write (bench, burst over Redis: 0.25 ms 1.0 µs
- * per event, 0.5 ms 1.3, 1 ms 2.0).
- */
-const HELD_SLICE_MS = 0.25
-/** A producer awaiting each publish may yield to I/O between two of them. */
-const IN_FLIGHT_GAP_MS = 2
-const SLICE_CHECK = 16
-/**
- * Only a cycle whose writes took longer than this rests afterwards (see
- * `maxWriteShare`): below it, latency is not dominated by the cycle, and a
- * rest would add more than it saves.
- */
-export const REST_AFTER_MS = 2 * SLICE_MS
-/** A rest shorter than this is not taken: a timer cannot wait much less than a millisecond. */
-const MIN_REST_MS = 1
+export interface HubPacing {
+  /** A frame of `bytes` was queued for its subscribers (once per frame, whatever their number). */
+  fannedOut (bytes: number): void
+  /**
+   * Runs one publish's transport call. Slices stay short while it is in
+   * flight, so its reply (Redis) is not held behind them. Resolves with its
+   * result once the producer may go on: after yielding to I/O when this
+   * turn's fan-out is large, so readers that keep up are never evicted by
+   * one turn's batch of a producer publishing in a tight loop.
+   */
+  publish<T> (send: () => Promise<T>): Promise<T>
+  /** Calls `fn` after every flush slice. */
+  onSlice (fn: () => void): void
+}
 
 export interface FlushSchedulerOptions {
   /**
-   * The largest share (0 < share ≤ 1) of the loop's time that writing may
-   * take once one pass over the sockets takes longer than REST_AFTER_MS.
-   * Default 1: write as soon as possible.
+   * The event loop's utilization (0 < u ≤ 1) above which a long pass is
+   * followed by a rest that brings it back to this; 1 never rests.
+   * Default DEFAULT_REST_ABOVE_UTILIZATION.
    */
-  maxWriteShare?: number
+  restAboveUtilization?: number
+  /** A connection's bound on unsent bytes: producer pacing is sized from it. Default 1 MiB. */
+  maxBufferedBytes?: number
+}
+
+/**
+ * The loop's utilization over the last one to two UTILIZATION_WINDOW_MS: two
+ * snapshots, the older one measured from, rolled forward as windows pass.
+ */
+class LoopLoad {
+  #from = performance.eventLoopUtilization()
+  #mid = this.#from
+  #midAt = performance.now()
+
+  /** Busy and total ms since the older snapshot. */
+  sample (): { active: number, total: number } {
+    const now = performance.now()
+    if (now - this.#midAt >= UTILIZATION_WINDOW_MS) {
+      this.#from = this.#mid
+      this.#mid = performance.eventLoopUtilization()
+      this.#midAt = now
+    }
+    const d = performance.eventLoopUtilization(this.#from)
+    return { active: d.active, total: d.active + d.idle }
+  }
 }
 
 /**
  * Coalesces everything written to a socket within one event-loop turn into a
  * single write: a stream marks itself dirty on its first frame, and a
  * `setImmediate` flushes the dirty streams. The streams marked so far form
- * one drain cycle, flushed in slices of about SLICE_MS that yield to I/O in
- * between: a publish whose reply (Redis) or timer comes meanwhile is not held
- * behind ten thousand writes. Its frames join the batches of the streams not
- * yet written; streams already written are marked for the next cycle. So an
+ * one pass (drain cycle), flushed in slices that yield to I/O in between: a
+ * publish whose reply (Redis) or timer comes meanwhile is not held behind ten
+ * thousand writes. Its frames join the batches of the streams not yet
+ * written; streams already written are marked for the next pass. So an
  * overloaded loop writes fewer, larger chunks instead of falling further
- * behind. Hooks run after each slice (the hub clears its join cache there).
+ * behind, at no cost in latency.
  *
- * A long cycle is followed by a rest (`maxWriteShare`): when writing to every
- * socket once takes longer than the events take to come, writing as soon as
- * possible keeps the loop saturated, and the CPU per event is whatever the
- * loop's time divided by the events comes to. Resting makes each write carry
- * more events: less CPU per event, for latency in proportion.
+ * Rests are the one deliberate delay, and only for a saturated loop: after a
+ * long pass, when the loop's utilization over the last window is above
+ * `restAboveUtilization`, the next pass waits until it is back there (never
+ * longer than the pass took). Each write then carries more events: less CPU
+ * per event, and CPU left for the rest of the process and the machine, for
+ * latency in proportion. A loop with idle time never rests.
  */
-export class FlushScheduler {
-  /** The drain cycle under way, and how far it has got. */
+export class FlushScheduler implements HubPacing {
+  /** The pass under way, and how far it has got. */
   #cycle: Flushable[] = []
   #next = 0
-  /** Streams marked since the cycle began: the next cycle. */
+  /** Streams marked since the pass began: the next pass. */
   #marked: Flushable[] = []
   #scheduled = false
-  readonly #share: number
-  /** When the current cycle began, and how long its slices took so far (performance.now() ms). */
+  readonly #restAbove: number
+  readonly #load = new LoopLoad()
+  /** When the current pass began, and how long its slices took so far (performance.now() ms). */
   #cycleStart = 0
   #cycleBusy = 0
-  /** Fan-out work done outside the flush since the last cycle ended (see `fanoutWork`). */
-  #carried = 0
-  /** After a long cycle, the next one starts no sooner than this. */
+  /** After a long pass on a saturated loop, the next one starts no sooner than this. */
   #restUntil = 0
   #restTimer: NodeJS.Timeout | undefined
+  #rests = 0
   /** Publishes in flight (awaiting their transport), and when a slice last saw one. */
   #inFlight = 0
   #inFlightSeen = -Infinity
-  readonly #afterFlush: Array<() => void> = []
+  /** Frames and bytes fanned out since the last slice. */
+  #frames = 0
+  #bytes = 0
+  /** A producer awaiting each publish yields to I/O once this much was fanned out in one turn. */
+  readonly #paceBytes: number
+  /** A rest ends once this much is waiting, whatever the number of frames. */
+  readonly #restEndBytes: number
+  readonly #onSlice: Array<() => void> = []
   readonly #flush = (): void => this.flush()
   readonly #endRest = (): void => {
     clearTimeout(this.#restTimer)
@@ -92,21 +153,10 @@ export class FlushScheduler {
     this.#schedule()
   }
 
-  /** The rest's timer: fan-out work during the rest may have extended it. */
-  readonly #restElapsed = (): void => {
-    this.#restTimer = undefined
-    if (this.#restUntil - performance.now() >= MIN_REST_MS) this.#rest()
-    else this.#endRest()
-  }
-
-  #rest (): void {
-    this.#restTimer = setTimeout(this.#restElapsed, this.#restUntil - performance.now())
-    // Sockets keep the process alive; a rest alone must not.
-    this.#restTimer.unref()
-  }
-
   constructor (options: FlushSchedulerOptions = {}) {
-    this.#share = options.maxWriteShare ?? 1
+    this.#restAbove = options.restAboveUtilization ?? DEFAULT_REST_ABOVE_UTILIZATION
+    this.#paceBytes = Math.max(16 * 1024, (options.maxBufferedBytes ?? 1 << 20) / 4)
+    this.#restEndBytes = this.#paceBytes / 4
   }
 
   mark (stream: Flushable): void {
@@ -114,18 +164,37 @@ export class FlushScheduler {
     this.#schedule()
   }
 
-  /**
-   * A publish is in flight (a Redis round trip) until the returned function
-   * is called: slices stay short meanwhile (HELD_SLICE_MS).
-   */
-  publishing (): () => void {
+  fannedOut (bytes: number): void {
+    this.#frames++
+    this.#bytes += bytes
+    if (this.#restUntil > 0 && (this.#frames >= REST_END_FRAMES || this.#bytes >= this.#restEndBytes)) this.#endRest()
+  }
+
+  async publish<T> (send: () => Promise<T>): Promise<T> {
     this.#inFlight++
-    let done = false
-    return () => {
-      if (done) return
-      done = true
+    let result: T
+    try {
+      result = await send()
+    } finally {
       this.#inFlight--
     }
+    // So much fanned out already ended any rest (see fannedOut): this only yields.
+    if (this.#bytes > this.#paceBytes) await new Promise(resolve => setImmediate(resolve))
+    return result
+  }
+
+  onSlice (fn: () => void): void {
+    this.#onSlice.push(fn)
+  }
+
+  /** Whether the loop is resting after a long pass: streams marked now wait for its end. */
+  get resting (): boolean {
+    return this.#restUntil - performance.now() >= MIN_REST_MS
+  }
+
+  /** Rests taken so far. */
+  get rests (): number {
+    return this.#rests
   }
 
   #schedule (): void {
@@ -135,61 +204,29 @@ export class FlushScheduler {
     }
   }
 
-  /**
-   * Fan-out work done outside the flush (the hub queueing a frame for every
-   * subscriber, `ms` long) counts against the share too: during a cycle it
-   * lengthens the rest that follows, during a rest it extends it.
-   */
-  fanoutWork (ms: number): void {
-    if (this.#share === 1) return
-    if (this.#next < this.#cycle.length) this.#cycleBusy += ms
-    else if (this.#restUntil > 0) this.#restUntil += ms / this.#share
-    else this.#carried += ms
+  /** After a long pass: a rest if the loop is saturated, long enough to bring its utilization back to `restAboveUtilization`. */
+  #restAfter (passMs: number): void {
+    if (this.#restAbove >= 1) return
+    const { active, total } = this.#load.sample()
+    const restMs = Math.min(active / this.#restAbove - total, passMs)
+    if (restMs < MIN_REST_MS) return
+    this.#rests++
+    this.#restUntil = performance.now() + restMs
+    this.#restTimer = setTimeout(this.#endRest, restMs)
+    // Sockets keep the process alive; a rest alone must not.
+    this.#restTimer.unref()
   }
 
-  /** Runs `fn` after every flush slice. */
-  afterFlush (fn: () => void): void {
-    this.#afterFlush.push(fn)
-  }
-
-  /** Whether the loop is resting after a long cycle: streams marked now wait for its end. */
-  get resting (): boolean {
-    return this.#restUntil - performance.now() >= MIN_REST_MS
-  }
-
-  /**
-   * Ends a rest now: so much is waiting (a producer faster than the writes)
-   * that a longer rest would only add latency and memory.
-   */
-  endRest (): void {
-    if (this.#restUntil > 0) this.#endRest()
-  }
-
-  /**
-   * Resolves after the next flush slice has run (a producer yielding to I/O).
-   * Ends a rest: a producer that paces itself wants its frames written, not
-   * piling up while the loop rests.
-   */
-  nextTurn (): Promise<void> {
-    this.endRest()
-    return new Promise(resolve => setImmediate(resolve))
-  }
-
-  /** Flushes one slice of the drain cycle (starting the next cycle when one is done); schedules the rest. */
+  /** Flushes one slice of the pass (starting the next pass when one is done). */
   flush (): void {
     this.#scheduled = false
     if (this.#next >= this.#cycle.length) {
       if (this.#marked.length === 0) return
-      if (this.#restUntil - performance.now() >= MIN_REST_MS) {
-        this.#rest()
-        return
-      }
       this.#cycle = this.#marked
       this.#marked = []
       this.#next = 0
       this.#cycleStart = performance.now()
-      this.#cycleBusy = this.#carried
-      this.#carried = 0
+      this.#cycleBusy = 0
     }
     const cycle = this.#cycle
     let i = this.#next
@@ -201,14 +238,17 @@ export class FlushScheduler {
       if (i % SLICE_CHECK === 0 && performance.now() - start >= slice) break
     }
     this.#next = i
-    this.#cycleBusy += performance.now() - start
+    const end = performance.now()
+    this.#cycleBusy += end - start
+    this.#frames = 0
+    this.#bytes = 0
     if (i >= cycle.length) {
       this.#cycle = []
       this.#next = 0
-      if (this.#share < 1 && this.#cycleBusy >= REST_AFTER_MS) this.#restUntil = this.#cycleStart + this.#cycleBusy / this.#share
+      if (this.#cycleBusy >= REST_AFTER_MS) this.#restAfter(end - this.#cycleStart)
     }
     if (this.#next > 0 || this.#marked.length > 0) this.#schedule()
-    for (const fn of this.#afterFlush) fn()
+    for (const fn of this.#onSlice) fn()
   }
 }
 

@@ -1,12 +1,15 @@
 /**
- * The hub and the scheduler's rest after a long cycle (maxWriteShare): frames
- * published during a rest are written together, in order, one write per
- * socket; a producer faster than the writes ends the rest once 16 frames wait.
- * The connections are in-process fakes whose writes cost CPU like a socket's,
- * so a cycle over a few thousand of them is long without opening that many sockets.
+ * The hub and the scheduler's rest after a long pass on a saturated loop
+ * (restAboveUtilization): frames published during a rest are written
+ * together, in order, one write per socket; a producer faster than the writes
+ * ends the rest once 16 frames wait. The connections are in-process fakes
+ * whose writes cost CPU like a socket's, so a pass over a few thousand of
+ * them is long without opening that many sockets. (A loop with spare time
+ * never rests: test/pacing-spare-loop.test.ts, over real sockets.) Counts
+ * only, never times.
  */
 import t, { type Test } from 'tap'
-import { setImmediate as nextTurn } from 'node:timers/promises'
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Connection } from '../plugin/connection.js'
 import { createCounters } from '../plugin/counters.js'
@@ -36,8 +39,8 @@ class FakeConnection implements Connection {
   async closed (): Promise<void> {}
 }
 
-async function setup (subscribers: number, spinUs: number, maxWriteShare: number): Promise<{ hub: SseHub, scheduler: FlushScheduler, conns: FakeConnection[] }> {
-  const scheduler = new FlushScheduler({ maxWriteShare })
+async function setup (subscribers: number, spinUs: number, restAboveUtilization: number): Promise<{ hub: SseHub, scheduler: FlushScheduler, conns: FakeConnection[] }> {
+  const scheduler = new FlushScheduler({ restAboveUtilization })
   const counters = createCounters()
   const maxBufferedBytes = 1 << 20
   const hub = new SseHub({ transport: new MemoryTransport({ history: 100 }), scheduler, log, maxBufferedBytes, counters })
@@ -57,38 +60,53 @@ async function setup (subscribers: number, spinUs: number, maxWriteShare: number
 /** The `data:` values of every event in a write. */
 const dataOf = (write: string): string[] => [...write.matchAll(/^data: (.*)$/gm)].map(m => m[1]!)
 
-/** 2000 subscribers whose writes take 2 × REST_AFTER_MS in all, and a first event: a long cycle, then a rest (seconds long with this share). */
+/** The `e…` events of a connection's last write (the warm-up's `w…` left out). */
+const newest = (c: FakeConnection): string[] => dataOf(c.writes.at(-1)!).filter(d => d.startsWith('e'))
+
+/** Keeps the loop busy for `ms`: other work on a saturated loop. */
+function spin (ms: number): void {
+  const until = performance.now() + ms
+  while (performance.now() < until) { /* other work */ }
+}
+
+/**
+ * 2000 subscribers whose writes take 2 × REST_AFTER_MS per pass, and a producer
+ * publishing faster than that on a loop kept busy in between: saturated, so a
+ * long pass is followed by a rest (a long one, with this small limit).
+ */
 async function resting (t: Test): Promise<Awaited<ReturnType<typeof setup>>> {
   const n = 2000
-  const setupDone = await setup(n, (2 * REST_AFTER_MS * 1000) / n, 0.001)
-  const { hub, scheduler, conns } = setupDone
+  const setupDone = await setup(n, (2 * REST_AFTER_MS * 1000) / n, 0.2)
+  const { hub, scheduler } = setupDone
   t.teardown(() => hub.close())
-  await hub.publish('t', { data: 'e0' })
-  while (conns.at(-1)!.writes.length === 0) await nextTurn()
-  t.ok(scheduler.resting, 'the long cycle is followed by a rest')
+  for (let i = 0; i < 1000 && !scheduler.resting; i++) {
+    await hub.publish('t', { data: `w${i}` })
+    spin(5)
+    await nextTurn()
+  }
+  t.ok(scheduler.resting, 'the saturated loop rests after a long pass')
   return setupDone
 }
 
 t.test('events published during a rest reach every socket in one write, in order', async t => {
   const { hub, scheduler, conns } = await resting(t)
+  const before = conns.map(c => c.writes.length)
   for (let i = 1; i <= 10; i++) await hub.publish('t', { data: `e${i}` })
-  await nextTurn()
-  await nextTurn()
-  t.ok(conns.every(c => c.writes.length === 1), 'nothing more written while resting')
-  scheduler.endRest()
-  while (conns.at(-1)!.writes.length < 2) await nextTurn()
+  t.ok(scheduler.resting && conns.every((c, i) => c.writes.length === before[i]), 'nothing more written while resting')
+  for (let i = 0; i < 100_000 && conns.some((c, j) => c.writes.length === before[j]); i++) await sleep(1)
   const want = Array.from({ length: 10 }, (_, i) => `e${i + 1}`)
-  t.ok(conns.every(c => c.writes.length === 2 && dataOf(c.writes[1]!).join() === want.join()), 'each socket: one more write holding e1..e10 in order')
+  // A socket already written in the pass before the rest may also hold the producer's last warm-up event.
+  t.ok(conns.every((c, i) => c.writes.length === before[i]! + 1 && newest(c).join() === want.join()), 'each socket: one more write holding e1..e10 in order')
 })
 
 t.test('a producer faster than the writes ends the rest once 16 frames wait', async t => {
   const { hub, scheduler, conns } = await resting(t)
+  const before = conns.map(c => c.writes.length)
   for (let i = 1; i <= 15; i++) await hub.publish('t', { data: `e${i}` })
-  await nextTurn()
-  t.ok(scheduler.resting && conns.every(c => c.writes.length === 1), '15 frames waiting: still resting')
+  t.ok(scheduler.resting && conns.every((c, i) => c.writes.length === before[i]), '15 frames waiting: still resting')
   await hub.publish('t', { data: 'e16' })
   t.notOk(scheduler.resting, 'the 16th frame ends the rest')
-  while (conns.at(-1)!.writes.length < 2) await nextTurn()
+  for (let i = 0; i < 100_000 && conns.at(-1)!.writes.length === before.at(-1); i++) await nextTurn()
   const want = Array.from({ length: 16 }, (_, i) => `e${i + 1}`)
-  t.ok(conns.every(c => c.writes.length === 2 && dataOf(c.writes[1]!).join() === want.join()), 'each socket: one write holding the 16 events in order')
+  t.ok(conns.every((c, i) => c.writes.length === before[i]! + 1 && newest(c).join() === want.join()), 'each socket: one write holding the 16 events in order')
 })

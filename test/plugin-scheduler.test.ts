@@ -1,11 +1,13 @@
 /**
  * FlushScheduler: a large fan-out is flushed in slices that yield to I/O, no
- * mark is lost or reordered across slices, and a long cycle rests before the
- * next one (maxWriteShare) so that its writes carry more events each.
+ * mark is lost or reordered across slices, and a long pass rests before the
+ * next one only when the loop is saturated (restAboveUtilization), so that
+ * its writes carry more events each; a loop with idle time never rests.
+ * Counts only: rests are counted, never timed.
  */
-import t from 'tap'
-import { setImmediate as nextTurn } from 'node:timers/promises'
-import { FlushScheduler, REST_AFTER_MS } from '../plugin/scheduler.js'
+import t, { type Test } from 'tap'
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
+import { FlushScheduler, REST_AFTER_MS, UTILIZATION_WINDOW_MS } from '../plugin/scheduler.js'
 
 /** A stream whose flush costs `spinUs` of CPU, like a socket write. */
 function stream (log: number[], id: number, spinUs: number): { flush: () => void } {
@@ -22,7 +24,7 @@ t.test('a long drain yields between slices; every stream is flushed once, in mar
   const scheduler = new FlushScheduler()
   const log: number[] = []
   let slices = 0
-  scheduler.afterFlush(() => { slices++ })
+  scheduler.onSlice(() => { slices++ })
   const streams = Array.from({ length: 3000 }, (_, i) => stream(log, i, 20))
   for (const s of streams) scheduler.mark(s)
   await nextTurn()
@@ -44,7 +46,7 @@ t.test('a short drain is one slice in one turn', async t => {
   const scheduler = new FlushScheduler()
   const log: number[] = []
   let slices = 0
-  scheduler.afterFlush(() => { slices++ })
+  scheduler.onSlice(() => { slices++ })
   for (let i = 0; i < 100; i++) scheduler.mark(stream(log, i, 0))
   await nextTurn()
   t.equal(log.length, 100)
@@ -71,18 +73,20 @@ t.test('while a publish is in flight, slices are short: its reply is not held be
   const slicesOf = async (inFlight: boolean): Promise<number> => {
     const scheduler = new FlushScheduler()
     let slices = 0
-    scheduler.afterFlush(() => { slices++ })
-    const done = inFlight ? scheduler.publishing() : undefined
-    // 1000 × 40 µs = 40 ms of writes.
+    scheduler.onSlice(() => { slices++ })
+    // 1000 × 40 µs = 40 ms of writes, under way while a publish awaits its transport (or not).
+    let reply = (): void => {}
+    const inFlightPublish = inFlight ? scheduler.publish(async () => await new Promise<void>(resolve => { reply = resolve })) : undefined
     await longCycle(scheduler, 1000, 40)
-    done?.()
-    done?.() // twice is once
+    reply()
+    await inFlightPublish
     return slices
   }
   const held = await slicesOf(true)
   const free = await slicesOf(false)
   t.ok(held >= 40, `in flight: ${held} slices for 40 ms of writes (quarter-millisecond slices)`)
-  t.ok(free <= 5, `nothing in flight: ${free} slices (16 ms slices)`)
+  // Slices are wall time: a busy machine adds some, never a factor of 64.
+  t.ok(free * 4 <= held, `nothing in flight: ${free} slices (16 ms slices)`)
 })
 
 /** Marks `n` streams, each costing `spinUs`, and waits until they are all flushed: one long cycle. */
@@ -108,75 +112,120 @@ class Writer {
   }
 }
 
-t.test('a cycle longer than REST_AFTER_MS rests: frames queued meanwhile go out together, one write per stream', async t => {
-  // A tiny share makes the rest seconds long, so nothing below races its timer.
-  const scheduler = new FlushScheduler({ maxWriteShare: 0.001 })
-  await longCycle(scheduler, 2 * REST_AFTER_MS, 1000) // 2 × REST_AFTER_MS ms of writes
+/**
+ * A saturated loop: `n` streams costing `spinUs` each, re-marked as soon as
+ * they are written (a producer faster than the writes), for `passes` passes,
+ * with no idle time in between. Returns the rests counted along the way.
+ */
+async function saturate (scheduler: FlushScheduler, passes: number, n: number, spinUs: number): Promise<number> {
+  const log: number[] = []
+  const streams = Array.from({ length: n }, (_, i) => stream(log, i, spinUs))
+  const before = scheduler.rests
+  for (let pass = 0; pass < passes; pass++) {
+    for (const s of streams) scheduler.mark(s)
+    // Between passes, and during any rest, the loop is kept busy: nothing idles it.
+    for (let turns = 0; log.length < (pass + 1) * n && turns < 100_000; turns++) {
+      spinTurn(2)
+      await nextTurn()
+    }
+  }
+  return scheduler.rests - before
+}
+
+/** Keeps the loop busy for `ms` (other work on the loop; callers then let one turn pass, so the loop never idles). */
+function spinTurn (ms: number): void {
+  const until = performance.now() + ms
+  while (performance.now() < until) { /* other work on the loop */ }
+}
+
+/** Marks `n` streams costing `spinUs` each, after the loop idled for two windows: one long pass on a loop with spare time. */
+async function lonePass (scheduler: FlushScheduler, n: number, spinUs: number): Promise<void> {
+  await sleep(2 * UTILIZATION_WINDOW_MS + 50)
+  await longCycle(scheduler, n, spinUs)
+}
+
+t.test('a long pass on a loop with spare time never rests', async t => {
+  const scheduler = new FlushScheduler()
+  for (let i = 0; i < 3; i++) {
+    // 2 × REST_AFTER_MS ms of writes, then idle.
+    await lonePass(scheduler, 2 * REST_AFTER_MS, 1000)
+    t.notOk(scheduler.resting, `pass ${i + 1}: not resting after it`)
+  }
+  t.equal(scheduler.rests, 0, 'no rest at all')
+})
+
+t.test('a saturated loop rests; restAboveUtilization 1 never does', async t => {
+  // Passes of 2 × REST_AFTER_MS ms of writes, back to back, for more than two utilization windows.
+  const passes = Math.ceil((3 * UTILIZATION_WINDOW_MS) / (2 * REST_AFTER_MS))
+  const rested = await saturate(new FlushScheduler({ restAboveUtilization: 0.5 }), passes, 2 * REST_AFTER_MS, 1000)
+  t.ok(rested >= 1, `rests while saturated: ${rested} in ${passes} passes`)
+  t.equal(await saturate(new FlushScheduler({ restAboveUtilization: 1 }), passes, 2 * REST_AFTER_MS, 1000), 0, 'never with 1')
+})
+
+t.test('short passes never rest, even on a saturated loop', async t => {
+  const scheduler = new FlushScheduler({ restAboveUtilization: 0.1 })
+  // An eighth of REST_AFTER_MS of writes per pass, back to back.
+  t.equal(await saturate(scheduler, 100, REST_AFTER_MS / 8, 1000), 0)
+})
+
+/** A saturated loop that has just begun a rest (with a small limit, so the rest is long enough to act in). */
+async function resting (t: Test): Promise<FlushScheduler> {
+  const scheduler = new FlushScheduler({ restAboveUtilization: 0.2 })
+  const log: number[] = []
+  const streams = Array.from({ length: 2 * REST_AFTER_MS }, (_, i) => stream(log, i, 1000))
+  for (let pass = 0; pass < 200 && !scheduler.resting; pass++) {
+    for (const s of streams) scheduler.mark(s)
+    for (let turns = 0; log.length < (pass + 1) * streams.length && !scheduler.resting && turns < 100_000; turns++) {
+      spinTurn(2)
+      await nextTurn()
+    }
+  }
+  t.ok(scheduler.resting, 'a rest began')
+  return scheduler
+}
+
+t.test('frames queued during a rest go out together once it ends: one write per stream, in order', async t => {
+  const scheduler = await resting(t)
   const a = new Writer(scheduler)
   const b = new Writer(scheduler)
   for (let frame = 0; frame < 5; frame++) {
     a.enqueue(frame)
     b.enqueue(frame)
-    await nextTurn()
-    await nextTurn()
   }
-  t.ok(scheduler.resting, 'resting after the long cycle')
   t.same([a.writes, b.writes], [[], []], 'nothing written during the rest')
-  scheduler.endRest()
-  while (b.writes.length === 0) await nextTurn()
+  for (let i = 0; i < 10_000 && b.writes.length === 0; i++) await sleep(1)
   t.same([a.writes, b.writes], [[[0, 1, 2, 3, 4]], [[0, 1, 2, 3, 4]]], 'one write each, with every frame in order')
-  t.notOk(scheduler.resting)
 })
 
-t.test('nextTurn (a producer pacing itself) ends a rest', async t => {
-  const scheduler = new FlushScheduler({ maxWriteShare: 0.001 })
-  await longCycle(scheduler, 2 * REST_AFTER_MS, 1000)
-  const w = new Writer(scheduler)
+t.test('a producer faster than the writes ends a rest: 16 frames, or a quarter of the pace bound, fanned out', async t => {
+  const frames = await resting(t)
+  for (let i = 0; i < 15; i++) frames.fannedOut(10)
+  t.ok(frames.resting, '15 small frames waiting: still resting')
+  frames.fannedOut(10)
+  t.notOk(frames.resting, 'the 16th ends the rest')
+
+  const bytes = await resting(t)
+  const w = new Writer(bytes)
   w.enqueue(7)
-  await nextTurn()
-  t.ok(scheduler.resting)
-  t.same(w.writes, [])
-  await scheduler.nextTurn()
-  await nextTurn()
-  t.same(w.writes, [[7]], 'written without waiting for the rest')
+  // The pace bound is a quarter of maxBufferedBytes (1 MiB by default); a rest ends at a quarter of that.
+  bytes.fannedOut(64 * 1024 - 1)
+  t.ok(bytes.resting, 'just under 64 KiB waiting: still resting')
+  bytes.fannedOut(1)
+  t.notOk(bytes.resting, '64 KiB end it')
+  for (let i = 0; i < 10_000 && w.writes.length === 0; i++) await nextTurn()
+  t.same(w.writes, [[7]], 'written once the rest ended')
 })
 
-t.test('short cycles never rest, and maxWriteShare 1 never rests', async t => {
-  const rests = async (scheduler: FlushScheduler, n: number, spinUs: number): Promise<boolean> => {
-    await longCycle(scheduler, n, spinUs)
-    const w = new Writer(scheduler)
-    w.enqueue(1)
-    const resting = scheduler.resting
-    await nextTurn()
-    await nextTurn()
-    return resting || w.writes.length === 0
-  }
-  // Half of REST_AFTER_MS of writes, with the smallest share.
-  t.notOk(await rests(new FlushScheduler({ maxWriteShare: 0.001 }), REST_AFTER_MS / 2, 1000), 'a short cycle: no rest')
-  t.notOk(await rests(new FlushScheduler({ maxWriteShare: 1 }), 2 * REST_AFTER_MS, 1000), 'share 1: no rest after a long cycle')
-})
-
-t.test('the rest lasts until the writes took at most their share of the time since the cycle began', async t => {
-  const scheduler = new FlushScheduler({ maxWriteShare: 0.5 })
-  const work = 2 * REST_AFTER_MS // ms of writes, at least
-  const began = performance.now()
-  await longCycle(scheduler, work, 1000)
-  const w = new Writer(scheduler)
-  w.enqueue(1)
-  while (w.writes.length === 0) await new Promise(resolve => setTimeout(resolve, 1))
-  // A lower bound only: timers never fire early, and a busy machine only makes it later.
-  t.ok(performance.now() - began >= 2 * work, `next write ${(performance.now() - began).toFixed(0)} ms after the cycle began (≥ ${2 * work})`)
-})
-
-t.test('fan-out work outside the flush counts against the share: during a rest it extends the rest', async t => {
-  const scheduler = new FlushScheduler({ maxWriteShare: 0.5 })
-  const work = 2 * REST_AFTER_MS // ms of writes, at least
-  const began = performance.now()
-  await longCycle(scheduler, work, 1000)
-  // The hub queueing frames for 20 ms more, during the rest: 40 ms more rest at share 0.5.
-  scheduler.fanoutWork(20)
-  const w = new Writer(scheduler)
-  w.enqueue(1)
-  while (w.writes.length === 0) await new Promise(resolve => setTimeout(resolve, 1))
-  t.ok(performance.now() - began >= 2 * (work + 20), `next write ${(performance.now() - began).toFixed(0)} ms after the cycle began (≥ ${2 * (work + 20)})`)
+t.test('a producer publishing in a tight loop yields to I/O once a turn\'s fan-out passes the pace bound', async t => {
+  const scheduler = new FlushScheduler({ maxBufferedBytes: 1 << 20 })
+  let turns = 0
+  let counting = true
+  const count = (): void => { if (counting) { turns++; setImmediate(count) } }
+  setImmediate(count)
+  // 1 KiB per publish: no yield until a quarter of 1 MiB was fanned out in this turn.
+  for (let i = 0; i < 255; i++) await scheduler.publish(async () => { scheduler.fannedOut(1024) })
+  t.equal(turns, 0, '255 KiB in one turn: the producer never yielded')
+  await scheduler.publish(async () => { scheduler.fannedOut(2 * 1024) })
+  counting = false
+  t.ok(turns >= 1, 'past 256 KiB it yields to I/O before its publish resolves')
 })

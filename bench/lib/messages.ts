@@ -25,6 +25,8 @@ export interface PublishResult {
   errors: number
   /** Wall time of the whole publish phase. */
   ms: number
+  /** When publishing began (wall ms, the clock of the payloads' send times). */
+  startedAtMs: number
   /** Per publish: render + publish call (+ its promise), in µs. */
   meanPublishUs: number
   p99PublishUs: number
@@ -38,7 +40,8 @@ export type ServerReply =
   | { t: 'ready', port: number, variant: string, pids?: number[] }
   | { t: 'clients', id: number, n: number }
   | { t: 'gc', id: number }
-  | { t: 'stats', id: number, stats: Record<string, number> }
+  /** elu: the event loop's utilization (0–1) since the previous stats request. */
+  | { t: 'stats', id: number, stats: Record<string, number>, elu: number }
   | { t: 'publish', id: number, result: PublishResult }
   | { t: 'exit', id: number }
 
@@ -49,6 +52,8 @@ export interface WorkerInit {
   clients: number
   slow: number
   count: number
+  /** The first `warmup` events are timed apart (warm-up), not in the latency histogram. */
+  warmup: number
   concurrency: number
   maxReconnects: number
 }
@@ -72,7 +77,12 @@ export interface GroupReport {
   complete: number
   reconnects: number
   bytes: number
+  /** The latest receipt of a new event by any client (wall ms, as in the payload). */
+  lastRecvMs: number
+  /** Latencies of events after the warm-up. */
   hist: HistogramJSON
+  /** Latencies of the warm-up events. */
+  warmHist: HistogramJSON
   errors: Record<string, number>
 }
 

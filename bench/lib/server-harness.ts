@@ -1,5 +1,6 @@
 // The common half of every bench server: IPC with the driver, the publish loop
 // (same payloads, same pacing for every variant), and its timing.
+import { performance as perf } from 'node:perf_hooks'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { Histogram } from './hist.js'
 import type { PublishPlan, PublishResult, ServerReply, ServerRequest } from './messages.js'
@@ -56,6 +57,7 @@ async function runPlan (server: BenchServer, plan: PublishPlan): Promise<Publish
     hist.add((performance.now() - t0))
   }
   const start = performance.now()
+  const startedAtMs = nowMs()
   if (plan.intervalMs > 0) {
     // Paced: event i is due at start + i * interval (drift-corrected).
     for (let seq = 0; seq < plan.count; seq++) {
@@ -76,6 +78,7 @@ async function runPlan (server: BenchServer, plan: PublishPlan): Promise<Publish
     published: plan.count - errors,
     errors,
     ms,
+    startedAtMs,
     meanPublishUs: hist.mean() * 1000,
     p99PublishUs: hist.percentile(0.99) * 1000,
     warnings,
@@ -87,6 +90,7 @@ async function runPlan (server: BenchServer, plan: PublishPlan): Promise<Publish
 export async function runServer (variant: string, server: BenchServer): Promise<void> {
   const port = await server.listen()
   const gc = (globalThis as { gc?: () => void }).gc
+  let lastElu = perf.eventLoopUtilization()
   process.on('message', (msg: ServerRequest) => {
     switch (msg.t) {
       case 'clients':
@@ -97,9 +101,13 @@ export async function runServer (variant: string, server: BenchServer): Promise<
         gc?.()
         send({ t: 'gc', id: msg.id })
         break
-      case 'stats':
-        send({ t: 'stats', id: msg.id, stats: server.stats?.() ?? {} })
+      case 'stats': {
+        // The loop's utilization since the previous stats request (the driver asks before and after publishing).
+        const elu = perf.eventLoopUtilization(lastElu)
+        lastElu = perf.eventLoopUtilization()
+        send({ t: 'stats', id: msg.id, stats: server.stats?.() ?? {}, elu: elu.utilization })
         break
+      }
       case 'publish':
         void runPlan(server, msg.plan).then((result) => send({ t: 'publish', id: msg.id, result }))
         break

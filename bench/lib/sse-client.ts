@@ -18,6 +18,9 @@ export interface ClientOptions {
   count: number
   /** Latency histogram this client records into (shared per group). */
   hist: Histogram
+  /** Events with a sequence number below this are warm-up: their latency goes to `warmHist`, not `hist`. */
+  warmup: number
+  warmHist: Histogram
   /** Called once per successful response head (connect or reconnect). */
   onOpen: (client: SseClient) => void
   /** Called when the connection ends for any reason. */
@@ -48,6 +51,8 @@ export class SseClient {
   opens = 0
   lastId = ''
   lastError = ''
+  /** When the newest event was received (nowMs()), 0 before any. */
+  lastRecvMs = 0
   private seen: Uint8Array
   private maxSeq = -1
   private head: Buffer | null = null
@@ -254,8 +259,9 @@ export class SseClient {
     if (this.seen[seq] === 1) { this.duplicates++; return }
     this.seen[seq] = 1
     this.unique++
+    this.lastRecvMs = recvMs
     if (seq < this.maxSeq) this.outOfOrder++
     else this.maxSeq = seq
-    this.opts.hist.add(recvMs - ts)
+    ;(seq < this.opts.warmup ? this.opts.warmHist : this.opts.hist).add(recvMs - ts)
   }
 }

@@ -10,8 +10,9 @@ import { listenFastify, runServer } from '../lib/server-harness.js'
 // or the TypeScript sources through tsx with BENCH_SOURCE=1. tsx keeps
 // function names by defining `name` on every closure, which costs a few
 // hundred bytes per connection that the built package does not have.
+// BENCH_PLUGIN_DIST (the baseline variants): another build's plugin directory, e.g. an older commit's.
 const built = process.env.BENCH_SOURCE !== '1'
-const lib = built ? '../../dist/plugin' : '../../plugin'
+const lib = process.env.BENCH_PLUGIN_DIST ?? (built ? '../../dist/plugin' : '../../plugin')
 const { default: htmxSse } = await import(`${lib}/index.js`) as typeof import('../../plugin/index.js')
 
 const HISTORY = 5000
@@ -27,19 +28,19 @@ if (redisUrl !== undefined && redisUrl !== '') {
 }
 
 const app = Fastify({ logger: false })
-// BENCH_WRITE_SHARE (the ours-asap variant): maxWriteShare; unset, the plugin's default.
-const share = process.env.BENCH_WRITE_SHARE
+// BENCH_OURS_OPTIONS (JSON, e.g. the ours-norest variant's): more plugin options; unset, the defaults.
+const extra = JSON.parse(process.env.BENCH_OURS_OPTIONS ?? '{}') as Record<string, unknown>
 await app.register(htmxSse, {
   heartbeatMs: false,
   maxBufferedBytes: 1 << 20,
   // The transport keeps the history; the plugin's option is the default transport's.
   // A shared transport needs the secret every instance signs live pages with.
   ...(transport ? { transport, secret: 'bench-secret-0123456789abcdef' } : { history: HISTORY }),
-  ...(share !== undefined ? { maxWriteShare: Number(share) } : {})
+  ...extra
 })
 app.get('/sse', (_request, reply) => reply.sse({ topics: ['bench'] }))
 
-await runServer(transport ? 'ours-redis' : share !== undefined ? 'ours-asap' : 'ours', {
+await runServer(process.env.BENCH_VARIANT ?? 'ours', {
   listen: async () => await listenFastify(app),
   clients: () => app.sseHub.stats().connections,
   publish: (_seq, data) => app.sseHub.publish('bench', { event: 'tick', data }),
