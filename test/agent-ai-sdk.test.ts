@@ -13,32 +13,14 @@ import { tool, jsonSchema } from 'ai'
 import { createOpenAI } from '@ai-sdk/openai'
 import { createAnthropic } from '@ai-sdk/anthropic'
 import { aiSdkAgent, type AiSdkAgentOptions } from '../runs/agent-ai-sdk.js'
-import type { AgentEvent, AgentSource } from '../runs/agent-source.js'
+import type { AgentSource } from '../runs/agent-source.js'
+import { collect, countUnhandled, within } from './helpers/agent-events.js'
 import { sse, startLlmServer, type LlmServer } from './helpers/llm-server.js'
 import { anthropicMessage, responsesStream } from './helpers/llm-fixtures.js'
 
 const KEY = 'sk-test-openai-0123456789'
 
-let unhandled = 0
-const onUnhandled = (): void => { unhandled++ }
-process.on('unhandledRejection', onUnhandled)
-t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
-
-async function within<T> (what: string, promise: Promise<T>, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms) })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function collect (source: AgentSource, prompt: string, signal = new AbortController().signal): Promise<AgentEvent[]> {
-  const out: AgentEvent[] = []
-  await within('the run to end', (async () => { for await (const ev of source.run(prompt, signal)) out.push(ev) })())
-  return out
-}
+const unhandled = countUnhandled()
 
 const weatherInput = jsonSchema<{ city: string }>({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] })
 
@@ -186,5 +168,5 @@ t.test('Anthropic through the same adapter (@ai-sdk/anthropic, Messages API wire
 
 t.test('no unhandled rejection from any of the above', async t => {
   await new Promise(resolve => setTimeout(resolve, 50))
-  t.equal(unhandled, 0)
+  t.equal(unhandled.count, 0)
 })

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap'
 import Anthropic from '@anthropic-ai/sdk'
 import { anthropicAgent, type AnthropicAgentOptions } from '../runs/agent-anthropic.js'
 import type { AgentEvent, AgentSource } from '../runs/agent-source.js'
+import { collect, countUnhandled, within } from './helpers/agent-events.js'
 import { jsonError, sse, startLlmServer, type LlmServer } from './helpers/llm-server.js'
 import { anthropicFailing, anthropicMessage } from './helpers/llm-fixtures.js'
 
@@ -17,26 +18,7 @@ const TOOLS: Anthropic.Tool[] = [{
   input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }
 }]
 
-let unhandled = 0
-const onUnhandled = (): void => { unhandled++ }
-process.on('unhandledRejection', onUnhandled)
-t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
-
-async function within<T> (what: string, promise: Promise<T>, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms) })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function collect (source: AgentSource, prompt: string, signal = new AbortController().signal): Promise<AgentEvent[]> {
-  const out: AgentEvent[] = []
-  await within('the run to end', (async () => { for await (const ev of source.run(prompt, signal)) out.push(ev) })())
-  return out
-}
+const unhandled = countUnhandled()
 
 async function setup (t: Test, options: Partial<AnthropicAgentOptions> = {}): Promise<{ server: LlmServer, agent: AgentSource }> {
   const server = await startLlmServer()
@@ -215,5 +197,5 @@ t.test('abort while a tool runs: no tool result, no further model call', async t
 
 t.test('no unhandled rejection from any of the above', async t => {
   await new Promise(resolve => setTimeout(resolve, 50))
-  t.equal(unhandled, 0)
+  t.equal(unhandled.count, 0)
 })
