@@ -170,12 +170,11 @@ const OPTION_KEYS = Object.keys({
   closePreRequestSockets: 0
 } satisfies Record<keyof HtmxSseOptions, 0>)
 /** What Fastify's register() passes along with the plugin's own options. */
-const REGISTER_KEYS = ['prefix', 'logLevel', 'logSerializers']
 const TRANSPORT_METHODS = ['start', 'publish', 'since', 'history', 'head', 'close']
 
 /** All options, validated before the plugin does anything: a bad one fails registration with HTMX_SSE_INVALID_OPTION. */
 function resolveOptions (options: HtmxSseOptions) {
-  option.onlyKnown(options, [...OPTION_KEYS, ...REGISTER_KEYS], 'options')
+  option.onlyKnown(options, [...OPTION_KEYS, ...option.REGISTER_KEYS], 'options')
   const transport = options.transport === undefined ? undefined : option.withMethods<HubTransport>('transport', options.transport, TRANSPORT_METHODS)
   if (transport !== undefined && options.history !== undefined) {
     throw option.invalidOption('history', 'cannot be used with transport: the transport keeps the history (memoryTransport({ history }), redisTransport({ redis, history }))')

@@ -40,7 +40,6 @@ const DEPTH_BUCKETS = [0, 1, 10, 100, 1000, 10_000]
 const BUFFERED_BUCKETS = [0, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304]
 
 const OPTION_KEYS = Object.keys({ registry: 0, prefix: 0 } satisfies Record<keyof SseMetricsOptions, 0>)
-const REGISTER_KEYS = ['prefix', 'logLevel', 'logSerializers']
 
 /** `user:42` → `user:*`; a topic without a colon is its own family. */
 function familyOf (topic: string): string {
@@ -181,7 +180,7 @@ function define (prom: PromClient, registry: Registry, prefix: string, app: Fast
 }
 
 const metrics: FastifyPluginAsync<SseMetricsOptions> = async (app, options) => {
-  option.onlyKnown(options, [...new Set([...OPTION_KEYS, ...REGISTER_KEYS])], 'sseMetrics')
+  option.onlyKnown(options, [...new Set([...OPTION_KEYS, ...option.REGISTER_KEYS])], 'sseMetrics')
   const prefix = options.prefix ?? 'htmx_sse_'
   if (typeof prefix !== 'string' || !/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(prefix)) {
     throw option.invalidOption('prefix (sseMetrics)', `must be the start of a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*), got ${option.shown(prefix)}`)

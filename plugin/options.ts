@@ -22,6 +22,9 @@ export function shown (value: unknown): string {
   return Array.isArray(value) ? 'an array' : 'an object'
 }
 
+/** What Fastify's `register` itself takes; a plugin sees them among its options. */
+export const REGISTER_KEYS = ['prefix', 'logLevel', 'logSerializers'] as const
+
 /**
  * Refuses keys that are not options: a misspelt or misplaced option would
  * otherwise be dropped without a word. `where` names the call for the message.

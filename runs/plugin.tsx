@@ -19,6 +19,7 @@ import { SSE_CLOSE_EVENT } from '../views/sse.js'
 import { Layout } from '../views/layout.js'
 import { RunDetail } from '../views/run.js'
 import { SseInvalidOptionError } from '../plugin/errors.js'
+import { onlyKnown, REGISTER_KEYS } from '../plugin/options.js'
 import { formsAndAccepts, isHtmx, pageScope, wantsJson } from '../plugin/pages.js'
 import { KIND, RUN_ID, type Run } from './run.js'
 import { RunsService, type RunsServiceOptions } from './service.js'
@@ -44,7 +45,10 @@ type Params = { Params: { kind: string, id: string } }
 
 const PATH = /^(\/[A-Za-z0-9._~-]+)+$/
 
+const OPTION_KEYS = Object.keys({ store: 0, owner: 0, maxRuns: 0, leaseMs: 0, sweepMs: 0, path: 0 } satisfies Record<keyof RunsOptions, 0>)
+
 const runsPlugin: FastifyPluginAsync<RunsOptions> = async (app, options) => {
+  onlyKnown(options, [...OPTION_KEYS, ...REGISTER_KEYS], 'runs')
   const path = options.path ?? '/runs'
   if (typeof path !== 'string' || !PATH.test(path)) throw new SseInvalidOptionError('path (runs)', `must be a path like '/runs', got ${JSON.stringify(path)}`)
   const service = new RunsService(app.sseHub, app.log, path, options)

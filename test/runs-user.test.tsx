@@ -243,6 +243,12 @@ t.test('the plugin needs the core plugin first; a URL of another runner\'s kind 
   await t.rejects(async () => { await bare.register(runs); await bare.ready() }, { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: "The dependency 'fastify-htmx-sse' of plugin 'fastify-htmx-sse/runs' is not registered" }, 'registered before the core plugin: a clear error')
   await bare.close()
 
+  // A misspelt option is refused, never dropped (the default store would silently lose runs on restart).
+  const typo = Fastify({ logger: false })
+  await typo.register(htmxSse, {})
+  await t.rejects(async () => { await typo.register(runs, { stor: new MemoryRunStore() } as never); await typo.ready() }, { code: 'HTMX_SSE_INVALID_OPTION', message: /stor \(runs\) is not an option \(did you mean store\?\)/ })
+  await typo.close()
+
   const store = new MemoryRunStore()
   const agent = new AgentRunner({ store })
   const { url } = await serve(t, { store }, async app => { await app.register(agentRoutes, { prefix: '/agent', runner: agent }) })
