@@ -1,7 +1,7 @@
 // Load generator worker: opens its share of SSE connections with raw node:net
 // sockets and counts, checks and times every event. Driven over IPC by run.ts.
 import { Histogram } from './lib/hist.js'
-import type { GroupReport, Progress, WorkerInit, WorkerReply, WorkerRequest } from './lib/messages.js'
+import { emptyGroup, type GroupReport, type Progress, type WorkerInit, type WorkerReply, type WorkerRequest } from './lib/messages.js'
 import { SseClient } from './lib/sse-client.js'
 
 if (!process.send) throw new Error('loadgen.ts runs as a child of bench/run.ts (needs an IPC channel)')
@@ -99,22 +99,7 @@ function onLaterClose (c: SseClient, reason: string): void {
 let maxReconnects = 20
 
 function group (slow: boolean): GroupReport {
-  const r: GroupReport = {
-    clients: 0,
-    neverOpened: 0,
-    open: 0,
-    unique: 0,
-    duplicates: 0,
-    outOfOrder: 0,
-    other: 0,
-    complete: 0,
-    reconnects: 0,
-    bytes: 0,
-    lastRecvMs: 0,
-    hist: (slow ? slowHist : normalHist).toJSON(),
-    warmHist: (slow ? slowWarm : normalWarm).toJSON(),
-    errors: {}
-  }
+  const r = emptyGroup((slow ? slowHist : normalHist).toJSON(), (slow ? slowWarm : normalWarm).toJSON())
   for (const m of members) {
     if (m.slow !== slow) continue
     const c = m.client

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Child } from './child.js'
 import { Histogram } from './hist.js'
-import type { GroupReport, Progress, ServerReply, ServerRequest, WorkerInit, WorkerReply, WorkerRequest } from './messages.js'
+import { emptyGroup, type GroupReport, type Progress, type ServerReply, type ServerRequest, type WorkerInit, type WorkerReply, type WorkerRequest } from './messages.js'
 import { cpuSeconds, cpuTimesOf, mainThreadCpuTimes, RssSampler } from './proc.js'
 import { type BenchRedis, startRedis } from './redis-server.js'
 import { emptyRow, fmt, type Row } from './report.js'
@@ -84,20 +84,7 @@ function mergeGroups (groups: GroupReport[]): GroupReport & { histogram: Histogr
   const histogram = new Histogram()
   const warmHistogram = new Histogram()
   const out = {
-    clients: 0,
-    neverOpened: 0,
-    open: 0,
-    unique: 0,
-    duplicates: 0,
-    outOfOrder: 0,
-    other: 0,
-    complete: 0,
-    reconnects: 0,
-    bytes: 0,
-    lastRecvMs: 0,
-    hist: histogram.toJSON(),
-    warmHist: warmHistogram.toJSON(),
-    errors: {} as Record<string, number>,
+    ...emptyGroup(histogram.toJSON(), warmHistogram.toJSON()),
     histogram,
     warmHistogram
   }

@@ -86,6 +86,11 @@ export interface GroupReport {
   errors: Record<string, number>
 }
 
+/** A report with nothing counted yet, over these latency histograms (a worker's, or the merge of several). */
+export function emptyGroup (hist: HistogramJSON, warmHist: HistogramJSON): GroupReport {
+  return { clients: 0, neverOpened: 0, open: 0, unique: 0, duplicates: 0, outOfOrder: 0, other: 0, complete: 0, reconnects: 0, bytes: 0, lastRecvMs: 0, hist, warmHist, errors: {} }
+}
+
 export interface Progress { unique: number, complete: number, open: number, reconnects: number }
 
 export type WorkerReply =
